@@ -1,0 +1,165 @@
+//! Coded identifiers as validating newtypes.
+//!
+//! Data flow: raw text from a department record → [`normalize`] (NFKC, so full-width digits
+//! and letters become ASCII; spaces and dashes removed; lowercase `x` upper-cased) → the
+//! type's parser, which checks length, alphabet, embedded dates and the check digit, and
+//! returns an [`IdError`] that says exactly which of those failed.
+
+mod bank_card;
+mod mobile;
+mod resident_id;
+mod uscc;
+
+pub use bank_card::BankCard;
+pub use mobile::Mobile;
+pub use resident_id::ResidentId;
+pub use uscc::Uscc;
+
+use unicode_normalization::UnicodeNormalization;
+
+/// Why a coded identifier was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("empty value")]
+    Empty,
+    #[error("wrong length: {got} characters, expected {expected}")]
+    Length { got: usize, expected: &'static str },
+    #[error("invalid character {ch:?} at position {pos}")]
+    Character { pos: usize, ch: char },
+    #[error("invalid birth date {date}: {why}")]
+    BirthDate { date: String, why: &'static str },
+    #[error("invalid area code {code}")]
+    Area { code: String },
+    #[error("check digit is {got}, expected {expected}")]
+    Checksum { got: char, expected: char },
+    #[error("not a mobile number: {why}")]
+    Mobile { why: &'static str },
+}
+
+/// The kinds of coded identifier gdx knows how to check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IdKind {
+    ResidentId,
+    Uscc,
+    BankCard,
+    Mobile,
+}
+
+impl IdKind {
+    pub const ALL: [IdKind; 4] = [
+        IdKind::ResidentId,
+        IdKind::Uscc,
+        IdKind::BankCard,
+        IdKind::Mobile,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IdKind::ResidentId => "resident_id",
+            IdKind::Uscc => "uscc",
+            IdKind::BankCard => "bank_card",
+            IdKind::Mobile => "mobile",
+        }
+    }
+
+    /// Checks `raw` as this kind and returns its canonical form.
+    pub fn check(self, raw: &str) -> Result<String, IdError> {
+        Ok(match self {
+            IdKind::ResidentId => ResidentId::parse(raw)?.as_str().to_owned(),
+            IdKind::Uscc => Uscc::parse(raw)?.as_str().to_owned(),
+            IdKind::BankCard => BankCard::parse(raw)?.as_str().to_owned(),
+            IdKind::Mobile => Mobile::parse(raw)?.as_str().to_owned(),
+        })
+    }
+
+    /// The kinds a value could plausibly be, most likely first, judged by its normalised shape.
+    pub fn candidates(raw: &str) -> Vec<IdKind> {
+        let n = normalize(raw);
+        let len = n.chars().count();
+        let digits = n.chars().all(|c| c.is_ascii_digit());
+        let mut out = Vec::new();
+        if len == 18 || (len == 15 && digits) {
+            let id_like = n
+                .chars()
+                .enumerate()
+                .all(|(i, c)| c.is_ascii_digit() || (i == 17 && c == 'X'));
+            if id_like {
+                out.push(IdKind::ResidentId);
+            }
+            if len == 18 {
+                out.push(IdKind::Uscc);
+            }
+        }
+        let mobile_like = n.strip_prefix("+86").or_else(|| n.strip_prefix("86")).unwrap_or(&n);
+        if mobile_like.len() == 11 && mobile_like.starts_with('1') && digits_only(mobile_like) {
+            out.push(IdKind::Mobile);
+        }
+        if digits && (12..=19).contains(&len) {
+            out.push(IdKind::BankCard);
+        }
+        if out.is_empty() {
+            // Nothing fits the shape: report against every kind so the caller sees why.
+            out.extend(IdKind::ALL);
+        }
+        out
+    }
+}
+
+impl std::str::FromStr for IdKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        IdKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown identifier kind {s:?} (resident_id, uscc, bank_card, mobile)"))
+    }
+}
+
+impl std::fmt::Display for IdKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn digits_only(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// NFKC-normalises an identifier: full-width characters become ASCII, surrounding and inner
+/// spaces and dashes are dropped, letters are upper-cased.
+pub fn normalize(raw: &str) -> String {
+    raw.nfkc()
+        .filter(|c| !c.is_whitespace() && *c != '-' && *c != '\u{2010}' && *c != '\u{2014}')
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+/// Returns the first character that is not an ASCII digit, with its 1-based position.
+fn first_non_digit(s: &str, allowed_last: Option<char>) -> Option<(usize, char)> {
+    let n = s.chars().count();
+    s.chars().enumerate().find_map(|(i, c)| {
+        let ok = c.is_ascii_digit() || (i + 1 == n && Some(c) == allowed_last);
+        (!ok).then_some((i + 1, c))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_folds_full_width_and_case() {
+        assert_eq!(normalize(" １１０１０５１９４９１２３１００２ｘ "), "11010519491231002X");
+        assert_eq!(normalize("138-0013-8000"), "13800138000");
+        assert_eq!(normalize("9135 0100 m000 100y43"), "91350100M000100Y43");
+    }
+
+    #[test]
+    fn candidates_follow_shape() {
+        assert_eq!(IdKind::candidates("11010519491231002X"), vec![IdKind::ResidentId, IdKind::Uscc]);
+        assert_eq!(IdKind::candidates("91350100M000100Y43"), vec![IdKind::Uscc]);
+        assert_eq!(IdKind::candidates("13800138000"), vec![IdKind::Mobile]);
+        assert_eq!(IdKind::candidates("6222020200112233445"), vec![IdKind::BankCard]);
+        assert_eq!(IdKind::candidates("abc").len(), 4);
+    }
+}
