@@ -60,12 +60,16 @@ impl CategoryTree {
         let file: File = toml::from_str(text)?;
         let mut nodes = BTreeMap::new();
         for [code, name, english] in file.categories {
-            if let Some((parent, _)) = code.rsplit_once('.') {
-                if !nodes.contains_key(parent) {
-                    return Err(TreeError::Orphan(code));
-                }
+            if let Some((parent, _)) = code.rsplit_once('.')
+                && !nodes.contains_key(parent)
+            {
+                return Err(TreeError::Orphan(code));
             }
-            let node = Category { code: code.clone(), name, english };
+            let node = Category {
+                code: code.clone(),
+                name,
+                english,
+            };
             if nodes.insert(code.clone(), node).is_some() {
                 return Err(TreeError::Duplicate(code));
             }
@@ -113,12 +117,18 @@ mod tests {
         assert!(t.is_leaf("1.1.01"));
         assert!(!t.is_leaf("1.1"));
         assert!(!t.is_leaf("9.9.99"));
-        assert_eq!(t.path("1.1.01").unwrap(), "个人信息 / 个人基本信息 / 身份标识");
+        assert_eq!(
+            t.path("1.1.01").unwrap(),
+            "个人信息 / 个人基本信息 / 身份标识"
+        );
     }
 
     #[test]
     fn malformed_trees_are_rejected() {
-        assert!(matches!(CategoryTree::parse("categories = [[\"1.1\", \"a\", \"b\"]]"), Err(TreeError::Orphan(_))));
+        assert!(matches!(
+            CategoryTree::parse("categories = [[\"1.1\", \"a\", \"b\"]]"),
+            Err(TreeError::Orphan(_))
+        ));
         assert!(matches!(
             CategoryTree::parse("categories = [[\"1\", \"a\", \"b\"], [\"1\", \"a\", \"b\"]]"),
             Err(TreeError::Duplicate(_))

@@ -43,8 +43,15 @@ district_files!(
 /// The shipped district catalog, parsed. It is validated by the test suite, so parse
 /// failures here are programming errors.
 pub fn catalog() -> Catalog {
-    let (catalog, findings) = Catalog::parse_sources(sources().iter().map(|(n, t)| (format!("catalog/district/{n}"), *t)));
-    assert!(findings.is_empty(), "built-in district catalog does not parse: {findings:?}");
+    let (catalog, findings) = Catalog::parse_sources(
+        sources()
+            .iter()
+            .map(|(n, t)| (format!("catalog/district/{n}"), *t)),
+    );
+    assert!(
+        findings.is_empty(),
+        "built-in district catalog does not parse: {findings:?}"
+    );
     catalog
 }
 
@@ -74,10 +81,14 @@ mod tests {
         let violations: Vec<String> = report.violations().map(ToString::to_string).collect();
         assert!(violations.is_empty(), "{violations:#?}");
         assert!(c.len() >= 18, "{} datasets", c.len());
-        let departments: std::collections::BTreeSet<&str> = c.datasets().map(|d| d.id.department()).collect();
+        let departments: std::collections::BTreeSet<&str> =
+            c.datasets().map(|d| d.id.department()).collect();
         assert!(departments.len() >= 9, "{departments:?}");
         for ds in c.datasets() {
-            assert_eq!(ds.level(), ds.fields.iter().map(|f| f.level.unwrap()).max().unwrap());
+            assert_eq!(
+                ds.level(),
+                ds.fields.iter().map(|f| f.level.unwrap()).max().unwrap()
+            );
         }
     }
 }

@@ -15,9 +15,15 @@ use crate::validate::{Finding, Severity};
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read catalog directory {path}: {source}")]
-    ReadDir { path: PathBuf, source: std::io::Error },
+    ReadDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("cannot read catalog file {path}: {source}")]
-    ReadFile { path: PathBuf, source: std::io::Error },
+    ReadFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("catalog directory {0} holds no .toml dataset files")]
     Empty(PathBuf),
     #[error("catalog has errors:\n{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n"))]
@@ -64,10 +70,16 @@ impl Catalog {
 
     /// Reads every `*.toml` file of `dir` (sorted by name); parse failures become findings.
     pub fn read_dir(dir: &Path) -> Result<(Catalog, Vec<Finding>), LoadError> {
-        let entries = std::fs::read_dir(dir).map_err(|source| LoadError::ReadDir { path: dir.to_owned(), source })?;
+        let entries = std::fs::read_dir(dir).map_err(|source| LoadError::ReadDir {
+            path: dir.to_owned(),
+            source,
+        })?;
         let mut files = Vec::new();
         for entry in entries {
-            let entry = entry.map_err(|source| LoadError::ReadDir { path: dir.to_owned(), source })?;
+            let entry = entry.map_err(|source| LoadError::ReadDir {
+                path: dir.to_owned(),
+                source,
+            })?;
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "toml") {
                 files.push(path);
@@ -79,7 +91,10 @@ impl Catalog {
         files.sort();
         let mut sources = Vec::with_capacity(files.len());
         for path in files {
-            let text = std::fs::read_to_string(&path).map_err(|source| LoadError::ReadFile { path: path.clone(), source })?;
+            let text = std::fs::read_to_string(&path).map_err(|source| LoadError::ReadFile {
+                path: path.clone(),
+                source,
+            })?;
             sources.push((path.display().to_string(), text));
         }
         Ok(Self::parse_sources(sources))
@@ -90,7 +105,11 @@ impl Catalog {
         let (catalog, mut findings) = Self::read_dir(dir)?;
         findings.extend(crate::validate::validate(&catalog).findings);
         findings.retain(|f| f.severity == Severity::Violation);
-        if findings.is_empty() { Ok(catalog) } else { Err(LoadError::Invalid(findings)) }
+        if findings.is_empty() {
+            Ok(catalog)
+        } else {
+            Err(LoadError::Invalid(findings))
+        }
     }
 
     fn insert(&mut self, ds: Dataset) {
@@ -102,7 +121,10 @@ impl Catalog {
     }
 
     pub fn get(&self, id: &str) -> Option<&Dataset> {
-        self.datasets.iter().find(|(k, _)| k.as_str() == id).map(|(_, v)| v)
+        self.datasets
+            .iter()
+            .find(|(k, _)| k.as_str() == id)
+            .map(|(_, v)| v)
     }
 
     /// The dataset fed by a Kafka topic.

@@ -104,7 +104,10 @@ fn keep_ends(chars: &[char], head: usize, tail: usize) -> String {
 fn mask_name(chars: &[char]) -> String {
     let letters = chars.iter().filter(|c| !is_name_separator(**c)).count();
     if letters <= 1 {
-        return chars.iter().map(|c| if is_name_separator(*c) { *c } else { '*' }).collect();
+        return chars
+            .iter()
+            .map(|c| if is_name_separator(*c) { *c } else { '*' })
+            .collect();
     }
     let has_separator = chars.iter().any(|c| is_name_separator(*c));
     let prefix: String = chars.iter().take(2).collect();
@@ -117,7 +120,13 @@ fn mask_name(chars: &[char]) -> String {
     chars
         .iter()
         .enumerate()
-        .map(|(i, &c)| if i < keep || is_name_separator(c) { c } else { '*' })
+        .map(|(i, &c)| {
+            if i < keep || is_name_separator(c) {
+                c
+            } else {
+                '*'
+            }
+        })
         .collect()
 }
 
@@ -128,7 +137,8 @@ const DISTRICT_MARKERS: &[&str] = &["区", "县", "市"];
 
 fn mask_address(chars: &[char]) -> String {
     let s: String = chars.iter().collect();
-    let cut = last_marker_end(&s, ADDRESS_MARKERS).or_else(|| last_marker_end(&s, DISTRICT_MARKERS));
+    let cut =
+        last_marker_end(&s, ADDRESS_MARKERS).or_else(|| last_marker_end(&s, DISTRICT_MARKERS));
     match cut {
         Some(end) if end < s.len() => format!("{}****", &s[..end]),
         // The whole value is the street/community: nothing finer to hide, but keep no more
@@ -150,7 +160,13 @@ fn mask_birth_date(chars: &[char]) -> String {
     let year_like = chars.len() >= 4 && chars[..4].iter().all(char::is_ascii_digit);
     if year_like {
         let mut out: String = chars[..4].iter().collect();
-        out.extend(chars[4..].iter().map(|&c| if matches!(c, '-' | '/' | '.' | '年' | '月' | '日') { c } else { '*' }));
+        out.extend(chars[4..].iter().map(|&c| {
+            if matches!(c, '-' | '/' | '.' | '年' | '月' | '日') {
+                c
+            } else {
+                '*'
+            }
+        }));
         out
     } else {
         "*".repeat(chars.len())
@@ -182,14 +198,26 @@ mod tests {
         assert_eq!(mask(PiiKind::Name, "欧阳"), "欧*");
         assert_eq!(mask(PiiKind::Name, "买买提·艾力"), "买**·**");
         assert_eq!(mask(PiiKind::Name, "张"), "*");
-        assert_eq!(mask(PiiKind::IdNumber, "42010619560229123X"), "420106********123X");
-        assert_eq!(mask(PiiKind::Phone, "13812341234"), "138****1234");
-        assert_eq!(mask(PiiKind::BankCard, "6222020200112233445"), "622202*********3445");
         assert_eq!(
-            mask(PiiKind::Address, "湖北省武汉市武昌区中华路街道司门口社区解放路123号2单元301室"),
+            mask(PiiKind::IdNumber, "42010619560229123X"),
+            "420106********123X"
+        );
+        assert_eq!(mask(PiiKind::Phone, "13812341234"), "138****1234");
+        assert_eq!(
+            mask(PiiKind::BankCard, "6222020200112233445"),
+            "622202*********3445"
+        );
+        assert_eq!(
+            mask(
+                PiiKind::Address,
+                "湖北省武汉市武昌区中华路街道司门口社区解放路123号2单元301室"
+            ),
             "湖北省武汉市武昌区中华路街道司门口社区****"
         );
-        assert_eq!(mask(PiiKind::Address, "武汉市武昌区解放路123号"), "武汉市武昌区****");
+        assert_eq!(
+            mask(PiiKind::Address, "武汉市武昌区解放路123号"),
+            "武汉市武昌区****"
+        );
         assert_eq!(mask(PiiKind::Address, "解放路123号"), "****");
         assert_eq!(mask(PiiKind::BirthDate, "1956-02-29"), "1956-**-**");
         assert_eq!(mask(PiiKind::Email, "zhang@example.cn"), "z***@example.cn");

@@ -19,7 +19,9 @@ pub struct DatasetId(String);
 
 /// A dataset id that is not `<dept>.<dataset>` in lowercase snake case.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid dataset id {0:?}: expected <department>.<dataset> in lowercase snake case, e.g. ps.household_registration")]
+#[error(
+    "invalid dataset id {0:?}: expected <department>.<dataset> in lowercase snake case, e.g. ps.household_registration"
+)]
 pub struct InvalidDatasetId(pub String);
 
 fn is_snake(s: &str) -> bool {
@@ -34,7 +36,9 @@ impl DatasetId {
     pub fn new(s: impl Into<String>) -> Result<Self, InvalidDatasetId> {
         let s = s.into();
         match s.split_once('.') {
-            Some((dept, name)) if is_snake(dept) && is_snake(name) && !dept.contains('_') => Ok(Self(s)),
+            Some((dept, name)) if is_snake(dept) && is_snake(name) && !dept.contains('_') => {
+                Ok(Self(s))
+            }
             _ => Err(InvalidDatasetId(s)),
         }
     }
@@ -394,7 +398,9 @@ mod tests {
         let id = DatasetId::new("ps.household_registration").unwrap();
         assert_eq!(id.department(), "ps");
         assert_eq!(id.name(), "household_registration");
-        for bad in ["ps", "PS.x", "ps.", ".x", "p_s.x", "ps.x.y", "ps.X", "ps.a__b", "ps.9a"] {
+        for bad in [
+            "ps", "PS.x", "ps.", ".x", "p_s.x", "ps.x.y", "ps.X", "ps.a__b", "ps.9a",
+        ] {
             assert!(DatasetId::new(bad).is_err(), "{bad}");
         }
     }

@@ -41,7 +41,9 @@ impl Pseudonymizer {
     /// that `11010519491231002x` and `11010519491231002X` map to the same pseudonym.
     pub fn pseudonym(&self, kind: PiiKind, value: &str) -> String {
         let canonical = match kind {
-            PiiKind::IdNumber | PiiKind::Uscc | PiiKind::BankCard | PiiKind::Phone => normalize(value),
+            PiiKind::IdNumber | PiiKind::Uscc | PiiKind::BankCard | PiiKind::Phone => {
+                normalize(value)
+            }
             _ => value.trim().to_owned(),
         };
         let mut mac = self.mac.clone();

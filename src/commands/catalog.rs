@@ -14,7 +14,12 @@ pub(crate) fn run(cmd: CatalogCommand) -> anyhow::Result<ExitCode> {
         CatalogCommand::List { source, format } => {
             let catalog = load(&source)?;
             match format {
-                Format::Json => println!("{}", serde_json::to_string_pretty(&catalog.datasets().map(summary_json).collect::<Vec<_>>())?),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &catalog.datasets().map(summary_json).collect::<Vec<_>>()
+                    )?
+                ),
                 Format::Table => print_list(&catalog),
             }
             Ok(ExitCode::SUCCESS)
@@ -23,7 +28,11 @@ pub(crate) fn run(cmd: CatalogCommand) -> anyhow::Result<ExitCode> {
             let catalog = load(&source)?;
             let Some(ds) = catalog.get(&id) else {
                 let close = catalog.close_ids(&id);
-                let hint = if close.is_empty() { String::new() } else { format!("; did you mean: {}", close.join(", ")) };
+                let hint = if close.is_empty() {
+                    String::new()
+                } else {
+                    format!("; did you mean: {}", close.join(", "))
+                };
                 anyhow::bail!("no dataset {id:?} in the catalog{hint} (see `gdx catalog list`)");
             };
             match format {
@@ -32,20 +41,35 @@ pub(crate) fn run(cmd: CatalogCommand) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
-        CatalogCommand::Validate { dir, baseline, warnings } => {
+        CatalogCommand::Validate {
+            dir,
+            baseline,
+            warnings,
+        } => {
             let (catalog, parse_findings, label) = match &dir {
                 Some(d) => {
                     let (c, f) = Catalog::read_dir(d)?;
                     (c, f, d.display().to_string())
                 }
-                None => (district::catalog(), Vec::new(), "built-in district catalog".to_owned()),
+                None => (
+                    district::catalog(),
+                    Vec::new(),
+                    "built-in district catalog".to_owned(),
+                ),
             };
-            let mut report = Report { findings: parse_findings };
+            let mut report = Report {
+                findings: parse_findings,
+            };
             report.extend(validate(&catalog).findings);
             if let Some(b) = &baseline {
-                let (base, base_findings) = Catalog::read_dir(b).with_context(|| format!("reading baseline {}", b.display()))?;
+                let (base, base_findings) = Catalog::read_dir(b)
+                    .with_context(|| format!("reading baseline {}", b.display()))?;
                 if !base_findings.is_empty() {
-                    anyhow::bail!("baseline {} does not parse: {}", b.display(), base_findings[0]);
+                    anyhow::bail!(
+                        "baseline {} does not parse: {}",
+                        b.display(),
+                        base_findings[0]
+                    );
                 }
                 report.extend(validate_evolution(&base, &catalog).findings);
             }
@@ -59,8 +83,15 @@ pub(crate) fn run(cmd: CatalogCommand) -> anyhow::Result<ExitCode> {
             }
             let v = report.violations().count();
             let w = report.warnings().count();
-            println!("{label}: {} datasets, {v} violations, {w} warnings", catalog.len());
-            Ok(if v == 0 { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            println!(
+                "{label}: {} datasets, {v} violations, {w} warnings",
+                catalog.len()
+            );
+            Ok(if v == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
         }
     }
 }
@@ -91,15 +122,31 @@ fn summary_json(ds: &Dataset) -> serde_json::Value {
 
 /// Pads to a display width, counting CJK characters as two columns.
 fn pad(s: &str, width: usize) -> String {
-    let w: usize = s.chars().map(|c| if (c as u32) >= 0x1100 { 2 } else { 1 }).sum();
+    let w: usize = s
+        .chars()
+        .map(|c| if (c as u32) >= 0x1100 { 2 } else { 1 })
+        .sum();
     format!("{s}{}", " ".repeat(width.saturating_sub(w)))
 }
 
 fn print_list(catalog: &Catalog) {
-    println!("{}{}{}LEVEL  SHARING        OPEN         FEED           FIELDS", pad("ID", 34), pad("NAME", 30), pad("PROVIDER", 26));
+    println!(
+        "{}{}{}LEVEL  SHARING        OPEN         FEED           FIELDS",
+        pad("ID", 34),
+        pad("NAME", 30),
+        pad("PROVIDER", 26)
+    );
     for ds in catalog.datasets() {
-        let sharing = ds.sharing.as_ref().map(|s| format!("{:?}", s.kind).to_lowercase()).unwrap_or_default();
-        let open = ds.open.as_ref().map(|o| format!("{:?}", o.kind).to_lowercase()).unwrap_or_default();
+        let sharing = ds
+            .sharing
+            .as_ref()
+            .map(|s| format!("{:?}", s.kind).to_lowercase())
+            .unwrap_or_default();
+        let open = ds
+            .open
+            .as_ref()
+            .map(|o| format!("{:?}", o.kind).to_lowercase())
+            .unwrap_or_default();
         let feed = match ds.feed_format {
             gdx_catalog::FeedFormat::Json => "json",
             gdx_catalog::FeedFormat::DebeziumJson => "debezium-json",
@@ -124,45 +171,96 @@ fn print_dataset(ds: &Dataset) {
     let tree = CategoryTree::builtin();
     println!("{} — {}", ds.id, ds.name);
     println!("  resource code   {}", ds.resource_code);
-    println!("  provider        {} ({}, code {})", ds.provider.name, ds.provider.department, ds.provider.code);
+    println!(
+        "  provider        {} ({}, code {})",
+        ds.provider.name, ds.provider.department, ds.provider.code
+    );
     println!("  summary         {}", ds.summary);
     println!("  format          {}", ds.format);
     if let Some(s) = &ds.sharing {
-        println!("  sharing         {:?} via {}{}", s.kind, s.method, if s.condition.is_empty() { String::new() } else { format!(" — {}", s.condition) });
+        println!(
+            "  sharing         {:?} via {}{}",
+            s.kind,
+            s.method,
+            if s.condition.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", s.condition)
+            }
+        );
         if !s.legal_basis.is_empty() {
             println!("  legal basis     {}", s.legal_basis);
         }
     }
     if let Some(o) = &ds.open {
-        println!("  open            {:?}{}", o.kind, if o.condition.is_empty() { String::new() } else { format!(" — {}", o.condition) });
+        println!(
+            "  open            {:?}{}",
+            o.kind,
+            if o.condition.is_empty() {
+                String::new()
+            } else {
+                format!(" — {}", o.condition)
+            }
+        );
     }
     println!("  update cycle    {}", ds.update_cycle);
-    println!("  published       {}", ds.publish_date.map(|d| d.to_string()).unwrap_or_default());
+    println!(
+        "  published       {}",
+        ds.publish_date.map(|d| d.to_string()).unwrap_or_default()
+    );
     println!("  related         {}", ds.related.join(", "));
     println!("  level           {} (max of its fields)", ds.level());
-    println!("  topic           {} ({})", ds.topic, match ds.feed_format {
-        gdx_catalog::FeedFormat::Json => "json",
-        gdx_catalog::FeedFormat::DebeziumJson => "debezium-json",
-    });
+    println!(
+        "  topic           {} ({})",
+        ds.topic,
+        match ds.feed_format {
+            gdx_catalog::FeedFormat::Json => "json",
+            gdx_catalog::FeedFormat::DebeziumJson => "debezium-json",
+        }
+    );
     println!("  primary key     {}", ds.primary_key.join(", "));
-    let entities: Vec<String> = ds.entities.iter().map(|e| format!("{} → {:?}", e.field, e.kind)).collect();
+    let entities: Vec<String> = ds
+        .entities
+        .iter()
+        .map(|e| format!("{} → {:?}", e.field, e.kind))
+        .collect();
     println!("  entities        {}", entities.join(", "));
     println!("  schema version  {}", ds.schema_version);
     println!();
-    println!("  {}{}{}{}{}{}DESCRIPTION", pad("FIELD", 22), pad("TYPE", 10), pad("NULL", 6), pad("LEVEL", 7), pad("PII/CHECK", 22), pad("CATEGORY", 30));
+    println!(
+        "  {}{}{}{}{}{}DESCRIPTION",
+        pad("FIELD", 22),
+        pad("TYPE", 10),
+        pad("NULL", 6),
+        pad("LEVEL", 7),
+        pad("PII/CHECK", 22),
+        pad("CATEGORY", 30)
+    );
     for f in &ds.fields {
         let pii = match (f.pii, f.check) {
             (Some(p), Some(c)) => format!("{}/{:?}", p.as_str(), c).to_lowercase(),
             (Some(p), None) => p.as_str().to_owned(),
             _ => String::new(),
         };
-        let cat = f.category.as_deref().map(|c| format!("{c} {}", tree.get(c).map(|n| n.name.as_str()).unwrap_or("?"))).unwrap_or_default();
+        let cat = f
+            .category
+            .as_deref()
+            .map(|c| {
+                format!(
+                    "{c} {}",
+                    tree.get(c).map(|n| n.name.as_str()).unwrap_or("?")
+                )
+            })
+            .unwrap_or_default();
         println!(
             "  {}{}{}{}{}{}{}",
             pad(&f.name, 22),
             pad(f.ty.as_str(), 10),
             pad(if f.nullable { "yes" } else { "no" }, 6),
-            pad(&f.level.map(|l| l.to_string()).unwrap_or_else(|| "-".into()), 7),
+            pad(
+                &f.level.map(|l| l.to_string()).unwrap_or_else(|| "-".into()),
+                7
+            ),
             pad(&pii, 22),
             pad(&cat, 30),
             f.description

@@ -14,7 +14,11 @@ pub(crate) fn run(cmd: IdCommand) -> anyhow::Result<ExitCode> {
         all_valid &= ok;
         println!("{line}");
     }
-    Ok(if all_valid { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if all_valid {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 fn to_kind(k: IdKindArg) -> IdKind {
@@ -34,7 +38,12 @@ pub(crate) fn check(value: &str, kind: Option<IdKind>) -> (bool, String) {
     for k in kinds {
         match k.check(value) {
             Ok(canonical) if canonical == value => return (true, format!("{value}: valid {k}")),
-            Ok(canonical) => return (true, format!("{value}: valid {k} (normalised: {canonical})")),
+            Ok(canonical) => {
+                return (
+                    true,
+                    format!("{value}: valid {k} (normalised: {canonical})"),
+                );
+            }
             Err(e) => reasons.push(format!("{k}: {e}")),
         }
     }
@@ -47,14 +56,26 @@ mod tests {
 
     #[test]
     fn lines_say_why() {
-        assert_eq!(check("11010519491231002X", None), (true, "11010519491231002X: valid resident_id".into()));
+        assert_eq!(
+            check("11010519491231002X", None),
+            (true, "11010519491231002X: valid resident_id".into())
+        );
         let (ok, line) = check("11010519491231002x", None);
-        assert!(ok && line.contains("normalised: 11010519491231002X"), "{line}");
+        assert!(
+            ok && line.contains("normalised: 11010519491231002X"),
+            "{line}"
+        );
         let (ok, line) = check("110105194912310021", None);
         assert!(!ok);
-        assert!(line.contains("resident_id: check digit is 1, expected X"), "{line}");
+        assert!(
+            line.contains("resident_id: check digit is 1, expected X"),
+            "{line}"
+        );
         assert!(line.contains("uscc:"), "{line}");
         let (ok, line) = check("91350100M000100Y43", Some(IdKind::ResidentId));
-        assert!(!ok && line.contains("resident_id: invalid character"), "{line}");
+        assert!(
+            !ok && line.contains("resident_id: invalid character"),
+            "{line}"
+        );
     }
 }

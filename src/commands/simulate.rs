@@ -40,11 +40,17 @@ pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         noise: args.noise,
         payment_months: args.payment_months,
     };
-    let bar = if args.quiet { ProgressBar::hidden() } else { ProgressBar::new(1) };
+    let bar = if args.quiet {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(1)
+    };
     bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} {msg}")
-            .expect("static template")
-            .progress_chars("=> "),
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} {msg}",
+        )
+        .expect("static template")
+        .progress_chars("=> "),
     );
     bar.enable_steady_tick(std::time::Duration::from_millis(200));
     let bar = Bar(bar);
@@ -55,7 +61,10 @@ pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
         summary.residents, summary.households, summary.enterprises, summary.properties, cfg.seed
     );
     for f in &summary.feeds {
-        println!("  {:<40} {:>9} events {:>6} tombstones {:>6} noised", f.file, f.events, f.tombstones, f.noised);
+        println!(
+            "  {:<40} {:>9} events {:>6} tombstones {:>6} noised",
+            f.file, f.events, f.tombstones, f.noised
+        );
     }
     for id in &summary.not_simulated {
         println!("  {id}: not simulated (no projection for this dataset)");

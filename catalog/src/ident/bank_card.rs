@@ -35,7 +35,10 @@ impl BankCard {
             return Err(IdError::Character { pos, ch });
         }
         if !(12..=19).contains(&s.len()) {
-            return Err(IdError::Length { got: s.len(), expected: "12 to 19" });
+            return Err(IdError::Length {
+                got: s.len(),
+                expected: "12 to 19",
+            });
         }
         let (body, last) = s.split_at(s.len() - 1);
         let expected = (b'0' + luhn_digit(body)) as char;
@@ -67,9 +70,18 @@ mod tests {
     fn luhn() {
         assert!(BankCard::parse("4111111111111111").is_ok());
         assert!(BankCard::parse("4111 1111 1111 1111").is_ok());
-        assert!(matches!(BankCard::parse("4111111111111112"), Err(IdError::Checksum { expected: '1', .. })));
-        assert!(matches!(BankCard::parse("41111"), Err(IdError::Length { .. })));
-        assert!(matches!(BankCard::parse("4111a11111111111"), Err(IdError::Character { pos: 5, .. })));
+        assert!(matches!(
+            BankCard::parse("4111111111111112"),
+            Err(IdError::Checksum { expected: '1', .. })
+        ));
+        assert!(matches!(
+            BankCard::parse("41111"),
+            Err(IdError::Length { .. })
+        ));
+        assert!(matches!(
+            BankCard::parse("4111a11111111111"),
+            Err(IdError::Character { pos: 5, .. })
+        ));
         let c = BankCard::compose("622202020011223344").unwrap();
         assert_eq!(c.as_str().len(), 19);
         for pos in 0..19 {

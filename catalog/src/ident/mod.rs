@@ -90,11 +90,16 @@ impl IdKind {
                 out.push(IdKind::Uscc);
             }
         }
-        let mobile_like = n.strip_prefix("+86").or_else(|| n.strip_prefix("86")).unwrap_or(&n);
+        let mobile_like = n
+            .strip_prefix("+86")
+            .or_else(|| n.strip_prefix("86"))
+            .unwrap_or(&n);
         if mobile_like.len() == 11 && mobile_like.starts_with('1') && digits_only(mobile_like) {
             out.push(IdKind::Mobile);
         }
-        if digits && (12..=19).contains(&len) {
+        // 18 characters are read as a resident ID or USCC only (18-digit cards are rare;
+        // check them with an explicit kind).
+        if digits && (12..=19).contains(&len) && len != 18 {
             out.push(IdKind::BankCard);
         }
         if out.is_empty() {
@@ -111,7 +116,9 @@ impl std::str::FromStr for IdKind {
         IdKind::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown identifier kind {s:?} (resident_id, uscc, bank_card, mobile)"))
+            .ok_or_else(|| {
+                format!("unknown identifier kind {s:?} (resident_id, uscc, bank_card, mobile)")
+            })
     }
 }
 
@@ -149,17 +156,26 @@ mod tests {
 
     #[test]
     fn normalize_folds_full_width_and_case() {
-        assert_eq!(normalize(" １１０１０５１９４９１２３１００２ｘ "), "11010519491231002X");
+        assert_eq!(
+            normalize(" １１０１０５１９４９１２３１００２ｘ "),
+            "11010519491231002X"
+        );
         assert_eq!(normalize("138-0013-8000"), "13800138000");
         assert_eq!(normalize("9135 0100 m000 100y43"), "91350100M000100Y43");
     }
 
     #[test]
     fn candidates_follow_shape() {
-        assert_eq!(IdKind::candidates("11010519491231002X"), vec![IdKind::ResidentId, IdKind::Uscc]);
+        assert_eq!(
+            IdKind::candidates("11010519491231002X"),
+            vec![IdKind::ResidentId, IdKind::Uscc]
+        );
         assert_eq!(IdKind::candidates("91350100M000100Y43"), vec![IdKind::Uscc]);
         assert_eq!(IdKind::candidates("13800138000"), vec![IdKind::Mobile]);
-        assert_eq!(IdKind::candidates("6222020200112233445"), vec![IdKind::BankCard]);
+        assert_eq!(
+            IdKind::candidates("6222020200112233445"),
+            vec![IdKind::BankCard]
+        );
         assert_eq!(IdKind::candidates("abc").len(), 4);
     }
 }

@@ -48,7 +48,9 @@ impl ResidentId {
             return Err(IdError::Character { pos, ch });
         }
         if s.starts_with('0') {
-            return Err(IdError::Area { code: s[..6].to_owned() });
+            return Err(IdError::Area {
+                code: s[..6].to_owned(),
+            });
         }
         birth_date_of(&s, today)?;
         let expected = check_char(&s[..17]);
@@ -162,7 +164,10 @@ mod tests {
             assert_eq!(id.as_str(), v);
         }
         let id = ResidentId::parse_at("11010519491231002X", today()).unwrap();
-        assert_eq!(id.birth_date(), NaiveDate::from_ymd_opt(1949, 12, 31).unwrap());
+        assert_eq!(
+            id.birth_date(),
+            NaiveDate::from_ymd_opt(1949, 12, 31).unwrap()
+        );
         assert!(!id.is_male());
         assert_eq!(id.area_code(), "110105");
     }
@@ -172,7 +177,11 @@ mod tests {
         for v in ["11010519491231002X", "440524188001010014"] {
             for pos in 0..18 {
                 let orig = v.as_bytes()[pos];
-                let alphabet: &[u8] = if pos == 17 { b"0123456789X" } else { b"0123456789" };
+                let alphabet: &[u8] = if pos == 17 {
+                    b"0123456789X"
+                } else {
+                    b"0123456789"
+                };
                 for &c in alphabet {
                     if c == orig {
                         continue;
@@ -189,24 +198,39 @@ mod tests {
     #[test]
     fn errors_say_what_is_wrong() {
         let t = today();
-        assert!(matches!(ResidentId::parse_at("1101051949", t), Err(IdError::Length { got: 10, .. })));
+        assert!(matches!(
+            ResidentId::parse_at("1101051949", t),
+            Err(IdError::Length { got: 10, .. })
+        ));
         assert!(matches!(
             ResidentId::parse_at("11010519491231002Y", t),
             Err(IdError::Character { pos: 18, ch: 'Y' })
         ));
         assert!(matches!(
             ResidentId::parse_at("110105194913310028", t),
-            Err(IdError::BirthDate { why: "not a calendar date", .. })
+            Err(IdError::BirthDate {
+                why: "not a calendar date",
+                ..
+            })
         ));
-        assert!(matches!(ResidentId::parse_at("11010519491231002", t), Err(IdError::Length { .. })));
+        assert!(matches!(
+            ResidentId::parse_at("11010519491231002", t),
+            Err(IdError::Length { .. })
+        ));
         assert!(matches!(
             ResidentId::parse_at("110105194912310021", t),
-            Err(IdError::Checksum { got: '1', expected: 'X' })
+            Err(IdError::Checksum {
+                got: '1',
+                expected: 'X'
+            })
         ));
         let future = ResidentId::compose(420106, NaiveDate::from_ymd_opt(2030, 1, 1).unwrap(), 11);
         assert!(matches!(
             ResidentId::parse_at(future.as_str(), t),
-            Err(IdError::BirthDate { why: "in the future", .. })
+            Err(IdError::BirthDate {
+                why: "in the future",
+                ..
+            })
         ));
         assert_eq!(ResidentId::parse_at("", t), Err(IdError::Empty));
     }
@@ -214,8 +238,15 @@ mod tests {
     #[test]
     fn normalised_forms_are_accepted() {
         let t = today();
-        for v in [" 11010519491231002x", "１１０１０５１９４９１２３１００２Ｘ", "110105-19491231-002X"] {
-            assert_eq!(ResidentId::parse_at(v, t).unwrap().as_str(), "11010519491231002X");
+        for v in [
+            " 11010519491231002x",
+            "１１０１０５１９４９１２３１００２Ｘ",
+            "110105-19491231-002X",
+        ] {
+            assert_eq!(
+                ResidentId::parse_at(v, t).unwrap().as_str(),
+                "11010519491231002X"
+            );
         }
     }
 
@@ -225,7 +256,10 @@ mod tests {
         let legacy = id.to_legacy().unwrap();
         assert_eq!(legacy, "110105491231002");
         assert_eq!(ResidentId::parse_at(&legacy, today()).unwrap(), id);
-        assert!(matches!(ResidentId::parse_at("11010549123100A", today()), Err(IdError::Character { pos: 15, .. })));
+        assert!(matches!(
+            ResidentId::parse_at("11010549123100A", today()),
+            Err(IdError::Character { pos: 15, .. })
+        ));
     }
 
     #[test]

@@ -6,7 +6,9 @@
 use super::{IdError, normalize};
 
 const ALPHABET: &[u8; 31] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
-const WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+const WEIGHTS: [u32; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
 
 /// A validated 18-character unified social credit code.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,14 +34,23 @@ impl Uscc {
         }
         let got = s.chars().count();
         if got != 18 {
-            return Err(IdError::Length { got, expected: "18" });
+            return Err(IdError::Length {
+                got,
+                expected: "18",
+            });
         }
-        if let Some((i, ch)) = s.chars().enumerate().find(|(_, c)| !c.is_ascii() || value_of(*c as u8).is_none()) {
+        if let Some((i, ch)) = s
+            .chars()
+            .enumerate()
+            .find(|(_, c)| !c.is_ascii() || value_of(*c as u8).is_none())
+        {
             return Err(IdError::Character { pos: i + 1, ch });
         }
         let b = s.as_bytes();
         if !b[2..8].iter().all(u8::is_ascii_digit) {
-            return Err(IdError::Area { code: s[2..8].to_owned() });
+            return Err(IdError::Area {
+                code: s[2..8].to_owned(),
+            });
         }
         let expected = check_char(b).expect("alphabet checked");
         let got = b[17] as char;
@@ -117,10 +128,25 @@ mod tests {
 
     #[test]
     fn errors_say_what_is_wrong() {
-        assert!(matches!(Uscc::parse("91350100M000100Y4"), Err(IdError::Length { got: 17, .. })));
-        assert!(matches!(Uscc::parse("91350100M000100I43"), Err(IdError::Character { pos: 16, ch: 'I' })));
-        assert!(matches!(Uscc::parse("91350100M000100Y44"), Err(IdError::Checksum { got: '4', expected: '3' })));
-        assert!(matches!(Uscc::parse("913A0100M000100Y43"), Err(IdError::Area { .. })));
+        assert!(matches!(
+            Uscc::parse("91350100M000100Y4"),
+            Err(IdError::Length { got: 17, .. })
+        ));
+        assert!(matches!(
+            Uscc::parse("91350100M000100I43"),
+            Err(IdError::Character { pos: 16, ch: 'I' })
+        ));
+        assert!(matches!(
+            Uscc::parse("91350100M000100Y44"),
+            Err(IdError::Checksum {
+                got: '4',
+                expected: '3'
+            })
+        ));
+        assert!(matches!(
+            Uscc::parse("913A0100M000100Y43"),
+            Err(IdError::Area { .. })
+        ));
     }
 
     #[test]

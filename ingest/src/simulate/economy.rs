@@ -10,7 +10,9 @@ use chrono::{Datelike, Duration, NaiveDate};
 use gdx_catalog::Uscc;
 
 use super::names;
-use super::rng::{self, Rng, add_years, chance, date_between, normal, pick, range, uniform, weighted};
+use super::rng::{
+    self, Rng, add_years, chance, date_between, normal, pick, range, uniform, weighted,
+};
 use super::world::World;
 
 #[derive(Debug, Clone)]
@@ -159,11 +161,24 @@ fn enterprises(w: &mut World, rng: &mut Rng) {
         let (_, word, _, _) = names::INDUSTRIES[industry];
         let mut name;
         loop {
-            name = format!("{}{}{}{}有限公司", &w.district.city[..w.district.city.len() - 3], pick(rng, names::BRAND), pick(rng, names::BRAND), word);
+            name = format!(
+                "{}{}{}{}有限公司",
+                &w.district.city[..w.district.city.len() - 3],
+                pick(rng, names::BRAND),
+                pick(rng, names::BRAND),
+                word
+            );
             if used_names.insert(name.clone()) {
                 break;
             }
-            name = format!("{}{}{}{}{}有限公司", &w.district.city[..w.district.city.len() - 3], pick(rng, names::BRAND), pick(rng, names::BRAND), pick(rng, names::BRAND), word);
+            name = format!(
+                "{}{}{}{}{}有限公司",
+                &w.district.city[..w.district.city.len() - 3],
+                pick(rng, names::BRAND),
+                pick(rng, names::BRAND),
+                pick(rng, names::BRAND),
+                word
+            );
             if used_names.insert(name.clone()) {
                 break;
             }
@@ -184,13 +199,28 @@ fn enterprises(w: &mut World, rng: &mut Rng) {
         };
         let street = range(rng, 0, w.streets.len() as i64 - 1) as u16;
         let s = &w.streets[street as usize];
-        let address = format!("{}{}{}{}号{}", w.district.city, w.district.name, pick(rng, names::ROADS), range(rng, 1, 888), if chance(rng, 0.5) { format!("{}层", range(rng, 1, 40)) } else { String::new() });
+        let address = format!(
+            "{}{}{}{}号{}",
+            w.district.city,
+            w.district.name,
+            pick(rng, names::ROADS),
+            range(rng, 1, 888),
+            if chance(rng, 0.5) {
+                format!("{}层", range(rng, 1, 40))
+            } else {
+                String::new()
+            }
+        );
         let _ = s;
-        let capital_wan = [10, 50, 100, 200, 500, 1000, 3000, 5000, 10000][range(rng, 0, 8) as usize];
+        let capital_wan =
+            [10, 50, 100, 200, 500, 1000, 3000, 5000, 10000][range(rng, 0, 8) as usize];
         w.enterprises.push(Enterprise {
-            uscc: Uscc::compose("91", w.district.code, &org_code(i)).expect("valid").as_str().to_owned(),
+            uscc: Uscc::compose("91", w.district.code, &org_code(i))
+                .expect("valid")
+                .as_str()
+                .to_owned(),
             name,
-            etype: *weighted(rng, names::ENTERPRISE_TYPES),
+            etype: weighted(rng, names::ENTERPRISE_TYPES),
             legal_rep: *pick(rng, &adults),
             industry,
             capital_fen: capital_wan * 1_000_000,
@@ -227,7 +257,9 @@ fn weighted_index(rng: &mut Rng, weights: impl Iterator<Item = u32> + Clone) -> 
 /// heavy-tailed size distribution.
 fn employment(w: &mut World, rng: &mut Rng) {
     let start = w.cfg.start;
-    let open: Vec<u32> = (0..w.enterprises.len() as u32).filter(|&i| w.enterprises[i as usize].active_on(start)).collect();
+    let open: Vec<u32> = (0..w.enterprises.len() as u32)
+        .filter(|&i| w.enterprises[i as usize].active_on(start))
+        .collect();
     if open.is_empty() {
         return;
     }
@@ -248,7 +280,11 @@ fn employment(w: &mut World, rng: &mut Rng) {
         let r = uniform(rng) * total;
         let slot = cumulative.partition_point(|&c| c < r).min(open.len() - 1);
         let e = open[slot];
-        let since = date_between(rng, add_years(person.birth, 18).max(w.enterprises[e as usize].established), start - Duration::days(1));
+        let since = date_between(
+            rng,
+            add_years(person.birth, 18).max(w.enterprises[e as usize].established),
+            start - Duration::days(1),
+        );
         w.people[p].employer = Some(e);
         w.people[p].employed_since = since;
         w.enterprises[e as usize].resident_staff += 1;
@@ -276,7 +312,10 @@ fn finances(w: &mut World, rng: &mut Rng) {
             e.revenue[k] = revenue_fen;
             e.tax[k] = (revenue_fen as f64 * (0.03 + uniform(rng) * 0.05)) as i64;
         }
-        let tech = matches!(e.industry_code(), "I64" | "I65" | "M73" | "M75" | "C39" | "C38" | "C35" | "C27");
+        let tech = matches!(
+            e.industry_code(),
+            "I64" | "I65" | "M73" | "M75" | "C39" | "C38" | "C35" | "C27"
+        );
         if tech && e.headcount() >= 5 && e.cancelled.is_none() && chance(rng, 0.25) {
             let year = range(rng, 2017, 2025) as i32;
             let d = NaiveDate::from_ymd_opt(year, 12, 1).expect("date");
@@ -285,29 +324,56 @@ fn finances(w: &mut World, rng: &mut Rng) {
             }
         }
         let manufacturing = e.sector() == "industry";
-        if (e.high_tech.is_some() || manufacturing) && e.headcount() >= 10 && e.cancelled.is_none() && chance(rng, 0.12) {
+        if (e.high_tech.is_some() || manufacturing)
+            && e.headcount() >= 8
+            && e.cancelled.is_none()
+            && chance(rng, 0.25)
+        {
             let year = range(rng, 2021, 2025) as i32;
             let d = NaiveDate::from_ymd_opt(year, 9, 15).expect("date");
             if d > e.established && d <= end {
-                e.sme = Some((if chance(rng, 0.1) { "little_giant" } else { "province" }, d));
+                e.sme = Some((
+                    if chance(rng, 0.1) {
+                        "little_giant"
+                    } else {
+                        "province"
+                    },
+                    d,
+                ));
             }
         }
         let threshold = e.above_scale_threshold();
         if let Some(k) = e.revenue.iter().position(|&r| r >= threshold) {
-            e.above_scale_first = Some(if k == 0 && e.established.year() < 2020 && chance(rng, 0.7) {
-                range(rng, i64::from(e.established.year().max(2011)), 2024) as i32
-            } else {
-                YEARS[k]
-            });
+            e.above_scale_first = Some(
+                if k == 0 && e.established.year() < 2020 && chance(rng, 0.7) {
+                    range(rng, i64::from(e.established.year().max(2011)), 2024) as i32
+                } else {
+                    YEARS[k]
+                },
+            );
         }
         if chance(rng, 0.04) {
-            let listed = date_between(rng, NaiveDate::from_ymd_opt(2023, 1, 1).expect("date").max(e.established), end);
+            let listed = date_between(
+                rng,
+                NaiveDate::from_ymd_opt(2023, 1, 1)
+                    .expect("date")
+                    .max(e.established),
+                end,
+            );
             let removed = chance(rng, 0.4).then(|| date_between(rng, listed, end));
-            let reason = *pick(rng, &["未按规定报送年度报告", "通过登记的住所或者经营场所无法联系", "未按规定公示即时信息", "公示信息隐瞒真实情况、弄虚作假"]);
+            let reason = *pick(
+                rng,
+                &[
+                    "未按规定报送年度报告",
+                    "通过登记的住所或者经营场所无法联系",
+                    "未按规定公示即时信息",
+                    "公示信息隐瞒真实情况、弄虚作假",
+                ],
+            );
             e.abnormal = Some((listed, removed, reason));
         }
         for k in 0..2 {
-            let mut grade = *weighted(rng, &[("A", 15), ("B", 50), ("M", 25), ("C", 7), ("D", 3)]);
+            let mut grade = weighted(rng, &[("A", 15), ("B", 50), ("M", 25), ("C", 7), ("D", 3)]);
             if e.abnormal.is_some() && chance(rng, 0.6) {
                 grade = "D";
             }
@@ -318,10 +384,14 @@ fn finances(w: &mut World, rng: &mut Rng) {
 
 fn properties(w: &mut World, rng: &mut Rng) {
     let (start, end) = (w.cfg.start, w.cfg.end);
-    let developers: Vec<u32> = (0..w.enterprises.len() as u32).filter(|&i| w.enterprises[i as usize].industry_code() == "K70").collect();
+    let developers: Vec<u32> = (0..w.enterprises.len() as u32)
+        .filter(|&i| w.enterprises[i as usize].industry_code() == "K70")
+        .collect();
     let mut cert_seq: std::collections::HashMap<i32, u32> = std::collections::HashMap::new();
     let mut next_cert = |year: i32, rng: &mut Rng| -> u32 {
-        let n = cert_seq.entry(year).or_insert_with(|| range(rng, 1000, 5000) as u32);
+        let n = cert_seq
+            .entry(year)
+            .or_insert_with(|| range(rng, 1000, 5000) as u32);
         *n += range(rng, 1, 7) as u32;
         *n
     };
@@ -330,17 +400,41 @@ fn properties(w: &mut World, rng: &mut Rng) {
     let mut unit_seq = 0u32;
     for h in 0..w.households.len() {
         let hh = &w.households[h];
-        let adults: Vec<u32> = hh.members.iter().copied().filter(|&m| w.people[m as usize].age_on(start) >= 22).collect();
+        let adults: Vec<u32> = hh
+            .members
+            .iter()
+            .copied()
+            .filter(|&m| w.people[m as usize].age_on(start) >= 22)
+            .collect();
         if adults.is_empty() {
             continue;
         }
-        let count = if chance(rng, 0.38) { 1 } else if chance(rng, 0.1) { 2 } else { 0 };
+        let count = if chance(rng, 0.38) {
+            1
+        } else if chance(rng, 0.1) {
+            2
+        } else {
+            0
+        };
         for k in 0..count {
-            let owner = if k == 0 { adults[0] } else { *pick(rng, &adults) };
+            let owner = if k == 0 {
+                adults[0]
+            } else {
+                *pick(rng, &adults)
+            };
             let op = &w.people[owner as usize];
-            let earliest = add_years(op.birth, 22).max(NaiveDate::from_ymd_opt(1998, 1, 1).expect("date"));
+            let earliest =
+                add_years(op.birth, 22).max(NaiveDate::from_ymd_opt(1998, 1, 1).expect("date"));
             let in_window = chance(rng, 0.05);
-            let registered = if in_window { date_between(rng, start, end) } else { date_between(rng, earliest.min(start - Duration::days(1)), start - Duration::days(1)) };
+            let registered = if in_window {
+                date_between(rng, start, end)
+            } else {
+                date_between(
+                    rng,
+                    earliest.min(start - Duration::days(1)),
+                    start - Duration::days(1),
+                )
+            };
             if !op.resident_on(registered) && registered >= start {
                 continue;
             }
@@ -351,7 +445,17 @@ fn properties(w: &mut World, rng: &mut Rng) {
             let address = if k == 0 {
                 hh.address.clone()
             } else {
-                format!("{}{}{}{}{}{}号{}栋{}室", w.district.city, w.district.name, street.name, street.communities[0], pick(rng, names::ROADS), range(rng, 1, 399), range(rng, 1, 30), range(rng, 1, 33) * 100 + range(rng, 1, 6))
+                format!(
+                    "{}{}{}{}{}{}号{}栋{}室",
+                    w.district.city,
+                    w.district.name,
+                    street.name,
+                    street.communities[0],
+                    pick(rng, names::ROADS),
+                    range(rng, 1, 399),
+                    range(rng, 1, 30),
+                    range(rng, 1, 33) * 100 + range(rng, 1, 6)
+                )
             };
             let area_m2 = (range(rng, 4500, 16000) as f64) / 100.0;
             let new_build = year >= 2016 && chance(rng, 0.6);
@@ -364,18 +468,31 @@ fn properties(w: &mut World, rng: &mut Rng) {
                     filed: Some(signed + Duration::days(range(rng, 3, 30))),
                     price_fen: (area_m2 * range(rng, 12_000, 32_000) as f64 * 100.0) as i64,
                     developer,
-                    project: format!("{}{}", pick(rng, names::COMMUNITY_STEMS), pick(rng, &["花园", "府", "公馆", "华庭", "壹号院", "江景苑"])),
+                    project: format!(
+                        "{}{}",
+                        pick(rng, names::COMMUNITY_STEMS),
+                        pick(rng, &["花园", "府", "公馆", "华庭", "壹号院", "江景苑"])
+                    ),
                 }
             });
             let mortgaged = chance(rng, if year >= 2012 { 0.45 } else { 0.1 });
-            let mortgage_released = (mortgaged && chance(rng, 0.05)).then(|| date_between(rng, start.max(registered), end));
+            let mortgage_released = (mortgaged && chance(rng, 0.05))
+                .then(|| date_between(rng, start.max(registered), end));
             w.properties.push(Property {
                 cert_no: format!("{prov}({year}){city}不动产权第{seq:07}号"),
-                unit_no: format!("{}{:03}{:03}GB{:05}F{:04}{:04}", w.district.code, hh.street + 1, (unit_seq / 1000) % 1000, unit_seq % 100_000, range(rng, 1, 30), range(rng, 101, 3306)),
+                unit_no: format!(
+                    "{}{:03}{:03}GB{:05}F{:04}{:04}",
+                    w.district.code,
+                    hh.street + 1,
+                    (unit_seq / 1000) % 1000,
+                    unit_seq % 100_000,
+                    range(rng, 1, 30),
+                    range(rng, 101, 3306)
+                ),
                 owner,
                 address,
                 area_m2,
-                usage: *weighted(rng, &[("住宅", 92), ("商业", 5), ("办公", 3)]),
+                usage: weighted(rng, &[("住宅", 92), ("商业", 5), ("办公", 3)]),
                 registered,
                 mortgaged,
                 mortgage_released,
@@ -388,7 +505,9 @@ fn properties(w: &mut World, rng: &mut Rng) {
     // (an adult of another household) gets a new one.
     let years = w.window_years();
     let existing = w.properties.len();
-    let adults: Vec<u32> = (0..w.people.len() as u32).filter(|&i| (25..=75).contains(&w.people[i as usize].age_on(start))).collect();
+    let adults: Vec<u32> = (0..w.people.len() as u32)
+        .filter(|&i| (25..=75).contains(&w.people[i as usize].age_on(start)))
+        .collect();
     for i in 0..existing {
         if w.properties[i].registered >= start || !chance(rng, 0.015 * years) || adults.is_empty() {
             continue;
@@ -417,7 +536,12 @@ fn properties(w: &mut World, rng: &mut Rng) {
 fn projects(w: &mut World, rng: &mut Rng) {
     let end = w.cfg.end;
     let builders: Vec<u32> = (0..w.enterprises.len() as u32)
-        .filter(|&i| matches!(w.enterprises[i as usize].industry_code(), "E47" | "E50" | "K70") && w.enterprises[i as usize].cancelled.is_none())
+        .filter(|&i| {
+            matches!(
+                w.enterprises[i as usize].industry_code(),
+                "E47" | "E50" | "K70"
+            ) && w.enterprises[i as usize].cancelled.is_none()
+        })
         .collect();
     if builders.is_empty() {
         return;
@@ -432,7 +556,11 @@ fn projects(w: &mut World, rng: &mut Rng) {
         ("completion", "区住房和城市更新局"),
     ];
     for i in 0..n {
-        let mut d = date_between(rng, NaiveDate::from_ymd_opt(2022, 1, 1).expect("date"), end - Duration::days(30));
+        let mut d = date_between(
+            rng,
+            NaiveDate::from_ymd_opt(2022, 1, 1).expect("date"),
+            end - Duration::days(30),
+        );
         let mut events = Vec::new();
         for (stage, dept) in stages {
             if d > end {
@@ -441,10 +569,31 @@ fn projects(w: &mut World, rng: &mut Rng) {
             events.push((stage, d, dept));
             d += Duration::days(range(rng, 20, 240));
         }
-        let kind = pick(rng, &["综合体", "安置房", "学校", "医院门诊楼", "产业园", "道路改造工程", "地铁站配套"]);
+        let kind = pick(
+            rng,
+            &[
+                "综合体",
+                "安置房",
+                "学校",
+                "医院门诊楼",
+                "产业园",
+                "道路改造工程",
+                "地铁站配套",
+            ],
+        );
         w.projects.push(Project {
-            code: format!("{}-{}-04-01-{:06}", events[0].1.format("%y%m"), w.district.code, i + 1),
-            name: format!("{}{}{}", w.district.name, pick(rng, names::COMMUNITY_STEMS), kind),
+            code: format!(
+                "{}-{}-04-01-{:06}",
+                events[0].1.format("%y%m"),
+                w.district.code,
+                i + 1
+            ),
+            name: format!(
+                "{}{}{}",
+                w.district.name,
+                pick(rng, names::COMMUNITY_STEMS),
+                kind
+            ),
             builder: *pick(rng, &builders),
             investment_fen: range(rng, 5_000, 500_000) * 1_000_000,
             events,

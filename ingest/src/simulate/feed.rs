@@ -23,7 +23,13 @@ pub(crate) struct Feed<'a> {
 
 impl<'a> Feed<'a> {
     pub(crate) fn new(ds: &'a Dataset, rng: Rng, noise_rng: Rng, noise_rate: f64) -> Self {
-        Self { ds, rng, noise_rng, noise_rate, events: Vec::new() }
+        Self {
+            ds,
+            rng,
+            noise_rng,
+            noise_rate,
+            events: Vec::new(),
+        }
     }
 
     pub(crate) fn into_events(self) -> Vec<Event> {
@@ -43,15 +49,29 @@ impl<'a> Feed<'a> {
         let mut rec = rec;
         let noise = self.maybe_noise(&mut rec);
         let key = rec.key(&self.ds.primary_key);
-        self.events.push(Event { time, key, value: Some(rec.to_json()), noise });
+        self.events.push(Event {
+            time,
+            key,
+            value: Some(rec.to_json()),
+            noise,
+        });
     }
 
     /// A Debezium change event: `c` create, `u` update, `d` delete, `r` snapshot read.
-    pub(crate) fn change(&mut self, time: NaiveDateTime, op: char, before: Option<Rec>, after: Option<Rec>) {
+    pub(crate) fn change(
+        &mut self,
+        time: NaiveDateTime,
+        op: char,
+        before: Option<Rec>,
+        after: Option<Rec>,
+    ) {
         debug_assert!(self.is_debezium());
         let mut after = after;
         let noise = after.as_mut().and_then(|a| self.maybe_noise(a));
-        let key_rec = after.as_ref().or(before.as_ref()).expect("a change has a before or an after");
+        let key_rec = after
+            .as_ref()
+            .or(before.as_ref())
+            .expect("a change has a before or an after");
         let key = key_rec.key(&self.ds.primary_key);
         let mut v = String::with_capacity(512);
         v.push_str("{\"before\":");
@@ -70,13 +90,23 @@ impl<'a> Feed<'a> {
             ",\"op\":\"{op}\",\"ts_ms\":{ts_ms},\"source\":{{\"connector\":\"mysql\",\"db\":\"{db}\",\"table\":\"{table}\",\"snapshot\":{}}}}}",
             if op == 'r' { "\"true\"" } else { "\"false\"" }
         ));
-        self.events.push(Event { time, key, value: Some(v), noise });
+        self.events.push(Event {
+            time,
+            key,
+            value: Some(v),
+            noise,
+        });
     }
 
     /// A tombstone for the record's key (plain JSON feeds).
     pub(crate) fn delete(&mut self, time: NaiveDateTime, rec: &Rec) {
         let key = rec.key(&self.ds.primary_key);
-        self.events.push(Event { time, key, value: None, noise: None });
+        self.events.push(Event {
+            time,
+            key,
+            value: None,
+            noise: None,
+        });
     }
 
     fn maybe_noise(&mut self, rec: &mut Rec) -> Option<Noised> {
@@ -91,7 +121,9 @@ impl<'a> Feed<'a> {
 pub(crate) fn apply_noise(ds: &Dataset, rec: &mut Rec, rng: &mut Rng) -> Option<Noised> {
     let mut options: Vec<(&'static str, &'static str)> = Vec::new();
     for (name, v) in &rec.0 {
-        let Some(field) = ds.field(name) else { continue };
+        let Some(field) = ds.field(name) else {
+            continue;
+        };
         let V::S(s) = v else { continue };
         match field.id_kind() {
             Some(IdKind::ResidentId) => {
@@ -126,13 +158,28 @@ pub(crate) fn apply_noise(ds: &Dataset, rec: &mut Rec, rng: &mut Rng) -> Option<
     let v = rec.get_mut(field)?;
     let V::S(s) = v else { return None };
     let new = match kind {
-        "full_width_digits" => s.chars().map(|c| if c.is_ascii_digit() { char::from_u32(c as u32 - '0' as u32 + 0xFF10).unwrap_or(c) } else { c }).collect(),
+        "full_width_digits" => s
+            .chars()
+            .map(|c| {
+                if c.is_ascii_digit() {
+                    char::from_u32(c as u32 - '0' as u32 + 0xFF10).unwrap_or(c)
+                } else {
+                    c
+                }
+            })
+            .collect(),
         "surrounding_spaces" => format!(" {s}  "),
         "lowercase_x" | "lowercase_letters" => s.to_lowercase(),
         "legacy_15_digit_id" => format!("{}{}", &s[..6], &s[8..17]),
         "bad_check_digit" => {
             let last = s.chars().last()?;
-            let replacement = if last == '0' { '1' } else if last.is_ascii_digit() { char::from(last as u8 - 1) } else { '0' };
+            let replacement = if last == '0' {
+                '1'
+            } else if last.is_ascii_digit() {
+                char::from(last as u8 - 1)
+            } else {
+                '0'
+            };
             format!("{}{replacement}", &s[..s.len() - 1])
         }
         "name_typo" => {
@@ -158,5 +205,7 @@ pub(crate) fn apply_noise(ds: &Dataset, rec: &mut Rec, rng: &mut Rng) -> Option<
 /// A time during office hours on `d`, spread deterministically by a counter `n`.
 pub(crate) fn at(d: chrono::NaiveDate, n: u64) -> NaiveDateTime {
     let secs = 8 * 3600 + 1800 + (n.wrapping_mul(7919) % (9 * 3600)) as u32;
-    d.and_time(chrono::NaiveTime::from_num_seconds_from_midnight_opt(secs, 0).expect("within a day"))
+    d.and_time(
+        chrono::NaiveTime::from_num_seconds_from_midnight_opt(secs, 0).expect("within a day"),
+    )
 }

@@ -73,7 +73,10 @@ pub enum Error {
     #[error("invalid simulator configuration: {0}")]
     Config(String),
     #[error("cannot write {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -81,8 +84,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Config {
     pub fn validate(&self) -> Result<()> {
         if names::district(self.district).is_none() {
-            let known: Vec<String> = names::DISTRICTS.iter().map(|d| format!("{} {}", d.code, d.name)).collect();
-            return Err(Error::Config(format!("unknown district {}; known: {}", self.district, known.join(", "))));
+            let known: Vec<String> = names::DISTRICTS
+                .iter()
+                .map(|d| format!("{} {}", d.code, d.name))
+                .collect();
+            return Err(Error::Config(format!(
+                "unknown district {}; known: {}",
+                self.district,
+                known.join(", ")
+            )));
         }
         if self.people == 0 {
             return Err(Error::Config("--people must be at least 1".into()));
@@ -91,10 +101,16 @@ impl Config {
             return Err(Error::Config("--enterprises must be at least 1".into()));
         }
         if self.end <= self.start + chrono::Duration::days(31) {
-            return Err(Error::Config(format!("window {}..{} must span more than a month", self.start, self.end)));
+            return Err(Error::Config(format!(
+                "window {}..{} must span more than a month",
+                self.start, self.end
+            )));
         }
         if !(0.0..=1.0).contains(&self.noise) {
-            return Err(Error::Config(format!("--noise must be between 0 and 1, got {}", self.noise)));
+            return Err(Error::Config(format!(
+                "--noise must be between 0 and 1, got {}",
+                self.noise
+            )));
         }
         Ok(())
     }
@@ -148,10 +164,18 @@ pub struct Quiet;
 impl Progress for Quiet {}
 
 /// Generates the district and writes every dataset's feed and the truth under `out`.
-pub fn write_district(cfg: &Config, catalog: &Catalog, out: &Path, progress: &dyn Progress) -> Result<Summary> {
+pub fn write_district(
+    cfg: &Config,
+    catalog: &Catalog,
+    out: &Path,
+    progress: &dyn Progress,
+) -> Result<Summary> {
     cfg.validate()?;
     let started = Instant::now();
-    std::fs::create_dir_all(out).map_err(|source| Error::Io { path: out.to_owned(), source })?;
+    std::fs::create_dir_all(out).map_err(|source| Error::Io {
+        path: out.to_owned(),
+        source,
+    })?;
     let world = World::generate(cfg.clone(), &|s| progress.stage(s));
 
     let mut jobs: Vec<Job<'_>> = Vec::new();
@@ -171,22 +195,31 @@ pub fn write_district(cfg: &Config, catalog: &Catalog, out: &Path, progress: &dy
     let results: Mutex<Vec<FeedSummary>> = Mutex::new(Vec::new());
     let noise_log: Mutex<Vec<(String, usize, emit::Noised)>> = Mutex::new(Vec::new());
     let failure: Mutex<Option<Error>> = Mutex::new(None);
-    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 4);
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4);
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(job) = jobs.get(i) else { break };
-                    let r = match job {
-                        Job::Feed(ds, projection) => run_feed(&world, ds, *projection, out).map(|(summary, noise)| {
-                            let label = summary.topic.clone();
-                            noise_log.lock().expect("noise log").extend(noise.into_iter().map(|(line, n)| (summary.topic.clone(), line, n)));
-                            results.lock().expect("results").push(summary);
-                            label
-                        }),
-                        Job::Truth => truth::write_entities(&world, out).map(|()| "ground truth".to_owned()),
-                    };
+                    let r =
+                        match job {
+                            Job::Feed(ds, projection) => run_feed(&world, ds, *projection, out)
+                                .map(|(summary, noise)| {
+                                    let label = summary.topic.clone();
+                                    noise_log.lock().expect("noise log").extend(
+                                        noise
+                                            .into_iter()
+                                            .map(|(line, n)| (summary.topic.clone(), line, n)),
+                                    );
+                                    results.lock().expect("results").push(summary);
+                                    label
+                                }),
+                            Job::Truth => truth::write_entities(&world, out)
+                                .map(|()| "ground truth".to_owned()),
+                        };
                     match r {
                         Ok(label) => progress.done(&label),
                         Err(e) => {
@@ -242,7 +275,12 @@ impl Job<'_> {
 
 type NoiseLines = Vec<(usize, emit::Noised)>;
 
-fn run_feed(world: &World, ds: &gdx_catalog::Dataset, projection: feeds::Projection, out: &Path) -> Result<(FeedSummary, NoiseLines)> {
+fn run_feed(
+    world: &World,
+    ds: &gdx_catalog::Dataset,
+    projection: feeds::Projection,
+    out: &Path,
+) -> Result<(FeedSummary, NoiseLines)> {
     let mut feed = Feed::new(
         ds,
         rng::stream(world.cfg.seed, ds.id.as_str()),
@@ -251,11 +289,15 @@ fn run_feed(world: &World, ds: &gdx_catalog::Dataset, projection: feeds::Project
     );
     projection(world, &mut feed);
     let mut events: Vec<Event> = feed.into_events();
-    events.sort_by(|a, b| a.time.cmp(&b.time));
+    events.sort_by_key(|e| e.time);
     let file = format!("{}.jsonl", ds.topic);
     let path = out.join(&file);
-    let io = |source| Error::Io { path: path.clone(), source };
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).map_err(io)?);
+    let io = |source| Error::Io {
+        path: path.clone(),
+        source,
+    };
+    let mut w =
+        std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&path).map_err(io)?);
     let mut buf = String::with_capacity(1 << 20);
     let mut bytes = 0u64;
     let mut noise = Vec::new();
@@ -278,7 +320,14 @@ fn run_feed(world: &World, ds: &gdx_catalog::Dataset, projection: feeds::Project
     w.write_all(buf.as_bytes()).map_err(io)?;
     w.flush().map_err(io)?;
     Ok((
-        FeedSummary { topic: ds.topic.clone(), file, events: events.len(), tombstones, noised: noise.len(), bytes },
+        FeedSummary {
+            topic: ds.topic.clone(),
+            file,
+            events: events.len(),
+            tombstones,
+            noised: noise.len(),
+            bytes,
+        },
         noise,
     ))
 }

@@ -28,20 +28,24 @@ pub(crate) fn pick<'a, T>(rng: &mut Rng, items: &'a [T]) -> &'a T {
 }
 
 /// Picks from `(item, weight)` pairs.
-pub(crate) fn weighted<'a, T>(rng: &mut Rng, items: &'a [(T, u32)]) -> &'a T {
+pub(crate) fn weighted<T: Copy>(rng: &mut Rng, items: &[(T, u32)]) -> T {
     let total: u32 = items.iter().map(|(_, w)| w).sum();
     let mut r = rng.random_range(0..total);
     for (item, w) in items {
         if r < *w {
-            return item;
+            return *item;
         }
         r -= w;
     }
-    &items[items.len() - 1].0
+    items[items.len() - 1].0
 }
 
 pub(crate) fn range(rng: &mut Rng, lo: i64, hi_inclusive: i64) -> i64 {
-    if hi_inclusive <= lo { lo } else { rng.random_range(lo..=hi_inclusive) }
+    if hi_inclusive <= lo {
+        lo
+    } else {
+        rng.random_range(lo..=hi_inclusive)
+    }
 }
 
 /// A date in `[from, to]`.

@@ -71,12 +71,16 @@ struct EnterpriseTruth<'a> {
 }
 
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.to_owned(), source }
+    move |source| Error::Io {
+        path: path.to_owned(),
+        source,
+    }
 }
 
 fn write_lines<T: Serialize>(path: &Path, rows: impl Iterator<Item = T>) -> Result<()> {
     let io = io_err(path);
-    let mut w = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).map_err(&io)?);
+    let mut w =
+        std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).map_err(&io)?);
     for row in rows {
         serde_json::to_writer(&mut w, &row).map_err(|e| io(std::io::Error::other(e)))?;
         w.write_all(b"\n").map_err(&io)?;
@@ -109,14 +113,22 @@ pub(crate) fn write_entities(w: &World, out: &Path) -> Result<()> {
     }
     let residents = w.people.iter().enumerate().map(|(i, p)| {
         let hh = &w.households[p.household as usize];
-        let status = if p.death.is_some_and(|d| d <= end) && p.moved_out.is_none_or(|(m, _)| m > p.death.unwrap_or(end)) {
+        let status = if p.death.is_some_and(|d| d <= end)
+            && p.moved_out.is_none_or(|(m, _)| m > p.death.unwrap_or(end))
+        {
             "deceased"
         } else if p.moved_out.is_some_and(|(d, _)| d <= end) {
             "moved_out"
         } else {
             "active"
         };
-        let alone = status == "active" && hh.members.iter().filter(|&&m| w.people[m as usize].resident_on(end)).count() == 1;
+        let alone = status == "active"
+            && hh
+                .members
+                .iter()
+                .filter(|&&m| w.people[m as usize].resident_on(end))
+                .count()
+                == 1;
         ResidentTruth {
             resident_id: &p.id,
             name: &p.name,
@@ -130,11 +142,21 @@ pub(crate) fn write_entities(w: &World, out: &Path) -> Result<()> {
             registered_on: p.registered_on,
             ps_registered: p.registered_on <= end,
             deceased_on: p.death.filter(|d| *d <= end && status == "deceased"),
-            death_reported_to_ps: status == "deceased" && p.death_known_on().is_some_and(|k| k <= end),
-            moved_out_on: p.moved_out.map(|(d, _)| d).filter(|d| *d <= end && status == "moved_out"),
+            death_reported_to_ps: status == "deceased"
+                && p.death_known_on().is_some_and(|k| k <= end),
+            moved_out_on: p
+                .moved_out
+                .map(|(d, _)| d)
+                .filter(|d| *d <= end && status == "moved_out"),
             living_alone: alone,
-            disability_grade: p.disability.as_ref().filter(|d| d.issued <= end).map(|d| d.grade),
-            subsistence_allowance: hh.subsistence.is_some_and(|(b, s)| b <= end && s.is_none_or(|s| s > end)),
+            disability_grade: p
+                .disability
+                .as_ref()
+                .filter(|d| d.issued <= end)
+                .map(|d| d.grade),
+            subsistence_allowance: hh
+                .subsistence
+                .is_some_and(|(b, s)| b <= end && s.is_none_or(|s| s > end)),
             pension: p.pension.as_ref().is_some_and(|x| x.start <= end),
             employer_uscc: p.employer.map(|e| w.enterprises[e as usize].uscc.as_str()),
             properties: properties[i],
@@ -146,7 +168,11 @@ pub(crate) fn write_entities(w: &World, out: &Path) -> Result<()> {
     let enterprises = w.enterprises.iter().map(|e| EnterpriseTruth {
         uscc: &e.uscc,
         name: &e.name,
-        status: if e.cancelled.is_some_and(|c| c <= end) { "cancelled" } else { "active" },
+        status: if e.cancelled.is_some_and(|c| c <= end) {
+            "cancelled"
+        } else {
+            "active"
+        },
         established_on: e.established,
         cancelled_on: e.cancelled.filter(|c| *c <= end),
         industry_code: e.industry_code(),
@@ -179,17 +205,27 @@ pub(crate) fn write_entities(w: &World, out: &Path) -> Result<()> {
             if death >= month {
                 continue;
             }
-            if let Some((_, amount)) = elderly_paid(w, i, month) {
-                if payment_status(i, month) == "paid" {
-                    over.push(Overpayment { resident_id: &p.id, period: month.format("%Y-%m").to_string(), deceased_on: death, amount_fen: amount });
-                }
+            if let Some((_, amount)) = elderly_paid(w, i, month)
+                && payment_status(i, month) == "paid"
+            {
+                over.push(Overpayment {
+                    resident_id: &p.id,
+                    period: month.format("%Y-%m").to_string(),
+                    deceased_on: death,
+                    amount_fen: amount,
+                });
             }
         }
     }
     write_lines(&dir.join("elderly_overpayments.jsonl"), over.into_iter())
 }
 
-pub(crate) fn write_noise_and_summary(w: &World, out: &Path, noise: &[(String, usize, Noised)], summary: &Summary) -> Result<()> {
+pub(crate) fn write_noise_and_summary(
+    w: &World,
+    out: &Path,
+    noise: &[(String, usize, Noised)],
+    summary: &Summary,
+) -> Result<()> {
     let dir = out.join(DIR);
     #[derive(Serialize)]
     struct NoiseRow<'a> {
@@ -198,14 +234,24 @@ pub(crate) fn write_noise_and_summary(w: &World, out: &Path, noise: &[(String, u
         kind: &'static str,
         field: &'static str,
     }
-    write_lines(&dir.join("noise.jsonl"), noise.iter().map(|(t, line, n)| NoiseRow { topic: t, line: *line, kind: n.kind, field: n.field }))?;
+    write_lines(
+        &dir.join("noise.jsonl"),
+        noise.iter().map(|(t, line, n)| NoiseRow {
+            topic: t,
+            line: *line,
+            kind: n.kind,
+            field: n.field,
+        }),
+    )?;
     let path = dir.join("summary.json");
-    let mut json = serde_json::to_value(summary).map_err(|e| io_err(&path)(std::io::Error::other(e)))?;
+    let mut json =
+        serde_json::to_value(summary).map_err(|e| io_err(&path)(std::io::Error::other(e)))?;
     // Wall-clock time varies between runs; keep the truth byte-identical per seed.
     if let Some(o) = json.as_object_mut() {
         o.remove("seconds");
         o.insert("district_name".into(), w.district.name.into());
     }
-    let text = serde_json::to_string_pretty(&json).map_err(|e| io_err(&path)(std::io::Error::other(e)))?;
+    let text =
+        serde_json::to_string_pretty(&json).map_err(|e| io_err(&path)(std::io::Error::other(e)))?;
     std::fs::write(&path, text + "\n").map_err(io_err(&path))
 }

@@ -143,8 +143,14 @@ fn mortality(age: i32) -> f64 {
 
 pub(crate) fn bank_card_for(person: u32) -> String {
     // A deterministic 19-digit debit card on the social security bank's BIN.
-    let body = format!("621700{:012}", (u64::from(person) * 7_919 + 104_729) % 1_000_000_000_000);
-    BankCard::compose(&body).expect("digits").as_str().to_owned()
+    let body = format!(
+        "621700{:012}",
+        (u64::from(person) * 7_919 + 104_729) % 1_000_000_000_000
+    );
+    BankCard::compose(&body)
+        .expect("digits")
+        .as_str()
+        .to_owned()
 }
 
 struct Builder<'a> {
@@ -161,9 +167,13 @@ impl Builder<'_> {
     fn name(&mut self, surname: Option<&str>, male: bool) -> String {
         let s = match surname {
             Some(s) => s.to_owned(),
-            None => (*weighted(&mut self.rng, names::SURNAMES)).to_owned(),
+            None => (weighted(&mut self.rng, names::SURNAMES)).to_owned(),
         };
-        let g = if male { pick(&mut self.rng, names::GIVEN_MALE) } else { pick(&mut self.rng, names::GIVEN_FEMALE) };
+        let g = if male {
+            pick(&mut self.rng, names::GIVEN_MALE)
+        } else {
+            pick(&mut self.rng, names::GIVEN_FEMALE)
+        };
         format!("{s}{g}")
     }
 
@@ -180,20 +190,34 @@ impl Builder<'_> {
     }
 
     /// Adds a person living in household `hh` aged `age` at the window start.
-    fn person(&mut self, hh: u32, age: i32, male: bool, relation: &'static str, surname: Option<&str>) -> u32 {
+    fn person(
+        &mut self,
+        hh: u32,
+        age: i32,
+        male: bool,
+        relation: &'static str,
+        surname: Option<&str>,
+    ) -> u32 {
         let birth = self.birth_for_age(age);
         let born_here = chance(&mut self.rng, if age < 30 { 0.8 } else { 0.55 });
-        let area = if born_here { self.district.code } else { *pick(&mut self.rng, names::OTHER_AREAS) };
+        let area = if born_here {
+            self.district.code
+        } else {
+            *pick(&mut self.rng, names::OTHER_AREAS)
+        };
         let id = self.ids.issue(area, birth, male);
         let name = self.name(surname, male);
         let (registered_on, moved_in_from) = if born_here {
             (birth + Duration::days(range(&mut self.rng, 7, 60)), None)
         } else {
             let from = add_years(birth, 18.min(age));
-            (date_between(&mut self.rng, from, self.cfg.start - Duration::days(1)).max(birth), Some(area))
+            (
+                date_between(&mut self.rng, from, self.cfg.start - Duration::days(1)).max(birth),
+                Some(area),
+            )
         };
         let phone = (age >= 16 && chance(&mut self.rng, 0.95)).then(|| self.phone());
-        let ethnicity = *weighted(&mut self.rng, names::ETHNICITIES);
+        let ethnicity = weighted(&mut self.rng, names::ETHNICITIES);
         let idx = self.people.len() as u32;
         self.people.push(Person {
             id,
@@ -270,7 +294,11 @@ impl Builder<'_> {
         match kind {
             0..=11 => {
                 // Single person; many are elderly living alone.
-                let age = if chance(&mut self.rng, 0.45) { range(&mut self.rng, 70, 103) } else { range(&mut self.rng, 22, 69) } as i32;
+                let age = if chance(&mut self.rng, 0.45) {
+                    range(&mut self.rng, 70, 103)
+                } else {
+                    range(&mut self.rng, 22, 69)
+                } as i32;
                 let male = chance(&mut self.rng, 0.45);
                 self.person(hh, age, male, "02", None);
             }
@@ -279,9 +307,15 @@ impl Builder<'_> {
                 let male_head = chance(&mut self.rng, 0.8);
                 self.person(hh, age, male_head, "02", None);
                 let other = (age + range(&mut self.rng, -4, 4) as i32).clamp(22, 104);
-                self.person(hh, other, !male_head, Self::spouse_relation(!male_head), None);
+                self.person(
+                    hh,
+                    other,
+                    !male_head,
+                    Self::spouse_relation(!male_head),
+                    None,
+                );
             }
-            34..=78 | 79..=93 => {
+            34..=93 => {
                 let father_age = range(&mut self.rng, 26, 58) as i32;
                 let mother_age = (father_age + range(&mut self.rng, -5, 2) as i32).max(24);
                 let f = self.person(hh, father_age, true, "02", None);
@@ -311,7 +345,13 @@ impl Builder<'_> {
                 let surname = surname_of(&self.people[p as usize].name);
                 let kid_male = chance(&mut self.rng, 0.5);
                 let kid_age = range(&mut self.rng, 0, i64::from((age - 22).min(20))) as i32;
-                self.person(hh, kid_age, kid_male, Self::child_relation(kid_male), Some(&surname));
+                self.person(
+                    hh,
+                    kid_age,
+                    kid_male,
+                    Self::child_relation(kid_male),
+                    Some(&surname),
+                );
             }
         }
         self.people.len() - before
@@ -321,7 +361,10 @@ impl Builder<'_> {
 /// The surname of a generated name (compound surnames are two characters).
 pub(crate) fn surname_of(name: &str) -> String {
     let two: String = name.chars().take(2).collect();
-    if names::SURNAMES.iter().any(|(s, _)| s.chars().count() == 2 && *s == two) {
+    if names::SURNAMES
+        .iter()
+        .any(|(s, _)| s.chars().count() == 2 && *s == two)
+    {
         two
     } else {
         name.chars().take(1).collect()
@@ -338,7 +381,12 @@ impl World {
             .map(|(i, name)| {
                 let n = 6 + (i % 5);
                 let communities = (0..n)
-                    .map(|j| format!("{}社区", names::COMMUNITY_STEMS[(i * 7 + j * 3) % names::COMMUNITY_STEMS.len()]))
+                    .map(|j| {
+                        format!(
+                            "{}社区",
+                            names::COMMUNITY_STEMS[(i * 7 + j * 3) % names::COMMUNITY_STEMS.len()]
+                        )
+                    })
                     .collect();
                 Street { name, communities }
             })
@@ -359,7 +407,12 @@ impl World {
         life_events(&mut b);
         benefits(&mut b);
         let marriages = marriages(&mut b);
-        let Builder { people, households, streets, .. } = b;
+        let Builder {
+            people,
+            households,
+            streets,
+            ..
+        } = b;
         let mut world = World {
             district,
             streets,
@@ -430,8 +483,13 @@ fn life_events(b: &mut Builder<'_>) {
             let p = &b.people[m as usize];
             !p.male && (22..=40).contains(&p.age_on(start)) && p.relation != "30"
         });
-        let father = members.iter().copied().find(|&m| b.people[m as usize].male && b.people[m as usize].relation == "02");
-        let (Some(mo), Some(fa)) = (mother, father) else { continue };
+        let father = members
+            .iter()
+            .copied()
+            .find(|&m| b.people[m as usize].male && b.people[m as usize].relation == "02");
+        let (Some(mo), Some(fa)) = (mother, father) else {
+            continue;
+        };
         if !chance(&mut b.rng, 0.06 * years) {
             continue;
         }
@@ -479,13 +537,25 @@ fn benefits(b: &mut Builder<'_>) {
         let age = p.age_on(start).max(0);
         let rate = 0.02 + f64::from(age) * 0.0009;
         if p.birth < start && chance(&mut b.rng, rate) {
-            let category = *weighted(&mut b.rng, &[(1u8, 12), (2, 20), (3, 2), (4, 45), (5, 8), (6, 8), (7, 5)]);
-            let grade = *weighted(&mut b.rng, &[(1u8, 12), (2, 25), (3, 30), (4, 33)]);
-            let earliest = add_years(p.birth, 1).max(NaiveDate::from_ymd_opt(2010, 1, 1).expect("date"));
-            let issued = if chance(&mut b.rng, 0.1) { date_between(&mut b.rng, start, end) } else { date_between(&mut b.rng, earliest.min(start), start) };
+            let category = weighted(
+                &mut b.rng,
+                &[(1u8, 12), (2, 20), (3, 2), (4, 45), (5, 8), (6, 8), (7, 5)],
+            );
+            let grade = weighted(&mut b.rng, &[(1u8, 12), (2, 25), (3, 30), (4, 33)]);
+            let earliest =
+                add_years(p.birth, 1).max(NaiveDate::from_ymd_opt(2010, 1, 1).expect("date"));
+            let issued = if chance(&mut b.rng, 0.1) {
+                date_between(&mut b.rng, start, end)
+            } else {
+                date_between(&mut b.rng, earliest.min(start), start)
+            };
             let issued = issued.max(p.birth + Duration::days(30));
             if issued <= end {
-                b.people[i].disability = Some(Disability { category, grade, issued });
+                b.people[i].disability = Some(Disability {
+                    category,
+                    grade,
+                    issued,
+                });
             }
         }
         let p = &b.people[i];
@@ -493,9 +563,19 @@ fn benefits(b: &mut Builder<'_>) {
         let retire = add_years(p.birth, retire_age);
         if retire <= end && chance(&mut b.rng, 0.92) {
             let enterprise = chance(&mut b.rng, 0.8);
-            let monthly_fen = if enterprise { range(&mut b.rng, 220_000, 680_000) } else { range(&mut b.rng, 15_000, 32_000) };
-            let start_month = NaiveDate::from_ymd_opt(retire.year(), retire.month(), 1).expect("date") + chrono::Months::new(1);
-            b.people[i].pension = Some(Pension { enterprise, monthly_fen, start: start_month });
+            let monthly_fen = if enterprise {
+                range(&mut b.rng, 220_000, 680_000)
+            } else {
+                range(&mut b.rng, 15_000, 32_000)
+            };
+            let start_month = NaiveDate::from_ymd_opt(retire.year(), retire.month(), 1)
+                .expect("date")
+                + chrono::Months::new(1);
+            b.people[i].pension = Some(Pension {
+                enterprise,
+                monthly_fen,
+                start: start_month,
+            });
         }
     }
     for h in 0..b.households.len() {
@@ -506,11 +586,16 @@ fn benefits(b: &mut Builder<'_>) {
         let p = if vulnerable { 0.06 } else { 0.015 };
         if chance(&mut b.rng, p) {
             let begin = if chance(&mut b.rng, 0.75) {
-                date_between(&mut b.rng, NaiveDate::from_ymd_opt(2015, 1, 1).expect("date"), start - Duration::days(1))
+                date_between(
+                    &mut b.rng,
+                    NaiveDate::from_ymd_opt(2015, 1, 1).expect("date"),
+                    start - Duration::days(1),
+                )
             } else {
                 date_between(&mut b.rng, start, end)
             };
-            let stop = chance(&mut b.rng, 0.15).then(|| date_between(&mut b.rng, begin.max(start), end));
+            let stop =
+                chance(&mut b.rng, 0.15).then(|| date_between(&mut b.rng, begin.max(start), end));
             b.households[h].subsistence = Some((begin, stop));
         }
     }
@@ -524,15 +609,37 @@ fn marriages(b: &mut Builder<'_>) -> Vec<Marriage> {
     for h in 0..b.households.len() {
         let members = &b.households[h].members;
         let head = members[0];
-        let Some(&spouse) = members.iter().find(|&&m| matches!(b.people[m as usize].relation, "11" | "12")) else { continue };
-        let (husband, wife) = if b.people[head as usize].male { (head, spouse) } else { (spouse, head) };
-        let younger = b.people[husband as usize].birth.max(b.people[wife as usize].birth);
-        let date = date_between(&mut b.rng, add_years(younger, 22), add_years(younger, 30)).min(start - Duration::days(1));
+        let Some(&spouse) = members
+            .iter()
+            .find(|&&m| matches!(b.people[m as usize].relation, "11" | "12"))
+        else {
+            continue;
+        };
+        let (husband, wife) = if b.people[head as usize].male {
+            (head, spouse)
+        } else {
+            (spouse, head)
+        };
+        let younger = b.people[husband as usize]
+            .birth
+            .max(b.people[wife as usize].birth);
+        let date = date_between(&mut b.rng, add_years(younger, 22), add_years(younger, 30))
+            .min(start - Duration::days(1));
         if date >= since {
-            out.push(Marriage { husband, wife, date, divorce: false });
+            out.push(Marriage {
+                husband,
+                wife,
+                date,
+                divorce: false,
+            });
         }
         if chance(&mut b.rng, 0.004) {
-            out.push(Marriage { husband, wife, date: date_between(&mut b.rng, start, end), divorce: true });
+            out.push(Marriage {
+                husband,
+                wife,
+                date: date_between(&mut b.rng, start, end),
+                divorce: true,
+            });
         }
     }
     // New couples: unmarried adult children, paired in order.
@@ -540,7 +647,11 @@ fn marriages(b: &mut Builder<'_>) -> Vec<Marriage> {
         b.people
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.male == male && matches!(p.relation, "20" | "30") && (23..=34).contains(&p.age_on(start)))
+            .filter(|(_, p)| {
+                p.male == male
+                    && matches!(p.relation, "20" | "30")
+                    && (23..=34).contains(&p.age_on(start))
+            })
             .map(|(i, _)| i as u32)
             .collect()
     };
@@ -549,7 +660,12 @@ fn marriages(b: &mut Builder<'_>) -> Vec<Marriage> {
         if chance(&mut b.rng, 0.04) {
             let date = date_between(&mut b.rng, start, end);
             if b.people[m as usize].resident_on(date) && b.people[w as usize].resident_on(date) {
-                out.push(Marriage { husband: m, wife: w, date, divorce: false });
+                out.push(Marriage {
+                    husband: m,
+                    wife: w,
+                    date,
+                    divorce: false,
+                });
             }
         }
     }

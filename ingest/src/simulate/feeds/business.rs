@@ -22,7 +22,14 @@ fn registration(w: &World, e: &Enterprise, address: &str, cancelled: Option<Naiv
         .set("established_on", e.established)
         .set("address", address)
         .set("street", w.streets[e.street as usize].name)
-        .set("status", if cancelled.is_some() { "cancelled" } else { "active" })
+        .set(
+            "status",
+            if cancelled.is_some() {
+                "cancelled"
+            } else {
+                "active"
+            },
+        )
         .set("cancelled_on", cancelled)
 }
 
@@ -44,10 +51,20 @@ pub(super) fn enterprise_registration(w: &World, f: &mut Feed<'_>) {
         if before_cancel.is_none() && chance(&mut f.rng, 0.02) {
             let d = date_between(&mut f.rng, t0.date(), end);
             if e.cancelled.is_none_or(|c| c > d) {
-                let moved = format!("{}{}{}号", w.district.city, w.district.name, pick(&mut f.rng, names::ROADS));
+                let moved = format!(
+                    "{}{}{}号",
+                    w.district.city,
+                    w.district.name,
+                    pick(&mut f.rng, names::ROADS)
+                );
                 let next = registration(w, e, &moved, None);
                 let t_ = office_time(&mut f.rng, d);
-                f.change(t_.max(t0 + Duration::minutes(1)), 'u', Some(current.clone()), Some(next.clone()));
+                f.change(
+                    t_.max(t0 + Duration::minutes(1)),
+                    'u',
+                    Some(current.clone()),
+                    Some(next.clone()),
+                );
                 current = next;
             }
         }
@@ -58,7 +75,12 @@ pub(super) fn enterprise_registration(w: &World, f: &mut Feed<'_>) {
             };
             let next = registration(w, e, &addr, Some(c));
             let t_ = office_time(&mut f.rng, c);
-            f.change(t_.max(t0 + Duration::minutes(2)), 'u', Some(current), Some(next));
+            f.change(
+                t_.max(t0 + Duration::minutes(2)),
+                'u',
+                Some(current),
+                Some(next),
+            );
         }
     }
 }
@@ -67,7 +89,9 @@ pub(super) fn abnormal_operation(w: &World, f: &mut Feed<'_>) {
     let (start, end) = (w.cfg.start, w.cfg.end);
     let by = format!("{}市场监督管理局", w.district.name);
     for (i, e) in w.enterprises.iter().enumerate() {
-        let Some((listed, removed, reason)) = e.abnormal else { continue };
+        let Some((listed, removed, reason)) = e.abnormal else {
+            continue;
+        };
         let rec = |removed: Option<NaiveDate>| {
             Rec::with_capacity(8)
                 .set("record_id", format!("YC{}{:07}", listed.year(), i))
@@ -80,7 +104,11 @@ pub(super) fn abnormal_operation(w: &World, f: &mut Feed<'_>) {
                 .set("removal_reason", removed.map(|_| "已补报年度报告并公示"))
         };
         let already_removed = removed.filter(|r| *r < start);
-        let t = if listed < start { at(start, i as u64) } else { office_time(&mut f.rng, listed) };
+        let t = if listed < start {
+            at(start, i as u64)
+        } else {
+            office_time(&mut f.rng, listed)
+        };
         f.upsert(t, rec(already_removed));
         if let Some(r) = removed.filter(|r| *r >= start && *r <= end) {
             let t_ = office_time(&mut f.rng, r);
@@ -104,7 +132,11 @@ pub(super) fn taxpayer_credit(w: &World, f: &mut Feed<'_>) {
             if !traded(e, k) {
                 continue;
             }
-            let rec = Rec::with_capacity(4).set("uscc", e.uscc.as_str()).int("year", i64::from(*year)).set("grade", e.credit[k]).set("evaluated_on", evaluated);
+            let rec = Rec::with_capacity(4)
+                .set("uscc", e.uscc.as_str())
+                .int("year", i64::from(*year))
+                .set("grade", e.credit[k])
+                .set("evaluated_on", evaluated);
             f.upsert(at(evaluated, i as u64), rec);
         }
     }
@@ -132,13 +164,31 @@ pub(super) fn tax_paid(w: &World, f: &mut Feed<'_>) {
 }
 
 /// Snapshot at the window start (or the event when inside it), then expiry.
-fn certificate_feed(f: &mut Feed<'_>, w: &World, i: usize, recognised: NaiveDate, valid_until: NaiveDate, rec: &dyn Fn(&'static str) -> Rec) {
+fn certificate_feed(
+    f: &mut Feed<'_>,
+    w: &World,
+    i: usize,
+    recognised: NaiveDate,
+    valid_until: NaiveDate,
+    rec: &dyn Fn(&'static str) -> Rec,
+) {
     let (start, end) = (w.cfg.start, w.cfg.end);
-    let t = if recognised < start { at(start, i as u64) } else { office_time(&mut f.rng, recognised) };
-    let status = if valid_until < start { "expired" } else { "valid" };
+    let t = if recognised < start {
+        at(start, i as u64)
+    } else {
+        office_time(&mut f.rng, recognised)
+    };
+    let status = if valid_until < start {
+        "expired"
+    } else {
+        "valid"
+    };
     f.upsert(t, rec(status));
     if status == "valid" && valid_until <= end {
-        f.upsert(at(valid_until + Duration::days(1), i as u64), rec("expired"));
+        f.upsert(
+            at(valid_until + Duration::days(1), i as u64),
+            rec("expired"),
+        );
     }
 }
 
@@ -148,7 +198,10 @@ pub(super) fn high_tech_enterprise(w: &World, f: &mut Feed<'_>) {
         let valid_until = add_years(d, 3) - Duration::days(1);
         let rec = |status: &'static str| {
             Rec::with_capacity(6)
-                .set("certificate_no", format!("GR{}{}{:06}", d.year(), w.district.code / 10_000, i))
+                .set(
+                    "certificate_no",
+                    format!("GR{}{}{:06}", d.year(), w.district.code / 10_000, i),
+                )
                 .set("uscc", e.uscc.as_str())
                 .set("enterprise_name", e.name.as_str())
                 .set("recognised_on", d)
@@ -172,7 +225,11 @@ pub(super) fn specialised_sme(w: &World, f: &mut Feed<'_>) {
                 .set("recognised_on", d)
                 .set("valid_until", valid_until)
         };
-        let t = if d < w.cfg.start { at(w.cfg.start, i as u64) } else { office_time(&mut f.rng, d) };
+        let t = if d < w.cfg.start {
+            at(w.cfg.start, i as u64)
+        } else {
+            office_time(&mut f.rng, d)
+        };
         f.upsert(t, rec("valid"));
     }
 }
@@ -184,7 +241,9 @@ pub(super) fn above_scale_enterprise(w: &World, f: &mut Feed<'_>) {
             continue;
         }
         for (i, e) in w.enterprises.iter().enumerate() {
-            let Some(first) = e.above_scale_first else { continue };
+            let Some(first) = e.above_scale_first else {
+                continue;
+            };
             if e.revenue[k] < e.above_scale_threshold() || first > *year {
                 continue;
             }
@@ -206,7 +265,7 @@ pub(crate) fn headcount_months(w: &World) -> Vec<NaiveDate> {
     let mut out = Vec::new();
     let mut m = NaiveDate::from_ymd_opt(w.cfg.start.year(), w.cfg.start.month(), 1).expect("date");
     while m <= w.cfg.end {
-        if m.month() % 3 == 0 && m + Months::new(1) + Duration::days(14) <= w.cfg.end {
+        if m.month().is_multiple_of(3) && m + Months::new(1) + Duration::days(14) <= w.cfg.end {
             out.push(m);
         }
         m = m + Months::new(1);
@@ -223,7 +282,10 @@ pub(super) fn employer_headcount(w: &World, f: &mut Feed<'_>) {
             if e.headcount() == 0 || !e.active_on(month_end) {
                 continue;
             }
-            let rec = Rec::with_capacity(3).set("uscc", e.uscc.as_str()).set("month", label.as_str()).int("insured_headcount", i64::from(e.headcount()));
+            let rec = Rec::with_capacity(3)
+                .set("uscc", e.uscc.as_str())
+                .set("month", label.as_str())
+                .int("insured_headcount", i64::from(e.headcount()));
             f.upsert(at(report, i as u64), rec);
         }
     }

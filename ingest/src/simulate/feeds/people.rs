@@ -32,7 +32,10 @@ fn ps_record(w: &World, p: &Person, s: &PsState<'_>, updated: NaiveDateTime) -> 
         .set("household_id", hh.id.as_str())
         .set("relation_to_head", p.relation)
         .set("street", street.name)
-        .set("community", street.communities[hh.community as usize].as_str())
+        .set(
+            "community",
+            street.communities[hh.community as usize].as_str(),
+        )
         .set("address", hh.address.as_str())
         .set("phone", s.phone)
         .set("status", s.status)
@@ -50,8 +53,17 @@ pub(super) fn household_registration(w: &World, f: &mut Feed<'_>) {
         if p.registered_on > end {
             continue; // born late in the window: the police have not registered the birth yet
         }
-        let mut state = PsState { status: "active", phone: p.phone.as_deref(), moved_out: None, deceased_on: None };
-        let first = if p.registered_on < start { at(start, i as u64) } else { office_time(&mut f.rng, p.registered_on) };
+        let mut state = PsState {
+            status: "active",
+            phone: p.phone.as_deref(),
+            moved_out: None,
+            deceased_on: None,
+        };
+        let first = if p.registered_on < start {
+            at(start, i as u64)
+        } else {
+            office_time(&mut f.rng, p.registered_on)
+        };
         let rec = ps_record(w, p, &state, first);
         f.upsert(first, rec.clone());
         if chance(&mut f.rng, 0.01) {
@@ -65,28 +77,33 @@ pub(super) fn household_registration(w: &World, f: &mut Feed<'_>) {
         if p.phone.is_some() && chance(&mut f.rng, 0.03) {
             let d = crate::simulate::rng::date_between(&mut f.rng, first.date(), end);
             if p.resident_on(d) {
-                phone_buf = format!("1{}{:09}", range(&mut f.rng, 3, 9), range(&mut f.rng, 0, 999_999_999));
+                phone_buf = format!(
+                    "1{}{:09}",
+                    range(&mut f.rng, 3, 9),
+                    range(&mut f.rng, 0, 999_999_999)
+                );
                 state.phone = Some(&phone_buf);
                 let t = office_time(&mut f.rng, d).max(first + Duration::minutes(1));
                 f.upsert(t, ps_record(w, p, &state, t));
             }
         }
-        if let Some((d, to)) = p.moved_out {
-            if d <= end && p.death.is_none_or(|x| x > d) {
-                state.status = "moved_out";
-                state.moved_out = Some((d, to));
-                let t = office_time(&mut f.rng, d).max(first + Duration::minutes(2));
-                f.upsert(t, ps_record(w, p, &state, t));
-                continue;
-            }
+        if let Some((d, to)) = p.moved_out
+            && d <= end
+            && p.death.is_none_or(|x| x > d)
+        {
+            state.status = "moved_out";
+            state.moved_out = Some((d, to));
+            let t = office_time(&mut f.rng, d).max(first + Duration::minutes(2));
+            f.upsert(t, ps_record(w, p, &state, t));
+            continue;
         }
-        if let (Some(death), Some(known)) = (p.death, p.death_known_on()) {
-            if known <= end {
-                state.status = "deceased";
-                state.deceased_on = Some(death);
-                let t = office_time(&mut f.rng, known).max(first + Duration::minutes(3));
-                f.upsert(t, ps_record(w, p, &state, t));
-            }
+        if let (Some(death), Some(known)) = (p.death, p.death_known_on())
+            && known <= end
+        {
+            state.status = "deceased";
+            state.deceased_on = Some(death);
+            let t = office_time(&mut f.rng, known).max(first + Duration::minutes(3));
+            f.upsert(t, ps_record(w, p, &state, t));
         }
     }
 }
@@ -98,7 +115,9 @@ fn birth_cert_no(w: &World, i: usize) -> String {
 pub(super) fn birth_certificate(w: &World, f: &mut Feed<'_>) {
     let end = w.cfg.end;
     for (i, p) in w.people.iter().enumerate() {
-        let (Some(mo), fa) = (p.mother, p.father) else { continue };
+        let (Some(mo), fa) = (p.mother, p.father) else {
+            continue;
+        };
         let issued = p.birth + Duration::days(range(&mut f.rng, 0, 3));
         if issued > end {
             continue;
@@ -132,7 +151,9 @@ pub(super) fn birth_certificate(w: &World, f: &mut Feed<'_>) {
 
 pub(super) fn death_certificate(w: &World, f: &mut Feed<'_>) {
     let end = w.cfg.end;
-    let causes = ["I00-I99", "C00-D48", "J00-J99", "E00-E90", "V01-Y98", "G00-G99", "K00-K93"];
+    let causes = [
+        "I00-I99", "C00-D48", "J00-J99", "E00-E90", "V01-Y98", "G00-G99", "K00-K93",
+    ];
     let mut seq = 0u32;
     let mut deaths = 0usize;
     for p in &w.people {
@@ -144,12 +165,18 @@ pub(super) fn death_certificate(w: &World, f: &mut Feed<'_>) {
         seq += 1;
         deaths += 1;
         let rec = Rec::with_capacity(7)
-            .set("certificate_no", format!("S{}{}{:06}", w.district.code, death.year(), seq))
+            .set(
+                "certificate_no",
+                format!("S{}{}{:06}", w.district.code, death.year(), seq),
+            )
             .set("resident_id", p.id.as_str())
             .set("name", p.name.as_str())
             .set("date_of_death", death)
             .set("cause_category", *pick(&mut f.rng, &causes))
-            .set("place", *pick(&mut f.rng, &["hospital", "hospital", "home", "other"]))
+            .set(
+                "place",
+                *pick(&mut f.rng, &["hospital", "hospital", "home", "other"]),
+            )
             .set("issued_on", issued);
         let t_ = office_time(&mut f.rng, issued);
         f.upsert(t_, rec);
@@ -166,7 +193,10 @@ pub(super) fn death_certificate(w: &World, f: &mut Feed<'_>) {
         }
         seq += 1;
         let rec = Rec::with_capacity(7)
-            .set("certificate_no", format!("S{}{}{:06}", w.district.code, d.year(), seq))
+            .set(
+                "certificate_no",
+                format!("S{}{}{:06}", w.district.code, d.year(), seq),
+            )
             .set("resident_id", p.id.as_str())
             .set("name", p.name.as_str())
             .set("date_of_death", d)
@@ -215,15 +245,25 @@ pub(super) fn marriage_registration(w: &World, f: &mut Feed<'_>) {
         let (h, wf) = (&w.people[m.husband as usize], &w.people[m.wife as usize]);
         let prefix = if m.divorce { "L" } else { "J" };
         let rec = Rec::with_capacity(8)
-            .set("registration_no", format!("{prefix}{}-{}-{:07}", w.district.code, m.date.year(), i + 1))
-            .set("registration_type", if m.divorce { "divorce" } else { "marriage" })
+            .set(
+                "registration_no",
+                format!("{prefix}{}-{}-{:07}", w.district.code, m.date.year(), i + 1),
+            )
+            .set(
+                "registration_type",
+                if m.divorce { "divorce" } else { "marriage" },
+            )
             .set("husband_id", h.id.as_str())
             .set("husband_name", h.name.as_str())
             .set("wife_id", wf.id.as_str())
             .set("wife_name", wf.name.as_str())
             .set("registered_on", m.date)
             .set("office", office.as_str());
-        let t = if m.date < start { at(start, i as u64) } else { office_time(&mut f.rng, m.date) };
+        let t = if m.date < start {
+            at(start, i as u64)
+        } else {
+            office_time(&mut f.rng, m.date)
+        };
         f.upsert(t, rec);
     }
 }

@@ -38,17 +38,30 @@ pub(super) fn property_certificate(w: &World, f: &mut Feed<'_>) {
             f.change(t, 'c', None, Some(current.clone()));
             t
         };
-        if let Some(d) = p.mortgage_released.filter(|d| *d <= end && p.cancelled.is_none_or(|c| c > *d)) {
+        if let Some(d) = p
+            .mortgage_released
+            .filter(|d| *d <= end && p.cancelled.is_none_or(|c| c > *d))
+        {
             let next = rec(false, "active");
             let t_ = office_time(&mut f.rng, d);
-            f.change(t_.max(t0 + Duration::minutes(1)), 'u', Some(current.clone()), Some(next.clone()));
+            f.change(
+                t_.max(t0 + Duration::minutes(1)),
+                'u',
+                Some(current.clone()),
+                Some(next.clone()),
+            );
             current = next;
         }
         if let Some(c) = p.cancelled.filter(|c| *c <= end) {
             let mortgaged = matches!(current.get("mortgaged"), Some(V::B(true)));
             let next = rec(mortgaged, "cancelled");
             let t_ = office_time(&mut f.rng, c);
-            f.change(t_.max(t0 + Duration::minutes(2)), 'u', Some(current), Some(next));
+            f.change(
+                t_.max(t0 + Duration::minutes(2)),
+                'u',
+                Some(current),
+                Some(next),
+            );
         }
     }
 }

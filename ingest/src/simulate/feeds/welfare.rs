@@ -10,17 +10,33 @@ use crate::simulate::world::{World, bank_card_for};
 
 /// Monthly subsistence standard per person (fen): raised on 2025-07-01.
 fn subsistence_standard(d: NaiveDate) -> i64 {
-    if d >= NaiveDate::from_ymd_opt(2025, 7, 1).expect("date") { 80_000 } else { 76_000 }
+    if d >= NaiveDate::from_ymd_opt(2025, 7, 1).expect("date") {
+        80_000
+    } else {
+        76_000
+    }
 }
 
 pub(super) fn subsistence_allowance(w: &World, f: &mut Feed<'_>) {
     let (start, end) = (w.cfg.start, w.cfg.end);
     let raise = NaiveDate::from_ymd_opt(2025, 7, 1).expect("date");
     for (h, hh) in w.households.iter().enumerate() {
-        let Some((begin, stop)) = hh.subsistence else { continue };
-        let Some(&applicant) = hh.members.iter().find(|&&m| w.people[m as usize].resident_on(begin.max(start)) && w.people[m as usize].age_on(begin) >= 18) else { continue };
+        let Some((begin, stop)) = hh.subsistence else {
+            continue;
+        };
+        let Some(&applicant) = hh.members.iter().find(|&&m| {
+            w.people[m as usize].resident_on(begin.max(start))
+                && w.people[m as usize].age_on(begin) >= 18
+        }) else {
+            continue;
+        };
         let a = &w.people[applicant as usize];
-        let size = hh.members.iter().filter(|&&m| w.people[m as usize].resident_on(begin)).count().max(1) as i64;
+        let size = hh
+            .members
+            .iter()
+            .filter(|&&m| w.people[m as usize].resident_on(begin))
+            .count()
+            .max(1) as i64;
         let street = w.streets[hh.street as usize].name;
         let rec = |amount_date: NaiveDate, status: &'static str, end_date: Option<NaiveDate>| {
             Rec::with_capacity(11)
@@ -108,7 +124,9 @@ pub(crate) fn elderly_paid(w: &World, p: usize, month: NaiveDate) -> Option<(&'s
 /// The bank's result for one payment: 1% fail, 0.5% come back returned (deterministic, so
 /// the ground truth can tell what was really paid out).
 pub(crate) fn payment_status(person: usize, month: NaiveDate) -> &'static str {
-    let h = (person as u64 ^ (u64::from(month.year() as u32) << 40) ^ (u64::from(month.month()) << 52)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let h =
+        (person as u64 ^ (u64::from(month.year() as u32) << 40) ^ (u64::from(month.month()) << 52))
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
     match (h >> 33) % 1000 {
         0..=9 => "failed",
         10..=14 => "returned",
@@ -121,7 +139,9 @@ pub(super) fn elderly_allowance_payment(w: &World, f: &mut Feed<'_>) {
         let period = month.format("%Y-%m").to_string();
         let pay_day = month + Duration::days(9);
         for (i, p) in w.people.iter().enumerate() {
-            let Some((band, amount)) = elderly_paid(w, i, month) else { continue };
+            let Some((band, amount)) = elderly_paid(w, i, month) else {
+                continue;
+            };
             let status = payment_status(i, month);
             let rec = Rec::with_capacity(9)
                 .set("payment_id", format!("GL{}{:08}", month.format("%Y%m"), i))
@@ -149,7 +169,10 @@ pub(super) fn disability_certificate(w: &World, f: &mut Feed<'_>) {
         let valid_until = crate::simulate::rng::add_years(d.issued, 10);
         let rec = |status: &'static str| {
             Rec::with_capacity(8)
-                .set("certificate_no", disability_cert_no(&p.id, d.category, d.grade))
+                .set(
+                    "certificate_no",
+                    disability_cert_no(&p.id, d.category, d.grade),
+                )
                 .set("resident_id", p.id.as_str())
                 .set("name", p.name.as_str())
                 .set("disability_category", d.category.to_string())
@@ -158,14 +181,28 @@ pub(super) fn disability_certificate(w: &World, f: &mut Feed<'_>) {
                 .set("valid_until", valid_until)
                 .set("status", status)
         };
-        let first = if d.issued < start { at(start, i as u64) } else { office_time(&mut f.rng, d.issued) };
-        let initial = if valid_until < start { "expired" } else { "valid" };
+        let first = if d.issued < start {
+            at(start, i as u64)
+        } else {
+            office_time(&mut f.rng, d.issued)
+        };
+        let initial = if valid_until < start {
+            "expired"
+        } else {
+            "valid"
+        };
         f.upsert(first, rec(initial));
-        if let Some(known) = p.death_known_on().filter(|k| *k <= end && *k > first.date()) {
+        if let Some(known) = p
+            .death_known_on()
+            .filter(|k| *k <= end && *k > first.date())
+        {
             let t_ = office_time(&mut f.rng, known);
             f.upsert(t_, rec("cancelled"));
         } else if initial == "valid" && valid_until <= end {
-            f.upsert(at(valid_until + Duration::days(1), i as u64), rec("expired"));
+            f.upsert(
+                at(valid_until + Duration::days(1), i as u64),
+                rec("expired"),
+            );
         }
     }
 }
@@ -183,7 +220,9 @@ pub(super) fn disability_subsidy(w: &World, f: &mut Feed<'_>) {
             (false, false) => &[],
         };
         for (k, (kind, amount)) in kinds.iter().enumerate() {
-            let begin = NaiveDate::from_ymd_opt(d.issued.year(), d.issued.month(), 1).expect("date") + Months::new(1);
+            let begin = NaiveDate::from_ymd_opt(d.issued.year(), d.issued.month(), 1)
+                .expect("date")
+                + Months::new(1);
             let begin = begin.max(floor);
             if begin > end {
                 continue;
@@ -198,10 +237,17 @@ pub(super) fn disability_subsidy(w: &World, f: &mut Feed<'_>) {
                     .set("start_date", begin)
                     .set("end_date", stop)
                     .set("status", status)
-        };
-            let first = if begin < start { at(start, i as u64) } else { office_time(&mut f.rng, begin) };
+            };
+            let first = if begin < start {
+                at(start, i as u64)
+            } else {
+                office_time(&mut f.rng, begin)
+            };
             f.upsert(first, rec("active", None));
-            if let Some(known) = p.death_known_on().filter(|x| *x <= end && *x > first.date()) {
+            if let Some(known) = p
+                .death_known_on()
+                .filter(|x| *x <= end && *x > first.date())
+            {
                 let t_ = office_time(&mut f.rng, known);
                 f.upsert(t_, rec("stopped", Some(known)));
             }
@@ -216,13 +262,17 @@ pub(super) fn social_insurance_enrolment(w: &World, f: &mut Feed<'_>) {
         let base = range(&mut f.rng, 4_000, 20_000) * 100;
         let retire = crate::simulate::rng::add_years(p.birth, if p.male { 60 } else { 55 });
         let ent = &w.enterprises[e as usize];
-        let change = chance(&mut f.rng, 0.04).then(|| crate::simulate::rng::date_between(&mut f.rng, start, end));
+        let change = chance(&mut f.rng, 0.04)
+            .then(|| crate::simulate::rng::date_between(&mut f.rng, start, end));
         let new_employer = change.and_then(|_| {
             let j = range(&mut f.rng, 0, w.enterprises.len() as i64 - 1) as usize;
             w.enterprises[j].active_on(end).then_some(j)
         });
         for kind in ["pension", "medical"] {
-            let rec = |employer: &str, since: NaiveDate, status: &'static str, stop: Option<NaiveDate>| {
+            let rec = |employer: &str,
+                       since: NaiveDate,
+                       status: &'static str,
+                       stop: Option<NaiveDate>| {
                 Rec::with_capacity(8)
                     .set("resident_id", p.id.as_str())
                     .set("name", p.name.as_str())
@@ -233,7 +283,10 @@ pub(super) fn social_insurance_enrolment(w: &World, f: &mut Feed<'_>) {
                     .set("end_date", stop)
                     .set("status", status)
             };
-            f.upsert(at(start, i as u64), rec(&ent.uscc, p.employed_since, "active", None));
+            f.upsert(
+                at(start, i as u64),
+                rec(&ent.uscc, p.employed_since, "active", None),
+            );
             // The first thing that ends or changes the enrolment inside the window wins.
             let death = p.death_known_on().filter(|d| *d <= end);
             let moved = p.moved_out.map(|(d, _)| d).filter(|d| *d <= end);
@@ -247,12 +300,12 @@ pub(super) fn social_insurance_enrolment(w: &World, f: &mut Feed<'_>) {
                 ends.push((d, "suspended"));
             }
             ends.sort();
-            if let (Some(d), Some(j)) = (change, new_employer) {
-                if ends.first().is_none_or(|(x, _)| *x > d) {
-                    let t_ = office_time(&mut f.rng, d);
-                    f.upsert(t_, rec(&w.enterprises[j].uscc, d, "active", None));
-                    continue;
-                }
+            if let (Some(d), Some(j)) = (change, new_employer)
+                && ends.first().is_none_or(|(x, _)| *x > d)
+            {
+                let t_ = office_time(&mut f.rng, d);
+                f.upsert(t_, rec(&w.enterprises[j].uscc, d, "active", None));
+                continue;
             }
             if let Some((d, status)) = ends.first() {
                 let stop = (*status == "ended").then_some(*d);
@@ -274,16 +327,30 @@ pub(super) fn pension(w: &World, f: &mut Feed<'_>) {
             Rec::with_capacity(8)
                 .set("resident_id", p.id.as_str())
                 .set("name", p.name.as_str())
-                .set("pension_type", if pen.enterprise { "enterprise" } else { "urban_rural" })
+                .set(
+                    "pension_type",
+                    if pen.enterprise {
+                        "enterprise"
+                    } else {
+                        "urban_rural"
+                    },
+                )
                 .money("monthly_amount", pen.monthly_fen)
                 .set("start_date", pen.start)
                 .set("bank_card", bank_card_for(i as u32))
                 .set("status", status)
                 .set("stopped_on", stopped)
         };
-        let first = if pen.start < start { at(start, i as u64) } else { office_time(&mut f.rng, pen.start) };
+        let first = if pen.start < start {
+            at(start, i as u64)
+        } else {
+            office_time(&mut f.rng, pen.start)
+        };
         f.upsert(first, rec("active", None));
-        if let Some(known) = p.death_known_on().filter(|k| *k <= end && *k > first.date()) {
+        if let Some(known) = p
+            .death_known_on()
+            .filter(|k| *k <= end && *k > first.date())
+        {
             let t_ = office_time(&mut f.rng, known);
             f.upsert(t_, rec("stopped", Some(known)));
         }
