@@ -1,12 +1,40 @@
 //! gdx lake: Delta tables on an object store, and everything computed over them.
 //!
-//! Data flow (as the ingest and lake issues land): ingest hands decoded Arrow batches to the
-//! lake writer → per dataset an append-only `events` Delta table at
-//! `<lake>/<dept>/<dataset>/events/` (every commit carrying the Kafka offsets it covers as
-//! Delta application transactions) and a `_system/dead_letters` table → folding into
-//! `<lake>/<dept>/<dataset>/current/` (latest event per key) → citizen and enterprise profiles
-//! built with DataFusion → SQL sessions (read-only, time travel) with the exchange's policy
-//! rewrite placed above every table scan.
+//! Data flow: ingest hands decoded Arrow batches, with the Kafka offsets they cover, to an
+//! [`EventTable`] → each append is one Delta commit on `<lake>/<dept>/<dataset>/events/`
+//! carrying one application transaction per Kafka partition (app id names the job, the Kafka
+//! cluster, the topic and the partition; version = the last offset written), so a restarted
+//! worker reads back exactly where the lake stands → bad records land in
+//! `<lake>/_system/dead_letters/` the same way. Folding into `current`, profiles and SQL
+//! sessions arrive with the lake issue.
 //!
-//! The schemas of these tables are derived from the catalog (`gdx-catalog`); this crate never
-//! hard-codes a dataset.
+//! Table schemas are derived from the catalog ([`schema`]); this crate never hard-codes a
+//! dataset. Table locations follow [`LakeLocation`], a layout outside engines can rely on.
+
+pub mod location;
+pub mod schema;
+pub mod table;
+
+pub use location::LakeLocation;
+pub use table::{EventTable, PartitionTxn};
+
+/// Errors of the lake layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid lake location {location:?}: {why}")]
+    Location { location: String, why: String },
+    #[error("delta table {table}: {source}")]
+    Delta {
+        table: String,
+        #[source]
+        source: deltalake::DeltaTableError,
+    },
+    #[error("schema of {table}: {source}")]
+    Schema {
+        table: String,
+        #[source]
+        source: arrow::error::ArrowError,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,141 @@
+//! Arrow schemas of the lake's tables, derived from the catalog.
+//!
+//! Data flow: a catalog [`Dataset`] → [`record_schema`] (the typed fields, used to decode
+//! feed records) → [`events_schema`] (the typed fields, all nullable because a delete carries
+//! only its key, plus the provenance columns of every event row) → Delta table schema.
+//! [`dead_letter_schema`] is fixed.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use gdx_catalog::{Dataset, FieldType};
+
+/// Provenance columns carried by every event row (DESIGN §3), in table order.
+pub mod provenance {
+    pub const TOPIC: &str = "_topic";
+    pub const PARTITION: &str = "_partition";
+    pub const OFFSET: &str = "_offset";
+    pub const KAFKA_TS: &str = "_kafka_ts";
+    pub const EVENT_TIME: &str = "_event_time";
+    pub const INGESTED_AT: &str = "_ingested_at";
+    /// `upsert` or `delete`.
+    pub const OP: &str = "_op";
+    pub const KEY: &str = "_key";
+    pub const SCHEMA_VERSION: &str = "_schema_version";
+    pub const EVENT_ID: &str = "_event_id";
+    pub const SOURCE_SYSTEM: &str = "_source_system";
+    /// Comma-separated names of fields whose coded identifier failed its check under the
+    /// catalog's `flag` policy; null when every check passed.
+    pub const FLAGS: &str = "_flags";
+}
+
+/// Timestamps are microseconds in UTC throughout the lake.
+pub fn timestamp() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// The Arrow type of a catalog field type.
+pub fn arrow_type(ty: FieldType) -> DataType {
+    match ty {
+        FieldType::Utf8 => DataType::Utf8,
+        FieldType::Int32 => DataType::Int32,
+        FieldType::Int64 => DataType::Int64,
+        FieldType::Float64 => DataType::Float64,
+        FieldType::Boolean => DataType::Boolean,
+        FieldType::Date32 => DataType::Date32,
+        FieldType::Timestamp => timestamp(),
+        FieldType::Money => DataType::Decimal128(18, 2),
+    }
+}
+
+/// The typed fields of a dataset record, with the catalog's nullability.
+pub fn record_schema(ds: &Dataset) -> SchemaRef {
+    Arc::new(Schema::new(
+        ds.fields
+            .iter()
+            .map(|f| Field::new(&f.name, arrow_type(f.ty), f.nullable))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// The provenance columns.
+pub fn provenance_fields() -> Vec<Field> {
+    use provenance::*;
+    vec![
+        Field::new(TOPIC, DataType::Utf8, false),
+        Field::new(PARTITION, DataType::Int32, false),
+        Field::new(OFFSET, DataType::Int64, false),
+        Field::new(KAFKA_TS, timestamp(), true),
+        Field::new(EVENT_TIME, timestamp(), false),
+        Field::new(INGESTED_AT, timestamp(), false),
+        Field::new(OP, DataType::Utf8, false),
+        Field::new(KEY, DataType::Utf8, false),
+        Field::new(SCHEMA_VERSION, DataType::Int32, false),
+        Field::new(EVENT_ID, DataType::Utf8, true),
+        Field::new(SOURCE_SYSTEM, DataType::Utf8, true),
+        Field::new(FLAGS, DataType::Utf8, true),
+    ]
+}
+
+/// The `events` table: typed fields (nullable: deletes carry only the key) + provenance.
+pub fn events_schema(ds: &Dataset) -> SchemaRef {
+    let mut fields: Vec<Field> = ds.fields.iter().map(|f| Field::new(&f.name, arrow_type(f.ty), true)).collect();
+    fields.extend(provenance_fields());
+    Arc::new(Schema::new(fields))
+}
+
+/// Columns of the dead-letter table.
+pub mod dead_letter {
+    pub const TOPIC: &str = "topic";
+    pub const PARTITION: &str = "partition";
+    pub const OFFSET: &str = "offset";
+    pub const KEY: &str = "key";
+    pub const VALUE: &str = "value";
+    /// Message headers as a JSON object (values as UTF-8 where they are, else base64-free hex).
+    pub const HEADERS: &str = "headers";
+    pub const KAFKA_TS: &str = "kafka_ts";
+    /// A stable class: not_json, wrong_type, missing_field, missing_key, bad_check_digit,
+    /// oversized, unknown_topic, bad_envelope.
+    pub const ERROR_CLASS: &str = "error_class";
+    pub const ERROR_MESSAGE: &str = "error_message";
+    pub const DATASET: &str = "dataset";
+    pub const INGESTED_AT: &str = "ingested_at";
+}
+
+pub fn dead_letter_schema() -> SchemaRef {
+    use dead_letter::*;
+    Arc::new(Schema::new(vec![
+        Field::new(TOPIC, DataType::Utf8, false),
+        Field::new(PARTITION, DataType::Int32, false),
+        Field::new(OFFSET, DataType::Int64, false),
+        Field::new(KEY, DataType::Binary, true),
+        Field::new(VALUE, DataType::Binary, true),
+        Field::new(HEADERS, DataType::Utf8, true),
+        Field::new(KAFKA_TS, timestamp(), true),
+        Field::new(ERROR_CLASS, DataType::Utf8, false),
+        Field::new(ERROR_MESSAGE, DataType::Utf8, false),
+        Field::new(DATASET, DataType::Utf8, true),
+        Field::new(INGESTED_AT, timestamp(), false),
+    ]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schemas_follow_the_catalog() {
+        let c = gdx_catalog::district::catalog();
+        let ds = c.get("ps.household_registration").unwrap();
+        let rec = record_schema(ds);
+        assert_eq!(rec.field_with_name("resident_id").unwrap().data_type(), &DataType::Utf8);
+        assert!(!rec.field_with_name("resident_id").unwrap().is_nullable());
+        assert_eq!(rec.field_with_name("birth_date").unwrap().data_type(), &DataType::Date32);
+        let ev = events_schema(ds);
+        assert_eq!(ev.fields().len(), ds.fields.len() + provenance_fields().len());
+        assert!(ev.field_with_name("resident_id").unwrap().is_nullable());
+        assert_eq!(ev.field_with_name(provenance::OFFSET).unwrap().data_type(), &DataType::Int64);
+        let money = c.get("tax.tax_paid").unwrap();
+        assert_eq!(record_schema(money).field_with_name("tax_paid").unwrap().data_type(), &DataType::Decimal128(18, 2));
+    }
+}
