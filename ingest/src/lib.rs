@@ -6,4 +6,5 @@
 //! Kafka consumer workers that land those feeds in the lake exactly once arrive with the
 //! ingest issue.
 
+pub mod decode;
 pub mod simulate;

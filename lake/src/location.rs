@@ -39,16 +39,24 @@ impl TableKind {
 impl LakeLocation {
     /// Parses a local path (made absolute) or an `s3://`, `file://` or `memory://` URL.
     pub fn parse(s: &str) -> Result<Self> {
-        let err = |why: String| Error::Location { location: s.to_owned(), why };
+        let err = |why: String| Error::Location {
+            location: s.to_owned(),
+            why,
+        };
         let mut root = if s.contains("://") {
             Url::parse(s).map_err(|e| err(e.to_string()))?
         } else {
             let path = std::path::absolute(s).map_err(|e| err(e.to_string()))?;
-            Url::from_directory_path(&path).map_err(|()| err("not an absolute directory path".into()))?
+            Url::from_directory_path(&path)
+                .map_err(|()| err("not an absolute directory path".into()))?
         };
         match root.scheme() {
             "file" | "s3" | "s3a" | "memory" => {}
-            other => return Err(err(format!("unsupported scheme {other:?} (use a local path or s3://bucket/prefix)"))),
+            other => {
+                return Err(err(format!(
+                    "unsupported scheme {other:?} (use a local path or s3://bucket/prefix)"
+                )));
+            }
         }
         if !root.path().ends_with('/') {
             let p = format!("{}/", root.path());
@@ -63,16 +71,25 @@ impl LakeLocation {
 
     /// Whether the lake is a local directory.
     pub fn local_path(&self) -> Option<std::path::PathBuf> {
-        (self.root.scheme() == "file").then(|| self.root.to_file_path().ok()).flatten()
+        (self.root.scheme() == "file")
+            .then(|| self.root.to_file_path().ok())
+            .flatten()
     }
 
     fn join(&self, rel: &str) -> Url {
-        self.root.join(rel).expect("relative path of lowercase snake-case parts")
+        self.root
+            .join(rel)
+            .expect("relative path of lowercase snake-case parts")
     }
 
     /// The table of one kind for a dataset.
     pub fn table(&self, dataset: &DatasetId, kind: TableKind) -> Url {
-        self.join(&format!("{}/{}/{}/", dataset.department(), dataset.name(), kind.dir()))
+        self.join(&format!(
+            "{}/{}/{}/",
+            dataset.department(),
+            dataset.name(),
+            kind.dir()
+        ))
     }
 
     pub fn events(&self, dataset: &DatasetId) -> Url {
@@ -98,11 +115,23 @@ mod tests {
     fn layout() {
         let lake = LakeLocation::parse("/data/lake").unwrap();
         let id = DatasetId::new("ps.household_registration").unwrap();
-        assert_eq!(lake.events(&id).as_str(), "file:///data/lake/ps/household_registration/events/");
-        assert_eq!(lake.table(&id, TableKind::Current).as_str(), "file:///data/lake/ps/household_registration/current/");
-        assert_eq!(lake.dead_letters().as_str(), "file:///data/lake/_system/dead_letters/");
+        assert_eq!(
+            lake.events(&id).as_str(),
+            "file:///data/lake/ps/household_registration/events/"
+        );
+        assert_eq!(
+            lake.table(&id, TableKind::Current).as_str(),
+            "file:///data/lake/ps/household_registration/current/"
+        );
+        assert_eq!(
+            lake.dead_letters().as_str(),
+            "file:///data/lake/_system/dead_letters/"
+        );
         let s3 = LakeLocation::parse("s3://bucket/district/lake").unwrap();
-        assert_eq!(s3.events(&id).as_str(), "s3://bucket/district/lake/ps/household_registration/events/");
+        assert_eq!(
+            s3.events(&id).as_str(),
+            "s3://bucket/district/lake/ps/household_registration/events/"
+        );
         assert!(s3.local_path().is_none());
         assert!(LakeLocation::parse("ftp://x/y").is_err());
         let rel = LakeLocation::parse("gdx-data/lake").unwrap();

@@ -79,7 +79,11 @@ pub fn provenance_fields() -> Vec<Field> {
 
 /// The `events` table: typed fields (nullable: deletes carry only the key) + provenance.
 pub fn events_schema(ds: &Dataset) -> SchemaRef {
-    let mut fields: Vec<Field> = ds.fields.iter().map(|f| Field::new(&f.name, arrow_type(f.ty), true)).collect();
+    let mut fields: Vec<Field> = ds
+        .fields
+        .iter()
+        .map(|f| Field::new(&f.name, arrow_type(f.ty), true))
+        .collect();
     fields.extend(provenance_fields());
     Arc::new(Schema::new(fields))
 }
@@ -128,14 +132,32 @@ mod tests {
         let c = gdx_catalog::district::catalog();
         let ds = c.get("ps.household_registration").unwrap();
         let rec = record_schema(ds);
-        assert_eq!(rec.field_with_name("resident_id").unwrap().data_type(), &DataType::Utf8);
+        assert_eq!(
+            rec.field_with_name("resident_id").unwrap().data_type(),
+            &DataType::Utf8
+        );
         assert!(!rec.field_with_name("resident_id").unwrap().is_nullable());
-        assert_eq!(rec.field_with_name("birth_date").unwrap().data_type(), &DataType::Date32);
+        assert_eq!(
+            rec.field_with_name("birth_date").unwrap().data_type(),
+            &DataType::Date32
+        );
         let ev = events_schema(ds);
-        assert_eq!(ev.fields().len(), ds.fields.len() + provenance_fields().len());
+        assert_eq!(
+            ev.fields().len(),
+            ds.fields.len() + provenance_fields().len()
+        );
         assert!(ev.field_with_name("resident_id").unwrap().is_nullable());
-        assert_eq!(ev.field_with_name(provenance::OFFSET).unwrap().data_type(), &DataType::Int64);
+        assert_eq!(
+            ev.field_with_name(provenance::OFFSET).unwrap().data_type(),
+            &DataType::Int64
+        );
         let money = c.get("tax.tax_paid").unwrap();
-        assert_eq!(record_schema(money).field_with_name("tax_paid").unwrap().data_type(), &DataType::Decimal128(18, 2));
+        assert_eq!(
+            record_schema(money)
+                .field_with_name("tax_paid")
+                .unwrap()
+                .data_type(),
+            &DataType::Decimal128(18, 2)
+        );
     }
 }

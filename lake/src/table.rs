@@ -40,26 +40,37 @@ pub struct EventTable {
 
 impl EventTable {
     fn err(&self, source: deltalake::DeltaTableError) -> Error {
-        Error::Delta { table: self.url.to_string(), source }
+        Error::Delta {
+            table: self.url.to_string(),
+            source,
+        }
     }
 
     /// Opens the table at `url`, creating it with `schema` if there is none yet. Two workers
     /// racing to create the same table both end up with it.
     pub async fn open_or_create(url: Url, schema: SchemaRef, name: &str) -> Result<Self> {
-        let delta = |source| Error::Delta { table: url.to_string(), source };
+        let delta = |source| Error::Delta {
+            table: url.to_string(),
+            source,
+        };
         if url.scheme() == "file"
             && let Ok(path) = url.to_file_path()
         {
-            std::fs::create_dir_all(&path).map_err(|e| delta(deltalake::DeltaTableError::from(e)))?;
+            std::fs::create_dir_all(&path)
+                .map_err(|e| delta(deltalake::DeltaTableError::from(e)))?;
         }
         let table = DeltaTable::try_from_url(url.clone()).await.map_err(delta)?;
         if table.version().is_some() {
             return Ok(Self { table, url });
         }
-        let columns: StructType = schema
-            .as_ref()
-            .try_into_kernel()
-            .map_err(|source| Error::Schema { table: url.to_string(), source })?;
+        let columns: StructType =
+            schema
+                .as_ref()
+                .try_into_kernel()
+                .map_err(|source| Error::Schema {
+                    table: url.to_string(),
+                    source,
+                })?;
         let created = table
             .create()
             .with_table_name(name)
@@ -72,7 +83,9 @@ impl EventTable {
             Err(_) => {
                 let t = DeltaTable::try_from_url(url.clone()).await.map_err(delta)?;
                 if t.version().is_none() {
-                    return Err(delta(deltalake::DeltaTableError::NotATable(url.to_string())));
+                    return Err(delta(deltalake::DeltaTableError::NotATable(
+                        url.to_string(),
+                    )));
                 }
                 t
             }
@@ -104,9 +117,15 @@ impl EventTable {
     }
 
     /// Appends `batches` and records `txns` in the same commit; returns the new version.
-    pub async fn append(&mut self, batches: Vec<RecordBatch>, txns: &[PartitionTxn]) -> Result<u64> {
+    pub async fn append(
+        &mut self,
+        batches: Vec<RecordBatch>,
+        txns: &[PartitionTxn],
+    ) -> Result<u64> {
         let props = CommitProperties::default().with_application_transactions(
-            txns.iter().map(|t| Transaction::new(&t.app_id, t.offset)).collect(),
+            txns.iter()
+                .map(|t| Transaction::new(&t.app_id, t.offset))
+                .collect(),
         );
         let table = self
             .table
@@ -135,14 +154,20 @@ mod tests {
     use super::*;
 
     fn schema() -> SchemaRef {
-        Arc::new(Schema::new(vec![Field::new("k", DataType::Utf8, true), Field::new("_offset", DataType::Int64, false)]))
+        Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("_offset", DataType::Int64, false),
+        ]))
     }
 
     fn batch(offsets: std::ops::Range<i64>) -> RecordBatch {
         let keys: Vec<String> = offsets.clone().map(|o| format!("k{o}")).collect();
         RecordBatch::try_new(
             schema(),
-            vec![Arc::new(StringArray::from(keys)), Arc::new(Int64Array::from(offsets.collect::<Vec<_>>()))],
+            vec![
+                Arc::new(StringArray::from(keys)),
+                Arc::new(Int64Array::from(offsets.collect::<Vec<_>>())),
+            ],
         )
         .unwrap()
     }
@@ -151,25 +176,64 @@ mod tests {
     async fn offsets_commit_with_the_data_and_survive_reopening() {
         let dir = tempfile::tempdir().unwrap();
         let url = Url::from_directory_path(dir.path().join("t")).unwrap();
-        let mut t = EventTable::open_or_create(url.clone(), schema(), "t").await.unwrap();
+        let mut t = EventTable::open_or_create(url.clone(), schema(), "t")
+            .await
+            .unwrap();
         let a = app_id("ingest", "cluster-1", "ps.x", 0);
         let b = app_id("ingest", "cluster-1", "ps.x", 1);
         assert_eq!(t.txn_version(&a).await.unwrap(), None);
-        t.append(vec![batch(0..10)], &[PartitionTxn { app_id: a.clone(), offset: 9 }]).await.unwrap();
-        t.append(vec![batch(10..15)], &[PartitionTxn { app_id: a.clone(), offset: 14 }, PartitionTxn { app_id: b.clone(), offset: 3 }])
-            .await
-            .unwrap();
+        t.append(
+            vec![batch(0..10)],
+            &[PartitionTxn {
+                app_id: a.clone(),
+                offset: 9,
+            }],
+        )
+        .await
+        .unwrap();
+        t.append(
+            vec![batch(10..15)],
+            &[
+                PartitionTxn {
+                    app_id: a.clone(),
+                    offset: 14,
+                },
+                PartitionTxn {
+                    app_id: b.clone(),
+                    offset: 3,
+                },
+            ],
+        )
+        .await
+        .unwrap();
 
         // A second handle (another worker, or a restart) sees the same offsets.
-        let other = EventTable::open_or_create(url.clone(), schema(), "t").await.unwrap();
+        let other = EventTable::open_or_create(url.clone(), schema(), "t")
+            .await
+            .unwrap();
         assert_eq!(other.txn_version(&a).await.unwrap(), Some(14));
         assert_eq!(other.txn_version(&b).await.unwrap(), Some(3));
-        assert_eq!(other.txn_version(&app_id("ingest", "cluster-2", "ps.x", 0)).await.unwrap(), None);
+        assert_eq!(
+            other
+                .txn_version(&app_id("ingest", "cluster-2", "ps.x", 0))
+                .await
+                .unwrap(),
+            None
+        );
         assert_eq!(other.version(), Some(2));
 
         // The first handle learns of commits made elsewhere after a refresh.
         let mut second = other;
-        second.append(vec![batch(15..20)], &[PartitionTxn { app_id: a.clone(), offset: 19 }]).await.unwrap();
+        second
+            .append(
+                vec![batch(15..20)],
+                &[PartitionTxn {
+                    app_id: a.clone(),
+                    offset: 19,
+                }],
+            )
+            .await
+            .unwrap();
         assert_eq!(t.txn_version(&a).await.unwrap(), Some(14));
         t.refresh().await.unwrap();
         assert_eq!(t.txn_version(&a).await.unwrap(), Some(19));

@@ -1,0 +1,186 @@
+//! Messages in, dead letters out, and the classification of why a message was refused.
+
+use arrow::error::ArrowError;
+use gdx_catalog::{Dataset, DatasetId, FeedFormat};
+use serde_json::Value;
+
+/// One Kafka message as ingest sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Message {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    /// `None` is a tombstone.
+    pub value: Option<Vec<u8>>,
+    /// Kafka timestamp, milliseconds since the epoch.
+    pub timestamp_ms: Option<i64>,
+    pub headers: Vec<(String, Vec<u8>)>,
+}
+
+impl Message {
+    pub fn header(&self, name: &str) -> Option<&[u8]> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_slice())
+    }
+
+    pub fn header_str(&self, name: &str) -> Option<&str> {
+        self.header(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    pub fn key_str(&self) -> Option<String> {
+        self.key
+            .as_ref()
+            .map(|k| String::from_utf8_lossy(k).into_owned())
+    }
+}
+
+/// Why a message could not be accepted (a stable, queryable class).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    NotJson,
+    WrongType,
+    MissingField,
+    MissingKey,
+    BadCheckDigit,
+    BadIdentifier,
+    Oversized,
+    UnknownTopic,
+    BadEnvelope,
+}
+
+impl ErrorClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorClass::NotJson => "not_json",
+            ErrorClass::WrongType => "wrong_type",
+            ErrorClass::MissingField => "missing_field",
+            ErrorClass::MissingKey => "missing_key",
+            ErrorClass::BadCheckDigit => "bad_check_digit",
+            ErrorClass::BadIdentifier => "bad_identifier",
+            ErrorClass::Oversized => "oversized",
+            ErrorClass::UnknownTopic => "unknown_topic",
+            ErrorClass::BadEnvelope => "bad_envelope",
+        }
+    }
+}
+
+/// A message that could not be accepted, with everything needed to replay it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Vec<u8>)>,
+    pub timestamp_ms: Option<i64>,
+    pub class: ErrorClass,
+    /// What is wrong; names fields, never their values.
+    pub message: String,
+    pub dataset: Option<String>,
+}
+
+impl DeadLetter {
+    pub fn new(
+        m: &Message,
+        class: ErrorClass,
+        message: String,
+        dataset: Option<&DatasetId>,
+    ) -> Self {
+        DeadLetter {
+            topic: m.topic.clone(),
+            partition: m.partition,
+            offset: m.offset,
+            key: m.key.clone(),
+            value: m.value.clone(),
+            headers: m.headers.clone(),
+            timestamp_ms: m.timestamp_ms,
+            class,
+            message,
+            dataset: dataset.map(ToString::to_string),
+        }
+    }
+}
+
+/// Prefix of decoder errors about a Debezium envelope.
+pub(super) const BAD_ENVELOPE: &str = "bad Debezium envelope";
+
+/// Finds out why one message failed to decode. Runs only on the slow path, per bad message.
+pub(super) fn classify(ds: &Dataset, m: &Message, err: &ArrowError) -> (ErrorClass, String) {
+    let Some(bytes) = &m.value else {
+        return (ErrorClass::MissingKey, "tombstone without a key".into());
+    };
+    let value: Value = match serde_json::from_slice(bytes) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                ErrorClass::NotJson,
+                format!("value is not JSON: {}", redact(&e.to_string())),
+            );
+        }
+    };
+    let record = if ds.feed_format == FeedFormat::DebeziumJson {
+        let op = value.get("op").and_then(Value::as_str);
+        let side = match op {
+            Some("c" | "u" | "r") => "after",
+            Some("d") => "before",
+            Some(other) => {
+                return (
+                    ErrorClass::BadEnvelope,
+                    format!("{BAD_ENVELOPE}: unknown op {other:?}"),
+                );
+            }
+            None => return (ErrorClass::BadEnvelope, format!("{BAD_ENVELOPE}: no `op`")),
+        };
+        match value.get(side) {
+            Some(r @ Value::Object(_)) => r.clone(),
+            _ => {
+                return (
+                    ErrorClass::BadEnvelope,
+                    format!(
+                        "{BAD_ENVELOPE}: op {:?} needs an object in `{side}`",
+                        op.unwrap_or("")
+                    ),
+                );
+            }
+        }
+    } else {
+        value
+    };
+    let Value::Object(obj) = &record else {
+        return (ErrorClass::WrongType, "value is not a JSON object".into());
+    };
+    for k in &ds.primary_key {
+        if obj.get(k).is_none_or(Value::is_null) {
+            return (
+                ErrorClass::MissingKey,
+                format!("primary key field `{k}` is missing"),
+            );
+        }
+    }
+    for f in ds.fields.iter().filter(|f| !f.nullable) {
+        if obj.get(&f.name).is_none_or(Value::is_null) {
+            return (
+                ErrorClass::MissingField,
+                format!("required field `{}` is missing", f.name),
+            );
+        }
+    }
+    let text = err.to_string();
+    if text.contains(BAD_ENVELOPE) {
+        return (ErrorClass::BadEnvelope, text);
+    }
+    (ErrorClass::WrongType, redact(&text))
+}
+
+/// Decoder messages may quote the offending value; keep only the part before any quote so a
+/// dead-letter message never repeats personal data (the raw bytes are kept separately).
+fn redact(text: &str) -> String {
+    match text.find(['"', '\'']) {
+        Some(i) if text[..i].contains("field") || i > 20 => format!("{}…", text[..i].trim_end()),
+        _ => text.to_owned(),
+    }
+}

@@ -1,0 +1,394 @@
+//! From decoded records to event rows: operations, keys, provenance, filtering of rejects.
+
+use std::sync::Arc;
+
+use arrow::array::{
+    Array, ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray, StructArray,
+    TimestampMicrosecondArray, UInt32Array,
+};
+use arrow::compute::{cast, concat, filter, take};
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::error::ArrowError;
+
+use super::message::{BAD_ENVELOPE, DeadLetter, ErrorClass, Message};
+use super::{DatasetDecoder, Op, identifiers, masked_children};
+
+/// Decoded records of a run of messages, one entry per message.
+pub(super) struct Values<'m> {
+    msgs: Vec<&'m Message>,
+    ops: Vec<Op>,
+    /// Typed columns (record schema order), one value per message; null for deletes.
+    columns: Vec<ArrayRef>,
+    /// For Debezium deletes: the key taken from `before`.
+    delete_keys: Vec<Option<String>>,
+}
+
+/// `take` indices: message i → row of the decoded batch, or null when it has none.
+fn positions(has_row: impl Iterator<Item = bool>) -> UInt32Array {
+    let mut next = 0u32;
+    has_row
+        .map(|h| {
+            h.then(|| {
+                next += 1;
+                next - 1
+            })
+        })
+        .collect()
+}
+
+fn null_columns(schema: &SchemaRef, n: usize) -> Vec<ArrayRef> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| arrow::array::new_null_array(f.data_type(), n))
+        .collect()
+}
+
+/// The primary key of each row as text (`|`-joined), or None where a part is null.
+fn key_strings(columns: &[ArrayRef], schema: &SchemaRef, pk: &[String]) -> Vec<Option<String>> {
+    let rows = columns.first().map_or(0, |c| c.len());
+    let parts: Vec<StringArray> = pk
+        .iter()
+        .filter_map(|k| schema.index_of(k).ok())
+        .map(|i| {
+            let c = cast(&columns[i], &DataType::Utf8).expect("primitive columns cast to text");
+            c.as_any()
+                .downcast_ref::<StringArray>()
+                .expect("utf8")
+                .clone()
+        })
+        .collect();
+    (0..rows)
+        .map(|r| {
+            let mut out = String::new();
+            for (j, p) in parts.iter().enumerate() {
+                if p.is_null(r) {
+                    return None;
+                }
+                if j > 0 {
+                    out.push('|');
+                }
+                out.push_str(p.value(r));
+            }
+            Some(out)
+        })
+        .collect()
+}
+
+impl<'m> Values<'m> {
+    pub(super) fn plain(
+        msgs: Vec<&'m Message>,
+        ops: Vec<Op>,
+        batch: Option<RecordBatch>,
+        record: &SchemaRef,
+    ) -> Self {
+        let n = msgs.len();
+        let columns = match batch {
+            None => null_columns(record, n),
+            Some(b) => {
+                let idx = positions(ops.iter().map(|o| *o == Op::Upsert));
+                b.columns()
+                    .iter()
+                    .map(|c| take(c, &idx, None).expect("indices in range"))
+                    .collect()
+            }
+        };
+        Values {
+            msgs,
+            ops,
+            columns,
+            delete_keys: vec![None; n],
+        }
+    }
+
+    pub(super) fn debezium(
+        decoded: Vec<(&'m Message, bool)>,
+        batch: Option<RecordBatch>,
+        record: &SchemaRef,
+        pk: &[String],
+    ) -> Result<Self, ArrowError> {
+        let n = decoded.len();
+        let msgs: Vec<&Message> = decoded.iter().map(|(m, _)| *m).collect();
+        let Some(batch) = batch else {
+            // Only tombstones.
+            return Ok(Values {
+                msgs,
+                ops: vec![Op::Delete; n],
+                columns: null_columns(record, n),
+                delete_keys: vec![None; n],
+            });
+        };
+        let as_struct = |name: &str| -> StructArray {
+            batch
+                .column_by_name(name)
+                .and_then(|c| c.as_any().downcast_ref::<StructArray>())
+                .expect("envelope schema")
+                .clone()
+        };
+        let (before, after) = (as_struct("before"), as_struct("after"));
+        let op_col = batch
+            .column_by_name("op")
+            .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+            .expect("envelope schema")
+            .clone();
+        let before_cols = masked_children(&before);
+        let mut ops = Vec::with_capacity(n);
+        let mut delete_keys = Vec::with_capacity(n);
+        let mut row = 0usize;
+        let mut upsert_rows = Vec::with_capacity(n);
+        for (_, has_row) in &decoded {
+            if !has_row {
+                ops.push(Op::Delete);
+                delete_keys.push(None);
+                upsert_rows.push(None);
+                continue;
+            }
+            let op = op_col.value(row);
+            match op {
+                "c" | "u" | "r" => {
+                    if after.is_null(row) {
+                        return Err(ArrowError::InvalidArgumentError(format!(
+                            "{BAD_ENVELOPE}: op {op:?} without `after`"
+                        )));
+                    }
+                    ops.push(Op::Upsert);
+                    delete_keys.push(None);
+                    upsert_rows.push(Some(row as u32));
+                }
+                "d" => {
+                    if before.is_null(row) {
+                        return Err(ArrowError::InvalidArgumentError(format!(
+                            "{BAD_ENVELOPE}: op \"d\" without `before`"
+                        )));
+                    }
+                    ops.push(Op::Delete);
+                    delete_keys.push(Some(row));
+                    upsert_rows.push(None);
+                }
+                other => {
+                    return Err(ArrowError::InvalidArgumentError(format!(
+                        "{BAD_ENVELOPE}: unknown op {other:?}"
+                    )));
+                }
+            }
+            row += 1;
+        }
+        let idx: UInt32Array = upsert_rows.into_iter().collect();
+        let columns = masked_children(&after)
+            .iter()
+            .map(|c| take(c, &idx, None).expect("indices in range"))
+            .collect();
+        // Keys of deletes come from `before`'s primary key.
+        let before_keys = key_strings(&before_cols, record, pk);
+        let delete_keys = delete_keys
+            .into_iter()
+            .map(|r| r.and_then(|r| before_keys[r].clone()))
+            .collect();
+        Ok(Values {
+            msgs,
+            ops,
+            columns,
+            delete_keys,
+        })
+    }
+
+    /// Parses the text-on-the-wire columns (dates, timestamps) into their stored types;
+    /// a value that does not parse fails the run.
+    pub(super) fn typed(mut self, record: &SchemaRef) -> Result<Self, ArrowError> {
+        let options = arrow::compute::CastOptions {
+            safe: false,
+            ..Default::default()
+        };
+        for (i, f) in record.fields().iter().enumerate() {
+            if self.columns[i].data_type() == f.data_type() {
+                continue;
+            }
+            let expected = match f.data_type() {
+                DataType::Date32 => "a date (YYYY-MM-DD)",
+                _ => "an RFC 3339 timestamp",
+            };
+            self.columns[i] =
+                arrow::compute::cast_with_options(&self.columns[i], f.data_type(), &options)
+                    .map_err(|_| {
+                        ArrowError::CastError(format!("field `{}`: expected {expected}", f.name()))
+                    })?;
+        }
+        Ok(self)
+    }
+
+    pub(super) fn concat(parts: Vec<Values<'m>>) -> Option<Values<'m>> {
+        let first = parts.first()?;
+        let ncols = first.columns.len();
+        let columns = (0..ncols)
+            .map(|i| {
+                let arrays: Vec<&dyn Array> = parts.iter().map(|p| p.columns[i].as_ref()).collect();
+                concat(&arrays).expect("same types")
+            })
+            .collect();
+        let mut out = Values {
+            msgs: Vec::new(),
+            ops: Vec::new(),
+            columns,
+            delete_keys: Vec::new(),
+        };
+        for p in parts {
+            out.msgs.extend(p.msgs);
+            out.ops.extend(p.ops);
+            out.delete_keys.extend(p.delete_keys);
+        }
+        Some(out)
+    }
+}
+
+/// Turns decoded values into event rows; rejected rows become dead letters.
+pub(super) fn assemble(
+    dec: &DatasetDecoder,
+    v: Values<'_>,
+    ingested_at_us: i64,
+    dead: &mut Vec<DeadLetter>,
+) -> Option<RecordBatch> {
+    let ds = &dec.ds;
+    let n = v.msgs.len();
+    let is_upsert: Vec<bool> = v.ops.iter().map(|o| *o == Op::Upsert).collect();
+    let checked = identifiers::check(ds, &v.columns, &is_upsert);
+    let record_keys = key_strings(&checked.columns, &dec.record, &ds.primary_key);
+
+    let mut keep = Vec::with_capacity(n);
+    let mut keys: Vec<String> = Vec::with_capacity(n);
+    for (r, m) in v.msgs.iter().copied().enumerate() {
+        if let Some((class, why)) = &checked.rejects[r] {
+            dead.push(DeadLetter::new(m, *class, why.clone(), Some(&ds.id)));
+            keep.push(false);
+            keys.push(String::new());
+            continue;
+        }
+        let key = match v.ops[r] {
+            Op::Upsert => record_keys[r].clone(),
+            Op::Delete => v.delete_keys[r]
+                .clone()
+                .or_else(|| m.key_str().map(|k| canonical_key(ds, &k))),
+        };
+        match key {
+            Some(k) if !k.is_empty() => {
+                keep.push(true);
+                keys.push(k);
+            }
+            _ => {
+                dead.push(DeadLetter::new(
+                    m,
+                    ErrorClass::MissingKey,
+                    "no primary key to identify the record".into(),
+                    Some(&ds.id),
+                ));
+                keep.push(false);
+                keys.push(String::new());
+            }
+        }
+    }
+    let kept = keep.iter().filter(|k| **k).count();
+    if kept == 0 {
+        return None;
+    }
+    let utc = |a: TimestampMicrosecondArray| -> ArrayRef { Arc::new(a.with_timezone("UTC")) };
+    let mut columns: Vec<ArrayRef> = checked.columns;
+    columns.push(Arc::new(StringArray::from(
+        v.msgs.iter().map(|m| m.topic.as_str()).collect::<Vec<_>>(),
+    )));
+    columns.push(Arc::new(Int32Array::from(
+        v.msgs.iter().map(|m| m.partition).collect::<Vec<_>>(),
+    )));
+    columns.push(Arc::new(Int64Array::from(
+        v.msgs.iter().map(|m| m.offset).collect::<Vec<_>>(),
+    )));
+    columns.push(utc(TimestampMicrosecondArray::from(
+        v.msgs
+            .iter()
+            .map(|m| m.timestamp_ms.map(|t| t * 1000))
+            .collect::<Vec<_>>(),
+    )));
+    columns.push(utc(TimestampMicrosecondArray::from(
+        v.msgs
+            .iter()
+            .map(|m| {
+                event_time_us(m)
+                    .or(m.timestamp_ms.map(|t| t * 1000))
+                    .unwrap_or(ingested_at_us)
+            })
+            .collect::<Vec<_>>(),
+    )));
+    columns.push(utc(TimestampMicrosecondArray::from(vec![
+        ingested_at_us;
+        n
+    ])));
+    columns.push(Arc::new(StringArray::from(
+        v.ops
+            .iter()
+            .map(|o| if *o == Op::Upsert { "upsert" } else { "delete" })
+            .collect::<Vec<_>>(),
+    )));
+    columns.push(Arc::new(StringArray::from(keys)));
+    columns.push(Arc::new(Int32Array::from(vec![
+        ds.schema_version as i32;
+        n
+    ])));
+    columns.push(Arc::new(StringArray::from(
+        v.msgs
+            .iter()
+            .map(|m| m.header_str("event-id"))
+            .collect::<Vec<_>>(),
+    )));
+    columns.push(Arc::new(StringArray::from(
+        v.msgs
+            .iter()
+            .map(|m| m.header_str("source-system"))
+            .collect::<Vec<_>>(),
+    )));
+    columns.push(Arc::new(StringArray::from(
+        checked
+            .flags
+            .iter()
+            .map(|f| {
+                (!f.is_empty()).then(|| {
+                    f.iter()
+                        .map(|&i| ds.fields[i].name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+            })
+            .collect::<Vec<_>>(),
+    )));
+    let batch = RecordBatch::try_new(dec.events.clone(), columns)
+        .expect("columns follow the events schema");
+    if kept == n {
+        return Some(batch);
+    }
+    let mask = BooleanArray::from(keep);
+    let cols = batch
+        .columns()
+        .iter()
+        .map(|c| filter(c, &mask).expect("same length"))
+        .collect();
+    Some(RecordBatch::try_new(dec.events.clone(), cols).expect("filtered columns"))
+}
+
+/// A tombstone's key in the canonical form upserts use (normalised identifiers).
+fn canonical_key(ds: &gdx_catalog::Dataset, key: &str) -> String {
+    match ds.primary_key.as_slice() {
+        [only] => match ds.field(only).and_then(|f| f.id_kind()) {
+            Some(kind) => kind.check(key).unwrap_or_else(|_| key.to_owned()),
+            None => key.to_owned(),
+        },
+        _ => key.to_owned(),
+    }
+}
+
+/// The `event-time` header: RFC 3339, or milliseconds since the epoch.
+fn event_time_us(m: &Message) -> Option<i64> {
+    let s = m.header_str("event-time")?.trim();
+    if let Ok(ms) = s.parse::<i64>() {
+        return Some(ms * 1000);
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.timestamp_micros())
+}

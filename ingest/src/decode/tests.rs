@@ -1,0 +1,337 @@
+use std::sync::Arc;
+
+use arrow::array::{Array, AsArray, RecordBatch};
+use arrow::datatypes::{Date32Type, Decimal128Type, Int64Type};
+use gdx_catalog::district;
+
+use super::*;
+
+const PERSON: &str = r#"{"resident_id":"11010519491231002X","name":"张秀英","gender":"2","ethnicity":"01","birth_date":"1949-12-31","household_id":"420106000000001","relation_to_head":"02","street":"中华路街道","community":"司门口社区","address":"湖北省武汉市武昌区中华路街道司门口社区解放路1号","phone":"13800138000","status":"active","registered_on":"1950-01-20","moved_in_from":null,"moved_out_on":null,"moved_out_to":null,"deceased_on":null,"updated_at":"2025-01-01T08:30:00+08:00"}"#;
+
+fn decoder(id: &str) -> DatasetDecoder {
+    DatasetDecoder::new(Arc::new(district::catalog().get(id).unwrap().clone()))
+}
+
+fn msg(topic: &str, offset: i64, key: Option<&str>, value: Option<&str>) -> Message {
+    Message {
+        topic: topic.into(),
+        partition: 0,
+        offset,
+        key: key.map(|k| k.as_bytes().to_vec()),
+        value: value.map(|v| v.as_bytes().to_vec()),
+        timestamp_ms: Some(1_735_691_400_000),
+        headers: vec![
+            ("event-time".into(), b"2025-01-01T08:30:00+08:00".to_vec()),
+            ("source-system".into(), b"hukou".to_vec()),
+        ],
+    }
+}
+
+fn person(replace: &[(&str, &str)]) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(PERSON).unwrap();
+    for (k, new) in replace {
+        if *new == "<absent>" {
+            v.as_object_mut().unwrap().remove(*k);
+        } else {
+            v[*k] = serde_json::from_str(new).unwrap();
+        }
+    }
+    v.to_string()
+}
+
+fn strings(b: &RecordBatch, col: &str) -> Vec<Option<String>> {
+    b.column_by_name(col)
+        .unwrap()
+        .as_string::<i32>()
+        .iter()
+        .map(|s| s.map(str::to_owned))
+        .collect()
+}
+
+fn run(d: &DatasetDecoder, msgs: &[Message]) -> (Option<RecordBatch>, Vec<DeadLetter>) {
+    let out = d.decode(msgs, 1_800_000_000_000_000);
+    let rows = out.batch.as_ref().map_or(0, |b| b.num_rows());
+    assert_eq!(
+        rows + out.dead_letters.len(),
+        msgs.len(),
+        "every message is a row or a dead letter"
+    );
+    (out.batch, out.dead_letters)
+}
+
+#[test]
+fn good_records_become_typed_rows_with_provenance() {
+    let d = decoder("ps.household_registration");
+    let full_width = person(&[("resident_id", "\"１１０１０５１９４９１２３１００２ｘ\"")]);
+    let (b, dead) = run(
+        &d,
+        &[
+            msg(
+                "ps.household_registration",
+                7,
+                Some("11010519491231002X"),
+                Some(PERSON),
+            ),
+            msg("ps.household_registration", 8, None, Some(&full_width)),
+        ],
+    );
+    assert!(dead.is_empty(), "{dead:?}");
+    let b = b.unwrap();
+    assert_eq!(b.num_rows(), 2);
+    // Identifiers are stored in canonical form; the key comes from the record.
+    assert_eq!(
+        strings(&b, "resident_id"),
+        vec![Some("11010519491231002X".into()); 2]
+    );
+    assert_eq!(
+        strings(&b, "_key"),
+        vec![Some("11010519491231002X".into()); 2]
+    );
+    assert_eq!(strings(&b, "_op"), vec![Some("upsert".into()); 2]);
+    assert_eq!(strings(&b, "_source_system"), vec![Some("hukou".into()); 2]);
+    assert_eq!(strings(&b, "_flags"), vec![None, None]);
+    let offsets: Vec<i64> = b
+        .column_by_name("_offset")
+        .unwrap()
+        .as_primitive::<Int64Type>()
+        .values()
+        .to_vec();
+    assert_eq!(offsets, vec![7, 8]);
+    let birth = b
+        .column_by_name("birth_date")
+        .unwrap()
+        .as_primitive::<Date32Type>()
+        .value(0);
+    assert_eq!(
+        birth,
+        (chrono::NaiveDate::from_ymd_opt(1949, 12, 31).unwrap()
+            - chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap())
+        .num_days() as i32
+    );
+    let event_time = b
+        .column_by_name("_event_time")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+        .value(0);
+    assert_eq!(event_time, 1_735_691_400_000_000);
+    assert_eq!(b.schema(), *d.events_schema());
+}
+
+#[test]
+fn each_bad_input_class_is_dead_lettered_and_the_rest_kept() {
+    let d = decoder("ps.household_registration");
+    let t = "ps.household_registration";
+    let cases: Vec<(Message, Option<ErrorClass>)> = vec![
+        (msg(t, 0, None, Some(PERSON)), None),
+        (
+            msg(t, 1, None, Some("{not json")),
+            Some(ErrorClass::NotJson),
+        ),
+        (
+            msg(t, 2, None, Some("[1,2,3]")),
+            Some(ErrorClass::WrongType),
+        ),
+        (
+            msg(t, 3, None, Some(&person(&[("birth_date", "19491231")]))),
+            Some(ErrorClass::WrongType),
+        ),
+        (
+            msg(t, 4, None, Some(&person(&[("resident_id", "<absent>")]))),
+            Some(ErrorClass::MissingKey),
+        ),
+        (
+            msg(t, 5, None, Some(&person(&[("name", "null")]))),
+            Some(ErrorClass::MissingField),
+        ),
+        (
+            msg(
+                t,
+                6,
+                None,
+                Some(&person(&[("resident_id", "\"110105194912310021\"")])),
+            ),
+            Some(ErrorClass::BadCheckDigit),
+        ),
+        (
+            msg(
+                t,
+                7,
+                None,
+                Some(&person(&[("resident_id", "\"1101051949\"")])),
+            ),
+            Some(ErrorClass::BadIdentifier),
+        ),
+        (
+            msg(t, 8, None, Some(&format!("{PERSON}{PERSON}"))),
+            Some(ErrorClass::NotJson),
+        ),
+        (msg(t, 9, Some("11010519491231002X"), None), None),
+        (msg(t, 10, None, None), Some(ErrorClass::MissingKey)),
+        (
+            msg(t, 11, None, Some(&person(&[("phone", "\"12345\"")]))),
+            None,
+        ),
+    ];
+    let msgs: Vec<Message> = cases.iter().map(|(m, _)| m.clone()).collect();
+    let (b, dead) = run(&d, &msgs);
+    for (m, want) in &cases {
+        let got = dead.iter().find(|x| x.offset == m.offset).map(|x| x.class);
+        assert_eq!(
+            got,
+            *want,
+            "offset {}: {:?}",
+            m.offset,
+            dead.iter().find(|x| x.offset == m.offset)
+        );
+    }
+    for dl in &dead {
+        assert!(
+            !dl.message.contains("张秀英") && !dl.message.contains("11010519491231002X"),
+            "dead-letter message leaks data: {}",
+            dl.message
+        );
+        assert_eq!(dl.dataset.as_deref(), Some(t));
+        assert_eq!(
+            dl.value, msgs[dl.offset as usize].value,
+            "raw bytes are kept"
+        );
+    }
+    let b = b.unwrap();
+    assert_eq!(
+        strings(&b, "_op"),
+        vec![
+            Some("upsert".into()),
+            Some("delete".into()),
+            Some("upsert".into())
+        ]
+    );
+    // The tombstone deletes by key; the bad phone is kept and flagged (policy `flag`).
+    assert_eq!(
+        strings(&b, "_key")[1].as_deref(),
+        Some("11010519491231002X")
+    );
+    assert_eq!(strings(&b, "_flags")[2].as_deref(), Some("phone"));
+    assert_eq!(strings(&b, "phone")[2].as_deref(), Some("12345"));
+}
+
+#[test]
+fn flag_policy_keeps_the_record() {
+    let d = decoder("mca.cremation");
+    let rec = r#"{"cremation_no":"HH20250000001","resident_id":"110105194912310021","name":"张秀英","date_of_death":"2025-02-01","cremated_on":"2025-02-04","funeral_home":"武昌殡仪馆"}"#;
+    let (b, dead) = run(&d, &[msg("mca.cremation", 0, None, Some(rec))]);
+    assert!(dead.is_empty());
+    let b = b.unwrap();
+    assert_eq!(strings(&b, "_flags"), vec![Some("resident_id".into())]);
+    assert_eq!(
+        strings(&b, "resident_id"),
+        vec![Some("110105194912310021".into())]
+    );
+}
+
+#[test]
+fn oversized_messages_are_refused() {
+    let d = decoder("ps.household_registration").with_max_message_bytes(100);
+    let (b, dead) = run(
+        &d,
+        &[msg("ps.household_registration", 0, None, Some(PERSON))],
+    );
+    assert!(b.is_none());
+    assert_eq!(dead[0].class, ErrorClass::Oversized);
+    assert!(dead[0].message.contains("limit is 100"));
+}
+
+#[test]
+fn debezium_envelopes() {
+    let d = decoder("nre.property_certificate");
+    let t = "nre.property_certificate";
+    let rec = |owner: &str, mortgaged: bool| {
+        format!(
+            r#"{{"certificate_no":"鄂(2023)武汉市不动产权第0001861号","unit_no":"420106008000GB00001F00093070","owner_id":"{owner}","owner_name":"田桂英","address":"湖北省武汉市武昌区白沙洲街道桃园社区临江大道298号","area_m2":85.06,"usage":"住宅","right_type":"国有建设用地使用权/房屋所有权","mortgaged":{mortgaged},"registered_on":"2023-03-08","status":"active"}}"#
+        )
+    };
+    let env = |op: &str, before: Option<String>, after: Option<String>| {
+        format!(
+            r#"{{"before":{},"after":{},"op":"{op}","ts_ms":1735691400000,"source":{{"db":"nre"}}}}"#,
+            before.unwrap_or("null".into()),
+            after.unwrap_or("null".into())
+        )
+    };
+    let good = "11010519491231002X";
+    let msgs = vec![
+        msg(t, 0, None, Some(&env("r", None, Some(rec(good, true))))),
+        msg(
+            t,
+            1,
+            None,
+            Some(&env("u", Some(rec(good, true)), Some(rec(good, false)))),
+        ),
+        msg(t, 2, None, Some(&env("d", Some(rec(good, false)), None))),
+        msg(t, 3, Some("鄂(2023)武汉市不动产权第0001861号"), None),
+        msg(t, 4, None, Some(&env("x", None, Some(rec(good, true))))),
+        msg(t, 5, None, Some(&env("c", None, None))),
+        msg(
+            t,
+            6,
+            None,
+            Some(&env("c", None, Some(rec("110105194912310021", true)))),
+        ),
+        msg(t, 7, None, Some(&rec(good, true))),
+    ];
+    let (b, dead) = run(&d, &msgs);
+    let class = |o: i64| dead.iter().find(|x| x.offset == o).map(|x| x.class);
+    assert_eq!(class(4), Some(ErrorClass::BadEnvelope));
+    assert_eq!(class(5), Some(ErrorClass::BadEnvelope));
+    assert_eq!(class(6), Some(ErrorClass::BadCheckDigit));
+    assert_eq!(class(7), Some(ErrorClass::BadEnvelope));
+    let b = b.unwrap();
+    assert_eq!(b.num_rows(), 4);
+    assert_eq!(
+        strings(&b, "_op"),
+        vec![
+            Some("upsert".into()),
+            Some("upsert".into()),
+            Some("delete".into()),
+            Some("delete".into())
+        ]
+    );
+    let key = Some("鄂(2023)武汉市不动产权第0001861号".to_owned());
+    assert_eq!(strings(&b, "_key"), vec![key.clone(); 4]);
+    // A delete carries no record values.
+    assert_eq!(
+        strings(&b, "owner_id"),
+        vec![Some(good.into()), Some(good.into()), None, None]
+    );
+    let mortgaged = b.column_by_name("mortgaged").unwrap().as_boolean();
+    assert!(mortgaged.value(0) && !mortgaged.value(1) && mortgaged.is_null(2));
+}
+
+#[test]
+fn money_and_composite_keys() {
+    let d = decoder("tax.tax_paid");
+    let rec = r#"{"uscc":"91350100M000100Y43","year":2024,"tax_paid":1234567.89,"corporate_income_tax":0.1,"revenue":null}"#;
+    let (b, dead) = run(
+        &d,
+        &[
+            msg("tax.tax_paid", 0, None, Some(rec)),
+            msg("tax.tax_paid", 1, Some("91350100M000100Y43|2024"), None),
+        ],
+    );
+    assert!(dead.is_empty(), "{dead:?}");
+    let b = b.unwrap();
+    assert_eq!(
+        strings(&b, "_key"),
+        vec![Some("91350100M000100Y43|2024".into()); 2]
+    );
+    let tax = b
+        .column_by_name("tax_paid")
+        .unwrap()
+        .as_primitive::<Decimal128Type>();
+    assert_eq!(tax.value(0), 123_456_789);
+    assert_eq!(
+        b.column_by_name("corporate_income_tax")
+            .unwrap()
+            .as_primitive::<Decimal128Type>()
+            .value(0),
+        10
+    );
+}
