@@ -11,7 +11,8 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use deltalake::DeltaTable;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
-use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TableReference};
+use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::kernel::{StructType, Transaction};
 use url::Url;
 
@@ -127,6 +128,9 @@ impl EventTable {
                 .map(|t| Transaction::new(&t.app_id, t.offset))
                 .collect(),
         );
+        if batches.iter().all(|b| b.num_rows() == 0) {
+            return self.commit_offsets_only(props).await;
+        }
         let table = self
             .table
             .clone()
@@ -136,6 +140,19 @@ impl EventTable {
             .map_err(|e| self.err(e))?;
         self.table = table;
         Ok(self.table.version().unwrap_or(0))
+    }
+
+    /// A commit that only moves offsets (every message of the run was dead-lettered).
+    async fn commit_offsets_only(&mut self, props: CommitProperties) -> Result<u64> {
+        let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
+        let snapshot = self.table.snapshot().map_err(|e| self.err(e))?;
+        let committed = CommitBuilder::from(props)
+            .build(Some(snapshot as &dyn TableReference), self.table.log_store(), operation)
+            .await
+            .map_err(|e| self.err(e))?;
+        let version = committed.version();
+        self.table.update_state().await.map_err(|e| self.err(e))?;
+        Ok(version)
     }
 
     /// The underlying table (for readers).
@@ -221,6 +238,20 @@ mod tests {
             None
         );
         assert_eq!(other.version(), Some(2));
+        let rows: usize = {
+            let ctx = deltalake::datafusion::prelude::SessionContext::new();
+            ctx.register_table("t", other.delta().table_provider().await.unwrap()).unwrap();
+            ctx.sql("select * from t").await.unwrap().collect().await.unwrap().iter().map(|b| b.num_rows()).sum()
+        };
+        assert_eq!(rows, 15);
+
+        // A commit without rows still records offsets (a run of messages that were all
+        // dead-lettered must move the partition on).
+        let mut other = other;
+        let before = other.version().unwrap();
+        other.append(Vec::new(), &[PartitionTxn { app_id: b.clone(), offset: 9 }]).await.unwrap();
+        assert_eq!(other.version(), Some(before + 1));
+        assert_eq!(other.txn_version(&b).await.unwrap(), Some(9));
 
         // The first handle learns of commits made elsewhere after a refresh.
         let mut second = other;
