@@ -8,3 +8,4 @@
 
 pub mod decode;
 pub mod simulate;
+pub mod worker;

@@ -27,7 +27,7 @@ pub enum Error {
     Delta {
         table: String,
         #[source]
-        source: deltalake::DeltaTableError,
+        source: Box<deltalake::DeltaTableError>,
     },
     #[error("schema of {table}: {source}")]
     Schema {

@@ -12,8 +12,8 @@ use arrow::datatypes::SchemaRef;
 use deltalake::DeltaTable;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TableReference};
-use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::kernel::{StructType, Transaction};
+use deltalake::protocol::{DeltaOperation, SaveMode};
 use url::Url;
 
 use crate::{Error, Result};
@@ -43,16 +43,16 @@ impl EventTable {
     fn err(&self, source: deltalake::DeltaTableError) -> Error {
         Error::Delta {
             table: self.url.to_string(),
-            source,
+            source: Box::new(source),
         }
     }
 
     /// Opens the table at `url`, creating it with `schema` if there is none yet. Two workers
     /// racing to create the same table both end up with it.
     pub async fn open_or_create(url: Url, schema: SchemaRef, name: &str) -> Result<Self> {
-        let delta = |source| Error::Delta {
+        let delta = |source: deltalake::DeltaTableError| Error::Delta {
             table: url.to_string(),
-            source,
+            source: Box::new(source),
         };
         if url.scheme() == "file"
             && let Ok(path) = url.to_file_path()
@@ -144,10 +144,18 @@ impl EventTable {
 
     /// A commit that only moves offsets (every message of the run was dead-lettered).
     async fn commit_offsets_only(&mut self, props: CommitProperties) -> Result<u64> {
-        let operation = DeltaOperation::Write { mode: SaveMode::Append, partition_by: None, predicate: None };
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: None,
+            predicate: None,
+        };
         let snapshot = self.table.snapshot().map_err(|e| self.err(e))?;
         let committed = CommitBuilder::from(props)
-            .build(Some(snapshot as &dyn TableReference), self.table.log_store(), operation)
+            .build(
+                Some(snapshot as &dyn TableReference),
+                self.table.log_store(),
+                operation,
+            )
             .await
             .map_err(|e| self.err(e))?;
         let version = committed.version();
@@ -240,8 +248,17 @@ mod tests {
         assert_eq!(other.version(), Some(2));
         let rows: usize = {
             let ctx = deltalake::datafusion::prelude::SessionContext::new();
-            ctx.register_table("t", other.delta().table_provider().await.unwrap()).unwrap();
-            ctx.sql("select * from t").await.unwrap().collect().await.unwrap().iter().map(|b| b.num_rows()).sum()
+            ctx.register_table("t", other.delta().table_provider().await.unwrap())
+                .unwrap();
+            ctx.sql("select * from t")
+                .await
+                .unwrap()
+                .collect()
+                .await
+                .unwrap()
+                .iter()
+                .map(|b| b.num_rows())
+                .sum()
         };
         assert_eq!(rows, 15);
 
@@ -249,7 +266,16 @@ mod tests {
         // dead-lettered must move the partition on).
         let mut other = other;
         let before = other.version().unwrap();
-        other.append(Vec::new(), &[PartitionTxn { app_id: b.clone(), offset: 9 }]).await.unwrap();
+        other
+            .append(
+                Vec::new(),
+                &[PartitionTxn {
+                    app_id: b.clone(),
+                    offset: 9,
+                }],
+            )
+            .await
+            .unwrap();
         assert_eq!(other.version(), Some(before + 1));
         assert_eq!(other.txn_version(&b).await.unwrap(), Some(9));
 

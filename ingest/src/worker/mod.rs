@@ -1,0 +1,333 @@
+//! Ingest workers: Kafka feeds into the lake, exactly once.
+//!
+//! Data flow: a librdkafka consumer in a consumer group (auto-commit off) runs on its own
+//! thread → on every partition assignment the worker reads, per partition, the last offset
+//! the lake holds (Delta application transactions, app id `<job>/<cluster id>/<topic>/<partition>`)
+//! and assigns the partition at that offset + 1 — or stops it with an offset-gap alarm when
+//! the broker no longer has that offset → messages are buffered per topic → every
+//! `flush_rows` messages or `flush_interval` the buffers are decoded and committed
+//! ([`sink`]) → group offsets are committed afterwards, for lag monitoring only → before
+//! partitions are revoked, and on stop, buffers are flushed.
+
+mod dead_letters;
+mod sink;
+
+pub use sink::FlushStats;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use gdx_catalog::Catalog;
+use gdx_lake::LakeLocation;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
+use rdkafka::message::{Headers, Message as _};
+use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{ClientConfig, ClientContext};
+use tokio::runtime::Handle;
+
+use crate::decode::{DEFAULT_MAX_MESSAGE_BYTES, Message};
+use sink::Sinks;
+
+/// Errors of an ingest worker.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Lake(#[from] gdx_lake::Error),
+    #[error("topic {0} is not in the catalog")]
+    UnknownTopic(String),
+    #[error(
+        "offset gap on {topic}/{partition}: the lake holds offsets up to {stored}, but the broker's log now starts at {log_start}; {lost} messages were deleted by retention before they were ingested. The partition is stopped; replay the missing data and restart"
+    )]
+    OffsetGap {
+        topic: String,
+        partition: i32,
+        stored: i64,
+        log_start: i64,
+        lost: i64,
+    },
+    #[error("cannot reach the Kafka cluster at {0} (no cluster id)")]
+    NoCluster(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How a worker runs.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    pub brokers: String,
+    pub group: String,
+    /// Names the job in the lake's application transactions.
+    pub job: String,
+    pub lake: LakeLocation,
+    pub flush_rows: usize,
+    pub flush_interval: Duration,
+    pub max_message_bytes: usize,
+}
+
+impl WorkerConfig {
+    pub fn new(brokers: impl Into<String>, lake: LakeLocation) -> Self {
+        Self {
+            brokers: brokers.into(),
+            group: "gdx-ingest".into(),
+            job: "ingest".into(),
+            lake,
+            flush_rows: 50_000,
+            flush_interval: Duration::from_secs(2),
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+}
+
+/// Totals of one worker's run.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct WorkerStats {
+    pub messages: usize,
+    pub skipped_duplicates: usize,
+    pub rows: usize,
+    pub dead_letters: usize,
+    pub commits: usize,
+}
+
+struct State {
+    sinks: Sinks,
+    /// Messages buffered per topic, in arrival order.
+    buffers: BTreeMap<String, Vec<Message>>,
+    buffered: usize,
+    /// Next offset to accept per (topic, partition); anything below is already in the lake.
+    next: HashMap<(String, i32), i64>,
+    stats: WorkerStats,
+    alarms: Vec<Error>,
+    failure: Option<Error>,
+}
+
+struct Context {
+    rt: Handle,
+    state: Arc<Mutex<State>>,
+}
+
+impl ClientContext for Context {}
+
+impl ConsumerContext for Context {
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let mut state = self.state.lock().expect("worker state");
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let mut assign = TopicPartitionList::new();
+                for e in tpl.elements() {
+                    let (topic, partition) = (e.topic().to_owned(), e.partition());
+                    match self
+                        .rt
+                        .block_on(resume(&mut state.sinks, consumer, &topic, partition))
+                    {
+                        Ok(offset) => {
+                            state
+                                .next
+                                .insert((topic.clone(), partition), offset.unwrap_or(0));
+                            let at = offset.map_or(Offset::Beginning, Offset::Offset);
+                            assign
+                                .add_partition_offset(&topic, partition, at)
+                                .expect("valid offset");
+                        }
+                        Err(alarm @ Error::OffsetGap { .. }) => {
+                            tracing::error!(%alarm, "offset gap: partition stopped");
+                            state.alarms.push(alarm);
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, topic, partition, "cannot read the lake's offsets; partition not assigned");
+                            state.failure.get_or_insert(e);
+                        }
+                    }
+                }
+                if let Err(e) = consumer.assign(&assign) {
+                    state.failure.get_or_insert(e.into());
+                }
+            }
+            _ => {
+                // Revocation (or a rebalance error): land what we hold before letting go.
+                if let Err(e) = self.rt.block_on(flush(&mut state, consumer)) {
+                    state.failure.get_or_insert(e);
+                }
+                state.next.clear();
+                if let Err(e) = consumer.unassign() {
+                    state.failure.get_or_insert(e.into());
+                }
+            }
+        }
+    }
+}
+
+/// Where a newly assigned partition resumes; an offset gap is an error.
+async fn resume(
+    sinks: &mut Sinks,
+    consumer: &BaseConsumer<Context>,
+    topic: &str,
+    partition: i32,
+) -> Result<Option<i64>> {
+    let offset = sinks.resume_offset(topic, partition).await?;
+    if let Some(next) = offset {
+        let (low, _high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
+        if next < low {
+            return Err(Error::OffsetGap {
+                topic: topic.to_owned(),
+                partition,
+                stored: next - 1,
+                log_start: low,
+                lost: low - next,
+            });
+        }
+    }
+    Ok(offset)
+}
+
+async fn flush(state: &mut State, consumer: &BaseConsumer<Context>) -> Result<()> {
+    if state.buffered == 0 {
+        return Ok(());
+    }
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let buffers = std::mem::take(&mut state.buffers);
+    let mut commit = TopicPartitionList::new();
+    for (topic, msgs) in &buffers {
+        let s = state.sinks.flush_topic(topic, msgs, now_us).await?;
+        state.stats.rows += s.rows;
+        state.stats.dead_letters += s.dead_letters;
+        state.stats.commits += s.commits;
+        let mut last: HashMap<i32, i64> = HashMap::new();
+        for m in msgs {
+            last.insert(m.partition, m.offset);
+        }
+        for (p, o) in last {
+            commit
+                .add_partition_offset(topic, p, Offset::Offset(o + 1))
+                .expect("valid offset");
+        }
+    }
+    state.buffered = 0;
+    // Group offsets are for lag monitoring only; the lake is the source of truth.
+    if let Err(e) = consumer.commit(&commit, CommitMode::Async) {
+        tracing::warn!(error = %e, "group offset commit failed (lag metrics only)");
+    }
+    Ok(())
+}
+
+/// Runs one worker until `stop` is set (then flushes and returns) or a fatal error.
+/// Blocking: call it on a thread of its own; lake I/O runs on `rt`.
+pub fn run(
+    cfg: &WorkerConfig,
+    catalog: Arc<Catalog>,
+    rt: Handle,
+    stop: &AtomicBool,
+) -> Result<(WorkerStats, Vec<Error>)> {
+    let probe: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &cfg.brokers)
+        .create()?;
+    let cluster = probe
+        .client()
+        .fetch_cluster_id(Duration::from_secs(10))
+        .ok_or_else(|| Error::NoCluster(cfg.brokers.clone()))?;
+    drop(probe);
+    let sinks = Sinks::new(
+        cfg.lake.clone(),
+        catalog.clone(),
+        cfg.job.clone(),
+        cluster,
+        cfg.max_message_bytes,
+    );
+    let state = Arc::new(Mutex::new(State {
+        sinks,
+        buffers: BTreeMap::new(),
+        buffered: 0,
+        next: HashMap::new(),
+        stats: WorkerStats::default(),
+        alarms: Vec::new(),
+        failure: None,
+    }));
+    let consumer: BaseConsumer<Context> = ClientConfig::new()
+        .set("bootstrap.servers", &cfg.brokers)
+        .set("group.id", &cfg.group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", "10000")
+        .set("message.max.bytes", "10000000")
+        .create_with_context(Context {
+            rt: rt.clone(),
+            state: state.clone(),
+        })?;
+    let topics: Vec<&str> = catalog.datasets().map(|d| d.topic.as_str()).collect();
+    consumer.subscribe(&topics)?;
+    let mut last_flush = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let polled = consumer.poll(Duration::from_millis(100));
+        let mut st = state.lock().expect("worker state");
+        if let Some(e) = st.failure.take() {
+            return Err(e);
+        }
+        let polled = match polled {
+            Some(Err(e)) => {
+                // Consumption errors (a subscribed topic that does not exist yet, a broker
+                // going away) are reported and retried by librdkafka; they are not fatal.
+                tracing::warn!(error = %e, "kafka consumption error");
+                None
+            }
+            other => other,
+        };
+        if let Some(result) = polled {
+            let m = result?;
+            let key = (m.topic().to_owned(), m.partition());
+            st.stats.messages += 1;
+            match st.next.get(&key) {
+                Some(next) if m.offset() >= *next => {
+                    st.next.insert(key, m.offset() + 1);
+                    let msg = Message {
+                        topic: m.topic().to_owned(),
+                        partition: m.partition(),
+                        offset: m.offset(),
+                        key: m.key().map(<[u8]>::to_vec),
+                        value: m.payload().map(<[u8]>::to_vec),
+                        timestamp_ms: m.timestamp().to_millis(),
+                        headers: m
+                            .headers()
+                            .map(|h| {
+                                h.iter()
+                                    .map(|x| {
+                                        (
+                                            x.key.to_owned(),
+                                            x.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                                        )
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                    };
+                    st.buffers.entry(msg.topic.clone()).or_default().push(msg);
+                    st.buffered += 1;
+                }
+                // Already in the lake, or a partition we no longer own.
+                _ => st.stats.skipped_duplicates += 1,
+            }
+        }
+        if st.buffered >= cfg.flush_rows
+            || (st.buffered > 0 && last_flush.elapsed() >= cfg.flush_interval)
+        {
+            rt.block_on(flush(&mut st, &consumer))?;
+            last_flush = Instant::now();
+        }
+    }
+    let mut st = state.lock().expect("worker state");
+    rt.block_on(flush(&mut st, &consumer))?;
+    let stats = st.stats.clone();
+    let alarms = std::mem::take(&mut st.alarms);
+    drop(st);
+    consumer.unsubscribe();
+    Ok((stats, alarms))
+}
