@@ -233,3 +233,81 @@ fn false_after(d: Duration) -> bool {
     std::thread::sleep(d);
     true
 }
+
+#[test]
+fn an_offset_lost_to_retention_raises_the_gap_alarm() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let cluster = MockCluster::new(1).unwrap();
+    let topic = "mca.cremation";
+    cluster.create_topic(topic, 1, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    let rec = |i: usize| {
+        format!(
+            r#"{{"cremation_no":"HH{i:011}","resident_id":"11010519491231002X","name":"张秀英","date_of_death":"2025-02-01","cremated_on":"2025-02-04","funeral_home":"{}"}}"#,
+            "武昌殡仪馆".repeat(40)
+        )
+    };
+    for i in 0..50 {
+        send(
+            &producer,
+            topic,
+            &format!("HH{i:011}"),
+            Some(&rec(i)),
+            OwnedHeaders::new(),
+        );
+    }
+    producer.flush(Duration::from_secs(30)).unwrap();
+
+    let lake = LakeLocation::parse(tmp.path().join("lake").to_str().unwrap()).unwrap();
+    let mut wcfg = WorkerConfig::new(&brokers, lake.clone());
+    wcfg.flush_interval = Duration::from_millis(200);
+    let events = lake.events(&district::catalog().get(topic).unwrap().id);
+    let first = run_until(&wcfg, &rt, || {
+        rt.block_on(counts(&events, false))
+            .get(topic)
+            .is_some_and(|c| c.0 == 50)
+    });
+    assert_eq!(first.rows, 50, "{first:?}");
+
+    // While no worker runs, the broker keeps only its newest ~5 MB: older messages go.
+    for i in 50..12_050 {
+        send(
+            &producer,
+            topic,
+            &format!("HH{i:011}"),
+            Some(&rec(i)),
+            OwnedHeaders::new(),
+        );
+    }
+    producer.flush(Duration::from_secs(60)).unwrap();
+
+    let stop = AtomicBool::new(false);
+    let catalog = Arc::new(district::catalog());
+    let handle = rt.handle().clone();
+    let (stats, alarms) = std::thread::scope(|s| {
+        let t = s.spawn(|| worker::run(&wcfg, catalog, handle, &stop));
+        // Long enough to join the group and be assigned the partition.
+        std::thread::sleep(Duration::from_secs(10));
+        stop.store(true, Ordering::Relaxed);
+        t.join().unwrap().unwrap()
+    });
+    assert_eq!(
+        stats.rows, 0,
+        "the stopped partition is not consumed: {stats:?}"
+    );
+    assert_eq!(alarms.len(), 1, "{alarms:?}");
+    let text = alarms[0].to_string();
+    assert!(
+        text.starts_with("offset gap on mca.cremation/0: the lake holds offsets up to 49"),
+        "{text}"
+    );
+    assert!(matches!(
+        alarms[0],
+        worker::Error::OffsetGap { stored: 49, .. }
+    ));
+}
