@@ -14,6 +14,7 @@ mod economy;
 mod emit;
 mod feed;
 mod feeds;
+mod life;
 pub mod names;
 mod rng;
 mod truth;

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{Datelike, Duration, NaiveDate};
+use chrono::{Duration, NaiveDate};
 use gdx_catalog::{BankCard, ResidentId};
 
 use super::Config;
@@ -112,12 +112,12 @@ pub(crate) struct World {
 
 /// Issues unique resident IDs: one sequence counter per (area, birth date, gender).
 #[derive(Default)]
-struct IdIssuer {
+pub(super) struct IdIssuer {
     next: HashMap<(u32, NaiveDate, bool), u16>,
 }
 
 impl IdIssuer {
-    fn issue(&mut self, area: u32, birth: NaiveDate, male: bool) -> String {
+    pub(super) fn issue(&mut self, area: u32, birth: NaiveDate, male: bool) -> String {
         let n = self.next.entry((area, birth, male)).or_insert(0);
         // Odd sequence numbers for men (001, 003, …), even for women (002, 004, …);
         // 499 of each per area and day.
@@ -128,7 +128,7 @@ impl IdIssuer {
 }
 
 /// Annual probability of death by age.
-fn mortality(age: i32) -> f64 {
+pub(super) fn mortality(age: i32) -> f64 {
     match age {
         ..=0 => 0.004,
         1..=39 => 0.0006,
@@ -153,18 +153,18 @@ pub(crate) fn bank_card_for(person: u32) -> String {
         .to_owned()
 }
 
-struct Builder<'a> {
-    cfg: &'a Config,
-    district: &'static District,
-    rng: Rng,
-    ids: IdIssuer,
-    people: Vec<Person>,
-    households: Vec<Household>,
-    streets: Vec<Street>,
+pub(super) struct Builder<'a> {
+    pub(super) cfg: &'a Config,
+    pub(super) district: &'static District,
+    pub(super) rng: Rng,
+    pub(super) ids: IdIssuer,
+    pub(super) people: Vec<Person>,
+    pub(super) households: Vec<Household>,
+    pub(super) streets: Vec<Street>,
 }
 
 impl Builder<'_> {
-    fn name(&mut self, surname: Option<&str>, male: bool) -> String {
+    pub(super) fn name(&mut self, surname: Option<&str>, male: bool) -> String {
         let s = match surname {
             Some(s) => s.to_owned(),
             None => (weighted(&mut self.rng, names::SURNAMES)).to_owned(),
@@ -282,12 +282,12 @@ impl Builder<'_> {
         if male { "11" } else { "12" }
     }
 
-    fn child_relation(male: bool) -> &'static str {
+    pub(super) fn child_relation(male: bool) -> &'static str {
         if male { "20" } else { "30" }
     }
 
     /// One household of a random type; returns how many people it added.
-    fn random_household(&mut self) -> usize {
+    pub(super) fn random_household(&mut self) -> usize {
         let before = self.people.len();
         let hh = self.household();
         let kind = range(&mut self.rng, 0, 99);
@@ -404,9 +404,9 @@ impl World {
         while b.people.len() < cfg.people {
             b.random_household();
         }
-        life_events(&mut b);
-        benefits(&mut b);
-        let marriages = marriages(&mut b);
+        super::life::life_events(&mut b);
+        super::life::benefits(&mut b);
+        let marriages = super::life::marriages(&mut b);
         let Builder {
             people,
             households,
@@ -432,242 +432,4 @@ impl World {
     pub(crate) fn window_years(&self) -> f64 {
         (self.cfg.end - self.cfg.start).num_days() as f64 / 365.25
     }
-}
-
-/// Deaths, moves out, move-ins and births inside the window.
-fn life_events(b: &mut Builder<'_>) {
-    let (start, end) = (b.cfg.start, b.cfg.end);
-    let years = (end - start).num_days() as f64 / 365.25;
-    let initial = b.people.len();
-    for i in 0..initial {
-        let age = b.people[i].age_on(start);
-        if chance(&mut b.rng, 1.0 - (1.0 - mortality(age)).powf(years)) {
-            let d = date_between(&mut b.rng, start, end);
-            let lag = range(&mut b.rng, 14, 120);
-            let p = &mut b.people[i];
-            p.death = Some(d);
-            p.ps_death_lag = lag;
-        }
-    }
-    // Whole households move out.
-    let households = b.households.len();
-    for h in 0..households {
-        if chance(&mut b.rng, 0.012 * years) {
-            let d = date_between(&mut b.rng, start, end);
-            let to = *pick(&mut b.rng, names::OTHER_AREAS);
-            for &m in &b.households[h].members.clone() {
-                let p = &mut b.people[m as usize];
-                if p.death.is_none_or(|x| x > d) {
-                    p.moved_out = Some((d, to));
-                }
-            }
-        }
-    }
-    // Households moving in during the window.
-    let arrivals = (households as f64 * 0.01 * years).round() as usize;
-    for _ in 0..arrivals {
-        let first = b.people.len();
-        b.random_household();
-        let d = date_between(&mut b.rng, start, end);
-        let from = *pick(&mut b.rng, names::OTHER_AREAS);
-        for p in &mut b.people[first..] {
-            p.registered_on = d;
-            p.moved_in_from = Some(from);
-        }
-    }
-    // Births to couples where the mother is 22–40 at the window start.
-    let hh_count = b.households.len();
-    for h in 0..hh_count {
-        let members = b.households[h].members.clone();
-        let mother = members.iter().copied().find(|&m| {
-            let p = &b.people[m as usize];
-            !p.male && (22..=40).contains(&p.age_on(start)) && p.relation != "30"
-        });
-        let father = members
-            .iter()
-            .copied()
-            .find(|&m| b.people[m as usize].male && b.people[m as usize].relation == "02");
-        let (Some(mo), Some(fa)) = (mother, father) else {
-            continue;
-        };
-        if !chance(&mut b.rng, 0.06 * years) {
-            continue;
-        }
-        let birth = date_between(&mut b.rng, start, end - Duration::days(3));
-        let mp = &b.people[mo as usize];
-        if !mp.resident_on(birth) {
-            continue;
-        }
-        let male = chance(&mut b.rng, 0.52);
-        let surname = surname_of(&b.people[fa as usize].name);
-        let id = b.ids.issue(b.district.code, birth, male);
-        let name = b.name(Some(&surname), male);
-        let lag = range(&mut b.rng, 10, 60);
-        let idx = b.people.len() as u32;
-        b.people.push(Person {
-            id,
-            name,
-            male,
-            birth,
-            ethnicity: b.people[fa as usize].ethnicity,
-            household: h as u32,
-            relation: Builder::child_relation(male),
-            phone: None,
-            registered_on: birth + Duration::days(lag),
-            moved_in_from: None,
-            mother: Some(mo),
-            father: Some(fa),
-            death: None,
-            ps_death_lag: 0,
-            moved_out: b.people[mo as usize].moved_out.filter(|(d, _)| *d > birth),
-            disability: None,
-            employer: None,
-            employed_since: start,
-            pension: None,
-        });
-        b.households[h].members.push(idx);
-    }
-}
-
-/// Disability certificates, pensions and subsistence allowance.
-fn benefits(b: &mut Builder<'_>) {
-    let (start, end) = (b.cfg.start, b.cfg.end);
-    for i in 0..b.people.len() {
-        let p = &b.people[i];
-        let age = p.age_on(start).max(0);
-        let rate = 0.02 + f64::from(age) * 0.0009;
-        if p.birth < start && chance(&mut b.rng, rate) {
-            let category = weighted(
-                &mut b.rng,
-                &[(1u8, 12), (2, 20), (3, 2), (4, 45), (5, 8), (6, 8), (7, 5)],
-            );
-            let grade = weighted(&mut b.rng, &[(1u8, 12), (2, 25), (3, 30), (4, 33)]);
-            let earliest =
-                add_years(p.birth, 1).max(NaiveDate::from_ymd_opt(2010, 1, 1).expect("date"));
-            let issued = if chance(&mut b.rng, 0.1) {
-                date_between(&mut b.rng, start, end)
-            } else {
-                date_between(&mut b.rng, earliest.min(start), start)
-            };
-            let issued = issued.max(p.birth + Duration::days(30));
-            if issued <= end {
-                b.people[i].disability = Some(Disability {
-                    category,
-                    grade,
-                    issued,
-                });
-            }
-        }
-        let p = &b.people[i];
-        let retire_age = if p.male { 60 } else { 55 };
-        let retire = add_years(p.birth, retire_age);
-        if retire <= end && chance(&mut b.rng, 0.92) {
-            let enterprise = chance(&mut b.rng, 0.8);
-            let monthly_fen = if enterprise {
-                range(&mut b.rng, 220_000, 680_000)
-            } else {
-                range(&mut b.rng, 15_000, 32_000)
-            };
-            let start_month = NaiveDate::from_ymd_opt(retire.year(), retire.month(), 1)
-                .expect("date")
-                + chrono::Months::new(1);
-            b.people[i].pension = Some(Pension {
-                enterprise,
-                monthly_fen,
-                start: start_month,
-            });
-        }
-    }
-    for h in 0..b.households.len() {
-        let vulnerable = b.households[h].members.iter().any(|&m| {
-            let p = &b.people[m as usize];
-            p.disability.is_some() || p.age_on(start) >= 75
-        });
-        let p = if vulnerable { 0.06 } else { 0.015 };
-        if chance(&mut b.rng, p) {
-            let begin = if chance(&mut b.rng, 0.75) {
-                date_between(
-                    &mut b.rng,
-                    NaiveDate::from_ymd_opt(2015, 1, 1).expect("date"),
-                    start - Duration::days(1),
-                )
-            } else {
-                date_between(&mut b.rng, start, end)
-            };
-            let stop =
-                chance(&mut b.rng, 0.15).then(|| date_between(&mut b.rng, begin.max(start), end));
-            b.households[h].subsistence = Some((begin, stop));
-        }
-    }
-}
-
-/// Marriage registrations: existing couples (since 2010), new marriages and divorces.
-fn marriages(b: &mut Builder<'_>) -> Vec<Marriage> {
-    let (start, end) = (b.cfg.start, b.cfg.end);
-    let since = NaiveDate::from_ymd_opt(2010, 1, 1).expect("date");
-    let mut out = Vec::new();
-    for h in 0..b.households.len() {
-        let members = &b.households[h].members;
-        let head = members[0];
-        let Some(&spouse) = members
-            .iter()
-            .find(|&&m| matches!(b.people[m as usize].relation, "11" | "12"))
-        else {
-            continue;
-        };
-        let (husband, wife) = if b.people[head as usize].male {
-            (head, spouse)
-        } else {
-            (spouse, head)
-        };
-        let younger = b.people[husband as usize]
-            .birth
-            .max(b.people[wife as usize].birth);
-        let date = date_between(&mut b.rng, add_years(younger, 22), add_years(younger, 30))
-            .min(start - Duration::days(1));
-        if date >= since {
-            out.push(Marriage {
-                husband,
-                wife,
-                date,
-                divorce: false,
-            });
-        }
-        if chance(&mut b.rng, 0.004) {
-            out.push(Marriage {
-                husband,
-                wife,
-                date: date_between(&mut b.rng, start, end),
-                divorce: true,
-            });
-        }
-    }
-    // New couples: unmarried adult children, paired in order.
-    let singles = |male: bool| -> Vec<u32> {
-        b.people
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| {
-                p.male == male
-                    && matches!(p.relation, "20" | "30")
-                    && (23..=34).contains(&p.age_on(start))
-            })
-            .map(|(i, _)| i as u32)
-            .collect()
-    };
-    let (men, women) = (singles(true), singles(false));
-    for (&m, &w) in men.iter().zip(women.iter()) {
-        if chance(&mut b.rng, 0.04) {
-            let date = date_between(&mut b.rng, start, end);
-            if b.people[m as usize].resident_on(date) && b.people[w as usize].resident_on(date) {
-                out.push(Marriage {
-                    husband: m,
-                    wife: w,
-                    date,
-                    divorce: false,
-                });
-            }
-        }
-    }
-    out
 }
