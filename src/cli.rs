@@ -16,8 +16,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "gdx", version, about, long_about)]
 pub(crate) struct Cli {
     /// Log filter (tracing EnvFilter syntax, e.g. `info`, `gdx=debug`). Logs go to stderr and
-    /// never contain field values of graded data.
-    #[arg(long, global = true, env = "GDX_LOG", default_value = "warn")]
+    /// never contain field values of graded data. The default silences two expected library
+    /// messages: Delta's probe of a table not created yet, and stats skipped for raw bytes.
+    #[arg(
+        long,
+        global = true,
+        env = "GDX_LOG",
+        default_value = "warn,buoyant_kernel::snapshot::builder=off,deltalake_core::writer::stats=error"
+    )]
     pub(crate) log: String,
 
     #[command(subcommand)]
@@ -32,8 +38,95 @@ pub(crate) enum Command {
     /// Check coded identifiers (resident ID, USCC, bank card, mobile).
     #[command(subcommand)]
     Id(IdCommand),
-    /// Generate the synthetic district: one JSONL feed per dataset plus the ground truth.
+    /// Generate the synthetic district: one JSONL feed per dataset plus the ground truth;
+    /// with --brokers, also publish the feeds to Kafka.
     Simulate(SimulateArgs),
+    /// Run ingest workers: Kafka feeds into the Delta lake, exactly once, until SIGTERM or
+    /// Ctrl-C (then flush, commit and exit). Without --brokers an embedded broker is started
+    /// and its address printed as `broker: HOST:PORT`.
+    Ingest(IngestArgs),
+    /// Validate a feed file (`<topic>.jsonl`) line by line and produce the valid lines to the
+    /// dataset's topic. Exit status 1 when any line was rejected.
+    Publish(PublishArgs),
+    /// The whole pipeline on embedded defaults: embedded broker, the synthetic district
+    /// published as live feeds, ingest into the lake under --data-dir, then a summary.
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub(crate) struct WorkerArgs {
+    /// Consumer group shared by the workers.
+    #[arg(long, env = "GDX_GROUP", default_value = "gdx-ingest")]
+    pub(crate) group: String,
+    /// Job name recorded in the lake's offsets (app id `<job>/<cluster>/<topic>/<partition>`).
+    #[arg(long, env = "GDX_JOB", default_value = "ingest")]
+    pub(crate) job: String,
+    /// Worker threads in this process (they share the group's partitions).
+    #[arg(long, env = "GDX_WORKERS", default_value_t = 1)]
+    pub(crate) workers: usize,
+    /// Commit when this many messages are buffered...
+    #[arg(long, env = "GDX_FLUSH_ROWS", default_value_t = 50_000)]
+    pub(crate) flush_rows: usize,
+    /// ...or when the oldest buffered message is this old (milliseconds).
+    #[arg(long, env = "GDX_FLUSH_MS", default_value_t = 2_000)]
+    pub(crate) flush_ms: u64,
+    /// Consumer-group session timeout (milliseconds): how long a worker that died without
+    /// leaving keeps its partitions before the group hands them to another.
+    #[arg(long, env = "GDX_SESSION_TIMEOUT_MS", default_value_t = 10_000)]
+    pub(crate) session_timeout_ms: u64,
+    /// Partitions per topic of the embedded broker.
+    #[arg(long, env = "GDX_PARTITIONS", default_value_t = 4)]
+    pub(crate) partitions: i32,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct IngestArgs {
+    /// Kafka bootstrap servers (host:port,...); none = start the embedded broker.
+    #[arg(long, env = "GDX_BROKERS")]
+    pub(crate) brokers: Option<String>,
+    /// Lake location: a local directory or s3://bucket/prefix.
+    #[arg(long, env = "GDX_LAKE", default_value = "gdx-data/lake")]
+    pub(crate) lake: String,
+    #[command(flatten)]
+    pub(crate) worker: WorkerArgs,
+    #[command(flatten)]
+    pub(crate) source: CatalogSource,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct PublishArgs {
+    /// Dataset id (its topic is the same), e.g. ps.household_registration.
+    #[arg(long, env = "GDX_DATASET")]
+    pub(crate) dataset: String,
+    /// Feed file: one `{"key":…,"value":…|null,"event_time":…}` per line.
+    #[arg(long, env = "GDX_FILE")]
+    pub(crate) file: PathBuf,
+    /// Kafka bootstrap servers (host:port,...).
+    #[arg(long, env = "GDX_BROKERS")]
+    pub(crate) brokers: String,
+    #[command(flatten)]
+    pub(crate) source: CatalogSource,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct DemoArgs {
+    /// Where the demo keeps its feeds and lake.
+    #[arg(long, env = "GDX_DATA_DIR", default_value = "gdx-data")]
+    pub(crate) data_dir: PathBuf,
+    /// Residents of the simulated district.
+    #[arg(long, env = "GDX_PEOPLE", default_value_t = 20_000)]
+    pub(crate) people: usize,
+    /// Enterprises of the simulated district.
+    #[arg(long, env = "GDX_ENTERPRISES", default_value_t = 2_000)]
+    pub(crate) enterprises: usize,
+    /// Random seed of the simulated district.
+    #[arg(long, env = "GDX_SEED", default_value_t = 42)]
+    pub(crate) seed: u64,
+    /// Keep the embedded broker and ingest running after the summary, until Ctrl-C.
+    #[arg(long, env = "GDX_KEEP_RUNNING")]
+    pub(crate) keep_running: bool,
+    #[command(flatten)]
+    pub(crate) worker: WorkerArgs,
 }
 
 #[derive(Debug, Args)]
@@ -112,8 +205,11 @@ pub(crate) enum IdCommand {
 #[derive(Debug, Args)]
 pub(crate) struct SimulateArgs {
     /// Output directory: `<topic>.jsonl` per dataset and the ground truth in `_truth/`.
-    #[arg(long, env = "GDX_OUT")]
+    #[arg(long, env = "GDX_OUT", default_value = "gdx-data/feeds")]
     pub(crate) out: PathBuf,
+    /// Also publish every feed to this Kafka cluster (host:port,...).
+    #[arg(long, env = "GDX_BROKERS")]
+    pub(crate) brokers: Option<String>,
     /// Residents registered at the start of the window.
     #[arg(long, env = "GDX_PEOPLE", default_value_t = 10_000)]
     pub(crate) people: usize,

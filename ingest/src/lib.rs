@@ -6,6 +6,8 @@
 //! Kafka consumer workers that land those feeds in the lake exactly once arrive with the
 //! ingest issue.
 
+pub mod broker;
 pub mod decode;
+pub mod publish;
 pub mod simulate;
 pub mod worker;

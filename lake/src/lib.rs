@@ -12,6 +12,7 @@
 //! dataset. Table locations follow [`LakeLocation`], a layout outside engines can rely on.
 
 pub mod location;
+pub mod read;
 pub mod schema;
 pub mod table;
 

@@ -1,17 +1,33 @@
 //! One module per command; each returns the process exit code.
 
 mod catalog;
+mod demo;
 mod id;
+mod ingest;
+mod publish;
 mod simulate;
 
 use std::process::ExitCode;
 
 use crate::cli::{Cli, Command};
 
+/// The catalog a command works with: `--catalog DIR`, or the built-in district catalog.
+pub(crate) fn load_catalog(
+    source: &crate::cli::CatalogSource,
+) -> anyhow::Result<gdx_catalog::Catalog> {
+    match &source.catalog {
+        Some(dir) => catalog::load_dir(dir),
+        None => Ok(gdx_catalog::district::catalog()),
+    }
+}
+
 pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Catalog(c) => catalog::run(c),
         Command::Id(c) => id::run(c),
         Command::Simulate(args) => simulate::run(args),
+        Command::Ingest(args) => ingest::run(args),
+        Command::Publish(args) => publish::run(args),
+        Command::Demo(args) => demo::run(args),
     }
 }

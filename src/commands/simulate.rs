@@ -26,10 +26,7 @@ impl Progress for Bar {
 }
 
 pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
-    let catalog = match &args.source.catalog {
-        Some(dir) => super::catalog::load_dir(dir)?,
-        None => gdx_catalog::district::catalog(),
-    };
+    let catalog = super::load_catalog(&args.source)?;
     let cfg = Config {
         seed: args.seed,
         people: args.people,
@@ -65,6 +62,31 @@ pub(crate) fn run(args: SimulateArgs) -> anyhow::Result<ExitCode> {
             "  {:<40} {:>9} events {:>6} tombstones {:>6} noised",
             f.file, f.events, f.tombstones, f.noised
         );
+    }
+    if let Some(brokers) = &args.brokers {
+        let p = super::publish::producer(brokers)?;
+        let bar = ProgressBar::new(summary.events() as u64);
+        if args.quiet {
+            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+        }
+        let mut done = 0u64;
+        for feed in &summary.feeds {
+            let ds = catalog
+                .get(&feed.topic)
+                .expect("feeds come from catalog datasets");
+            bar.set_message(feed.topic.clone());
+            let r = gdx_ingest::publish::publish_file(
+                &p,
+                ds,
+                &args.out.join(&feed.file),
+                gdx_ingest::publish::Mode::AsIs,
+                None,
+                &|n| bar.set_position(done + n as u64),
+            )?;
+            done += feed.events as u64;
+            println!("  published {} events to {}", r.produced, feed.topic);
+        }
+        bar.finish_and_clear();
     }
     for id in &summary.not_simulated {
         println!("  {id}: not simulated (no projection for this dataset)");

@@ -39,3 +39,52 @@ pub fn simulate(out: &Path, people: usize, enterprises: usize, seed: u64, noise:
     );
     o
 }
+
+/// Sends SIGTERM (a graceful stop) to a child.
+pub fn terminate(child: &std::process::Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok, "kill -TERM failed");
+}
+
+/// Rows in a lake table (0 when it does not exist yet).
+pub fn rows(rt: &tokio::runtime::Runtime, url: &url::Url) -> u64 {
+    rt.block_on(gdx_lake::read::row_count(url)).unwrap()
+}
+
+/// Spawns `gdx ingest` against `brokers`, writing into `lake`.
+pub fn spawn_ingest(brokers: &str, lake: &Path, extra: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_gdx"))
+        .args([
+            "ingest",
+            "--brokers",
+            brokers,
+            "--lake",
+            lake.to_str().unwrap(),
+            "--flush-ms",
+            "300",
+            "--session-timeout-ms",
+            "3000",
+        ])
+        .args(extra)
+        .env_remove("GDX_CATALOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn gdx ingest")
+}
+
+/// Polls `cond` every 200 ms until it holds or `secs` pass.
+pub fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    cond()
+}

@@ -67,6 +67,8 @@ pub struct WorkerConfig {
     pub flush_rows: usize,
     pub flush_interval: Duration,
     pub max_message_bytes: usize,
+    /// Consumer-group session timeout: how long a worker that died keeps its partitions.
+    pub session_timeout: Duration,
 }
 
 impl WorkerConfig {
@@ -79,6 +81,7 @@ impl WorkerConfig {
             flush_rows: 50_000,
             flush_interval: Duration::from_secs(2),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            session_timeout: Duration::from_secs(10),
         }
     }
 }
@@ -150,6 +153,21 @@ impl ConsumerContext for Context {
                 }
                 if let Err(e) = consumer.assign(&assign) {
                     state.failure.get_or_insert(e.into());
+                }
+                // Group offsets mirror the lake (lag metrics, and producers' backpressure):
+                // a worker that died after its lake commit but before its group commit
+                // would otherwise leave the lag looking higher than it is.
+                let mut done = TopicPartitionList::new();
+                for e in assign.elements() {
+                    if let Offset::Offset(o) = e.offset() {
+                        done.add_partition_offset(e.topic(), e.partition(), Offset::Offset(o))
+                            .expect("valid offset");
+                    }
+                }
+                if done.count() > 0
+                    && let Err(e) = consumer.commit(&done, CommitMode::Async)
+                {
+                    tracing::warn!(error = %e, "group offset commit failed (lag metrics only)");
                 }
             }
             _ => {
@@ -257,7 +275,14 @@ pub fn run(
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "10000")
+        .set(
+            "session.timeout.ms",
+            cfg.session_timeout.as_millis().to_string(),
+        )
+        .set(
+            "heartbeat.interval.ms",
+            (cfg.session_timeout.as_millis() / 4).max(100).to_string(),
+        )
         .set("message.max.bytes", "10000000")
         .create_with_context(Context {
             rt: rt.clone(),

@@ -1,0 +1,149 @@
+//! `gdx demo`: the whole pipeline on embedded defaults, ending with a summary.
+//!
+//! Data flow: embedded broker (catalog topics) → ingest workers on their threads → the
+//! synthetic district written to `<data-dir>/feeds` and published as the departments would
+//! (bad records included), held back while ingest lags → wait until every topic's lag is 0
+//! → stop (flush, commit) → row counts per table and dead letters per class.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use gdx_catalog::district;
+use gdx_ingest::broker::{EmbeddedBroker, LagGate};
+use gdx_ingest::publish::{Mode, publish_file};
+use gdx_ingest::simulate::{self, Config, Quiet};
+use gdx_lake::LakeLocation;
+use gdx_lake::read::{count_by, row_count};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::ingest::{Workers, print_stats, runtime, wait_for_shutdown, worker_config};
+use super::publish::producer;
+use crate::cli::DemoArgs;
+
+pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let catalog = Arc::new(district::catalog());
+    let broker = EmbeddedBroker::start(1, &catalog, args.worker.partitions)
+        .context("starting the embedded broker")?;
+    let brokers = broker.bootstrap();
+    println!("broker: {brokers}");
+    let lake_dir = args.data_dir.join("lake");
+    let lake = LakeLocation::parse(lake_dir.to_str().context("data dir is not UTF-8")?)?;
+    println!("lake: {lake}");
+    let rt = runtime()?;
+    let mut cfg = worker_config(&brokers, lake.clone(), &args.worker);
+    cfg.flush_interval = cfg.flush_interval.min(Duration::from_secs(1));
+    let workers = Workers::start(&cfg, args.worker.workers, catalog.clone(), &rt)?;
+
+    let feeds = args.data_dir.join("feeds");
+    println!(
+        "simulating {} residents and {} enterprises (seed {}) into {}",
+        args.people,
+        args.enterprises,
+        args.seed,
+        feeds.display()
+    );
+    let sim = Config {
+        seed: args.seed,
+        people: args.people,
+        enterprises: args.enterprises,
+        ..Config::default()
+    };
+    let summary = simulate::write_district(&sim, &catalog, &feeds, &Quiet)?;
+
+    // The embedded broker keeps only ~5 MB per partition: publish no faster than ingest lands.
+    let gate = LagGate::new(&brokers, &cfg.group, 2_000)?;
+    let p = producer(&brokers)?;
+    let bar = ProgressBar::new(summary.events() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} publishing [{elapsed_precise}] {bar:30.cyan/blue} {pos}/{len} {msg}",
+        )
+        .expect("static template"),
+    );
+    let mut done = 0u64;
+    for feed in &summary.feeds {
+        let ds = catalog
+            .get(&feed.topic)
+            .context("feed of a catalog dataset")?;
+        bar.set_message(feed.topic.clone());
+        publish_file(
+            &p,
+            ds,
+            &feeds.join(&feed.file),
+            Mode::AsIs,
+            Some(&gate),
+            &|n| bar.set_position(done + n as u64),
+        )?;
+        done += feed.events as u64;
+    }
+    bar.finish_and_clear();
+    println!(
+        "published {} events to {} topics; waiting for ingest to catch up",
+        summary.events(),
+        summary.feeds.len()
+    );
+    let caught_up = || {
+        catalog
+            .datasets()
+            .all(|d| gate.lag(&d.topic).is_ok_and(|l| l == 0))
+    };
+    let deadline = Instant::now() + Duration::from_secs(600);
+    while !caught_up() && !workers.any_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    if args.keep_running {
+        println!(
+            "gdx demo keeps running: publish more with any Kafka client to {brokers} (topics = dataset ids); Ctrl-C to stop"
+        );
+        wait_for_shutdown(&rt, || workers.any_finished());
+    }
+    let (stats, alarms) = workers.stop()?;
+    print_stats(&stats, &alarms);
+
+    println!();
+    println!("{:<40} {:>10}", "events table", "rows");
+    let mut total = 0;
+    for ds in catalog.datasets() {
+        let n = rt.block_on(row_count(&lake.events(&ds.id)))?;
+        total += n;
+        println!("{:<40} {:>10}", format!("{}/events", ds.id), n);
+    }
+    let dead = rt.block_on(count_by(&lake.dead_letters(), "error_class"))?;
+    let dead_total: u64 = dead.iter().map(|(_, n)| n).sum();
+    println!("{:<40} {:>10}", "_system/dead_letters", dead_total);
+    for (class, n) in &dead {
+        println!("  {class:<38} {n:>10}");
+    }
+    println!(
+        "accepted {total} + dead-lettered {dead_total} = {} of {} published, in {:.0} s",
+        total + dead_total,
+        summary.events(),
+        started.elapsed().as_secs_f64()
+    );
+    let events = lake.events(
+        &catalog
+            .get("ps.household_registration")
+            .context("district dataset")?
+            .id,
+    );
+    println!();
+    println!("try:");
+    println!("  gdx catalog show ps.household_registration");
+    println!(
+        "  python3 -c \"import deltalake; print(deltalake.DeltaTable('{}').to_pandas().head())\"",
+        events.path()
+    );
+    println!(
+        "  duckdb -c \"select _op, count(*) from delta_scan('{}') group by 1\"",
+        events.path()
+    );
+    let complete = total + dead_total == summary.events() as u64;
+    Ok(if complete && alarms.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}

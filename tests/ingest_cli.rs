@@ -1,0 +1,104 @@
+//! `gdx ingest` and `gdx publish` as processes against a broker in the test process
+//! (librdkafka's mock cluster), landing in Delta tables in a temp dir.
+
+mod common;
+
+use std::io::Write;
+use std::process::Command;
+
+use gdx_catalog::district;
+use gdx_ingest::simulate::{self, Config, Quiet};
+use gdx_lake::LakeLocation;
+use rdkafka::mocking::MockCluster;
+
+#[test]
+fn publish_validates_and_ingest_lands_everything_then_stops_cleanly_on_sigterm() {
+    let tmp = tempfile::tempdir().unwrap();
+    let feeds = tmp.path().join("feeds");
+    let cfg = Config {
+        people: 800,
+        enterprises: 80,
+        noise: 0.0,
+        ..Config::default()
+    };
+    simulate::write_district(&cfg, &district::catalog(), &feeds, &Quiet).unwrap();
+    let topic = "ps.household_registration";
+    let good = std::fs::read_to_string(feeds.join(format!("{topic}.jsonl"))).unwrap();
+    let good_lines = good.lines().count();
+    let file = tmp.path().join("with-bad-lines.jsonl");
+    let mut f = std::fs::File::create(&file).unwrap();
+    f.write_all(good.as_bytes()).unwrap();
+    let first: serde_json::Value = serde_json::from_str(good.lines().next().unwrap()).unwrap();
+    let mut bad_id = first.clone();
+    bad_id["value"]["resident_id"] = "110105194912310021".into();
+    writeln!(f, "{{not json").unwrap();
+    writeln!(f, "{{\"value\": {{}}}}").unwrap();
+    writeln!(f, "{bad_id}").unwrap();
+    drop(f);
+
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(topic, 3, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let lake_dir = tmp.path().join("lake");
+    let ingest = common::spawn_ingest(&brokers, &lake_dir, &[]);
+
+    let out = Command::new(env!("CARGO_BIN_EXE_gdx"))
+        .args([
+            "publish",
+            "--dataset",
+            topic,
+            "--file",
+            file.to_str().unwrap(),
+            "--brokers",
+            &brokers,
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    let n = good_lines;
+    assert!(
+        text.contains(&format!(":{}: rejected: not JSON", n + 1)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(":{}: rejected: no \"key\" string", n + 2)),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            ":{}: rejected: bad_check_digit: field `resident_id`",
+            n + 3
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("{n} produced to {topic}, 3 rejected")),
+        "{text}"
+    );
+
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let lake = LakeLocation::parse(lake_dir.to_str().unwrap()).unwrap();
+    let events = lake.events(&district::catalog().get(topic).unwrap().id);
+    assert!(
+        common::wait_until(120, || common::rows(&rt, &events) == n as u64),
+        "rows: {}",
+        common::rows(&rt, &events)
+    );
+
+    common::terminate(&ingest);
+    let out = ingest.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!(
+            "ingest: {n} messages, {n} event rows, 0 dead letters"
+        )),
+        "{stdout}"
+    );
+    assert_eq!(common::rows(&rt, &events), n as u64);
+}
