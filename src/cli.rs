@@ -10,8 +10,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 ///
 /// Department systems stream records into Kafka; gdx lands every event exactly once in a
 /// Delta Lake, folds events into current state and profiles, and serves shared data through
-/// a guarded exchange. Today's commands: the catalog, identifier checks and the synthetic
-/// district simulator.
+/// a guarded exchange. Commands today: the catalog, identifier checks, the synthetic district,
+/// ingest into the lake, publishing feeds, and the end-to-end demo.
 #[derive(Debug, Parser)]
 #[command(name = "gdx", version, about, long_about)]
 pub(crate) struct Cli {

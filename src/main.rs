@@ -12,6 +12,7 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     init_tracing(&cli.log);
+    gdx_lake::register_object_stores();
     match commands::run(cli) {
         Ok(code) => code,
         Err(e) => {

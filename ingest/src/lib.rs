@@ -1,10 +1,12 @@
 //! gdx ingest: department feeds in, and the synthetic district that plays the departments.
 //!
-//! Data flow: the [`simulate`] module generates one deterministic population (residents,
-//! households, enterprises, property) and projects it into every dataset of the catalog as
-//! change events, with reporting lags and noise, keeping the ground truth beside them. The
-//! Kafka consumer workers that land those feeds in the lake exactly once arrive with the
-//! ingest issue.
+//! Data flow: Kafka topics (one per catalog dataset, `<dept>.<dataset>`) → [`worker`]s in a
+//! consumer group, each on its own thread → [`decode`] turns runs of raw messages into Arrow
+//! event rows and dead letters → the lake's event tables and dead-letter table, each commit
+//! carrying the Kafka offsets it covers, so every message lands exactly once. [`publish`]
+//! produces feed files (validated, or as a department would send them); [`broker`] is the
+//! embedded broker (librdkafka's mock cluster) with lag-based backpressure for producers;
+//! [`simulate`] generates the synthetic district those feeds come from, with its ground truth.
 
 pub mod broker;
 pub mod decode;

@@ -39,3 +39,10 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Registers the object stores lakes may live on beyond local directories (S3 and
+/// S3-compatible stores, credentials from the usual `AWS_*` variables). Called once by the
+/// binary at start-up.
+pub fn register_object_stores() {
+    deltalake::aws::register_handlers(None);
+}
