@@ -89,6 +89,10 @@ pub(crate) struct IngestArgs {
     pub(crate) lake: String,
     #[command(flatten)]
     pub(crate) worker: WorkerArgs,
+    /// Serve Prometheus metrics (text format) at http://ADDR/metrics, e.g. 127.0.0.1:9464:
+    /// messages in, rows committed, dead letters, commit latency, per-partition lag.
+    #[arg(long, env = "GDX_METRICS")]
+    pub(crate) metrics: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub(crate) source: CatalogSource,
 }

@@ -40,7 +40,13 @@ fn publish_validates_and_ingest_lands_everything_then_stops_cleanly_on_sigterm()
     cluster.create_topic(topic, 3, 1).unwrap();
     let brokers = cluster.bootstrap_servers();
     let lake_dir = tmp.path().join("lake");
-    let ingest = common::spawn_ingest(&brokers, &lake_dir, &[]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let metrics_addr = format!("127.0.0.1:{port}");
+    let ingest = common::spawn_ingest(&brokers, &lake_dir, &["--metrics", &metrics_addr]);
 
     let out = Command::new(env!("CARGO_BIN_EXE_gdx"))
         .args([
@@ -86,6 +92,20 @@ fn publish_validates_and_ingest_lands_everything_then_stops_cleanly_on_sigterm()
         common::rows(&rt, &events)
     );
 
+    // Prometheus metrics while it runs.
+    let metrics = http_get(&metrics_addr, "/metrics");
+    assert!(
+        metrics.contains(&format!(
+            "gdx_ingest_rows_committed_total{{topic=\"{topic}\"}} {n}"
+        )),
+        "{metrics}"
+    );
+    assert!(metrics.contains("gdx_ingest_commit_seconds"), "{metrics}");
+    assert!(
+        !metrics.contains("张") && !metrics.contains("420106"),
+        "metrics carry no personal data"
+    );
+
     common::terminate(&ingest);
     let out = ingest.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -101,4 +121,18 @@ fn publish_validates_and_ingest_lands_everything_then_stops_cleanly_on_sigterm()
         "{stdout}"
     );
     assert_eq!(common::rows(&rt, &events), n as u64);
+}
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    assert!(out.starts_with("HTTP/1.1 200"), "{out}");
+    out
 }

@@ -128,6 +128,14 @@ pub(crate) fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let catalog = Arc::new(super::load_catalog(&args.source)?);
     let lake = LakeLocation::parse(&args.lake)?;
     let rt = runtime()?;
+    if let Some(addr) = args.metrics {
+        let _in_runtime = rt.enter();
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .with_http_listener(addr)
+            .install()
+            .with_context(|| format!("serving metrics on {addr}"))?;
+        println!("metrics: http://{addr}/metrics");
+    }
     let embedded = match &args.brokers {
         Some(_) => None,
         None => Some(

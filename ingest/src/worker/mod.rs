@@ -113,7 +113,18 @@ struct Context {
     state: Arc<Mutex<State>>,
 }
 
-impl ClientContext for Context {}
+impl ClientContext for Context {
+    /// librdkafka's statistics (every few seconds): per-partition consumer lag as a gauge.
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                if *partition >= 0 && p.consumer_lag >= 0 {
+                    metrics::gauge!("gdx_ingest_partition_lag", "topic" => topic.clone(), "partition" => partition.to_string()).set(p.consumer_lag as f64);
+                }
+            }
+        }
+    }
+}
 
 impl ConsumerContext for Context {
     fn rebalance(
@@ -143,6 +154,7 @@ impl ConsumerContext for Context {
                         }
                         Err(alarm @ Error::OffsetGap { .. }) => {
                             tracing::error!(%alarm, "offset gap: partition stopped");
+                            metrics::counter!("gdx_ingest_offset_gap_alarms_total", "topic" => topic.clone()).increment(1);
                             state.alarms.push(alarm);
                         }
                         Err(e) => {
@@ -215,7 +227,16 @@ async fn flush(state: &mut State, consumer: &BaseConsumer<Context>) -> Result<()
     let buffers = std::mem::take(&mut state.buffers);
     let mut commit = TopicPartitionList::new();
     for (topic, msgs) in &buffers {
+        let started = std::time::Instant::now();
         let s = state.sinks.flush_topic(topic, msgs, now_us).await?;
+        metrics::histogram!("gdx_ingest_commit_seconds", "topic" => topic.clone())
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("gdx_ingest_messages_total", "topic" => topic.clone())
+            .increment(s.messages as u64);
+        metrics::counter!("gdx_ingest_rows_committed_total", "topic" => topic.clone())
+            .increment(s.rows as u64);
+        metrics::counter!("gdx_ingest_dead_letters_total", "topic" => topic.clone())
+            .increment(s.dead_letters as u64);
         state.stats.rows += s.rows;
         state.stats.dead_letters += s.dead_letters;
         state.stats.commits += s.commits;
@@ -284,6 +305,7 @@ pub fn run(
             (cfg.session_timeout.as_millis() / 4).max(100).to_string(),
         )
         .set("message.max.bytes", "10000000")
+        .set("statistics.interval.ms", "5000")
         .create_with_context(Context {
             rt: rt.clone(),
             state: state.clone(),
