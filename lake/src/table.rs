@@ -13,6 +13,7 @@ use deltalake::DeltaTable;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TableReference};
 use deltalake::kernel::{StructType, Transaction};
+use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use url::Url;
 
@@ -135,6 +136,9 @@ impl EventTable {
             .table
             .clone()
             .write(batches)
+            // Additive evolution: a field the catalog added (nullable, validated by the
+            // catalog's evolution rules) becomes a new column; old rows read it as null.
+            .with_schema_mode(SchemaMode::Merge)
             .with_commit_properties(props)
             .await
             .map_err(|e| self.err(e))?;
@@ -195,6 +199,36 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_field_added_by_the_catalog_becomes_a_new_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = Url::from_directory_path(dir.path().join("t")).unwrap();
+        let mut t = EventTable::open_or_create(url.clone(), schema(), "t").await.unwrap();
+        t.append(vec![batch(0..3)], &[PartitionTxn { app_id: "a".into(), offset: 2 }]).await.unwrap();
+        let v2 = Arc::new(Schema::new(vec![
+            Field::new("k", DataType::Utf8, true),
+            Field::new("_offset", DataType::Int64, false),
+            Field::new("phone", DataType::Utf8, true),
+        ]));
+        let b = RecordBatch::try_new(
+            v2.clone(),
+            vec![
+                Arc::new(StringArray::from(vec!["k3"])),
+                Arc::new(Int64Array::from(vec![3])),
+                Arc::new(StringArray::from(vec![Some("13800138000")])),
+            ],
+        )
+        .unwrap();
+        let mut reopened = EventTable::open_or_create(url.clone(), v2, "t").await.unwrap();
+        reopened.append(vec![b], &[PartitionTxn { app_id: "a".into(), offset: 3 }]).await.unwrap();
+        let names: Vec<String> = reopened.delta().snapshot().unwrap().schema().fields().map(|f| f.name().to_owned()).collect();
+        assert_eq!(names, vec!["k", "_offset", "phone"]);
+        let ctx = deltalake::datafusion::prelude::SessionContext::new();
+        ctx.register_table("t", reopened.delta().table_provider().await.unwrap()).unwrap();
+        let n: usize = ctx.sql("select * from t where phone is null").await.unwrap().collect().await.unwrap().iter().map(|b| b.num_rows()).sum();
+        assert_eq!(n, 3, "old rows read the new column as null");
     }
 
     #[tokio::test]
