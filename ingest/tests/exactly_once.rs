@@ -155,9 +155,26 @@ fn feeds_land_exactly_once_and_replays_add_nothing() {
     for t in TOPICS {
         cluster.create_topic(t, 3, 1).unwrap();
     }
+    cluster.create_topic("zz.not_catalogued", 2, 1).unwrap();
     let brokers = cluster.bootstrap_servers();
     let produced = produce(&brokers, &feeds);
-    let total: usize = produced.values().sum();
+    {
+        let p: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", &brokers)
+            .create()
+            .unwrap();
+        for i in 0..7 {
+            send(
+                &p,
+                "zz.not_catalogued",
+                &format!("k{i}"),
+                Some("{}"),
+                OwnedHeaders::new(),
+            );
+        }
+        p.flush(Duration::from_secs(10)).unwrap();
+    }
+    let total: usize = produced.values().sum::<usize>() + 7;
 
     let lake = LakeLocation::parse(tmp.path().join("lake").to_str().unwrap()).unwrap();
     let mut wcfg = WorkerConfig::new(&brokers, lake.clone());
@@ -212,6 +229,25 @@ fn feeds_land_exactly_once_and_replays_add_nothing() {
         })
     };
     check();
+    let unknown = rt
+        .block_on(counts(&lake.dead_letters(), true))
+        .get("zz.not_catalogued")
+        .copied();
+    assert_eq!(
+        unknown,
+        Some((7, 7)),
+        "messages of a topic outside the catalog are dead letters"
+    );
+    let classes = rt
+        .block_on(gdx_lake::read::count_by(
+            &lake.dead_letters(),
+            "error_class",
+        ))
+        .unwrap();
+    assert!(
+        classes.iter().any(|(c, n)| c == "unknown_topic" && *n == 7),
+        "{classes:?}"
+    );
 
     // The same group again, and a new group with no committed offsets: the lake's own
     // offsets keep both from writing anything twice.

@@ -205,8 +205,18 @@ mod tests {
     async fn a_field_added_by_the_catalog_becomes_a_new_column() {
         let dir = tempfile::tempdir().unwrap();
         let url = Url::from_directory_path(dir.path().join("t")).unwrap();
-        let mut t = EventTable::open_or_create(url.clone(), schema(), "t").await.unwrap();
-        t.append(vec![batch(0..3)], &[PartitionTxn { app_id: "a".into(), offset: 2 }]).await.unwrap();
+        let mut t = EventTable::open_or_create(url.clone(), schema(), "t")
+            .await
+            .unwrap();
+        t.append(
+            vec![batch(0..3)],
+            &[PartitionTxn {
+                app_id: "a".into(),
+                offset: 2,
+            }],
+        )
+        .await
+        .unwrap();
         let v2 = Arc::new(Schema::new(vec![
             Field::new("k", DataType::Utf8, true),
             Field::new("_offset", DataType::Int64, false),
@@ -221,13 +231,41 @@ mod tests {
             ],
         )
         .unwrap();
-        let mut reopened = EventTable::open_or_create(url.clone(), v2, "t").await.unwrap();
-        reopened.append(vec![b], &[PartitionTxn { app_id: "a".into(), offset: 3 }]).await.unwrap();
-        let names: Vec<String> = reopened.delta().snapshot().unwrap().schema().fields().map(|f| f.name().to_owned()).collect();
+        let mut reopened = EventTable::open_or_create(url.clone(), v2, "t")
+            .await
+            .unwrap();
+        reopened
+            .append(
+                vec![b],
+                &[PartitionTxn {
+                    app_id: "a".into(),
+                    offset: 3,
+                }],
+            )
+            .await
+            .unwrap();
+        let names: Vec<String> = reopened
+            .delta()
+            .snapshot()
+            .unwrap()
+            .schema()
+            .fields()
+            .map(|f| f.name().to_owned())
+            .collect();
         assert_eq!(names, vec!["k", "_offset", "phone"]);
         let ctx = deltalake::datafusion::prelude::SessionContext::new();
-        ctx.register_table("t", reopened.delta().table_provider().await.unwrap()).unwrap();
-        let n: usize = ctx.sql("select * from t where phone is null").await.unwrap().collect().await.unwrap().iter().map(|b| b.num_rows()).sum();
+        ctx.register_table("t", reopened.delta().table_provider().await.unwrap())
+            .unwrap();
+        let n: usize = ctx
+            .sql("select * from t where phone is null")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
         assert_eq!(n, 3, "old rows read the new column as null");
     }
 

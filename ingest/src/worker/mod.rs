@@ -139,6 +139,9 @@ impl ConsumerContext for Context {
                 let mut assign = TopicPartitionList::new();
                 for e in tpl.elements() {
                     let (topic, partition) = (e.topic().to_owned(), e.partition());
+                    if !is_feed_topic(&topic) {
+                        continue; // gdx's own output topics and Kafka's internal ones
+                    }
                     match self
                         .rt
                         .block_on(resume(&mut state.sinks, consumer, &topic, partition))
@@ -258,6 +261,14 @@ async fn flush(state: &mut State, consumer: &BaseConsumer<Context>) -> Result<()
     Ok(())
 }
 
+/// The subscription: every topic named like a department feed.
+const FEED_TOPICS: &str = "^[a-z][a-z0-9]*[.][a-z][a-z0-9_]*$";
+
+/// Whether a matching topic is a department feed (gdx's own `gdx.*` topics are not).
+fn is_feed_topic(topic: &str) -> bool {
+    !topic.starts_with("gdx.") && !topic.starts_with('_')
+}
+
 /// Runs one worker until `stop` is set (then flushes and returns) or a fatal error.
 /// Blocking: call it on a thread of its own; lake I/O runs on `rt`.
 pub fn run(
@@ -306,12 +317,14 @@ pub fn run(
         )
         .set("message.max.bytes", "10000000")
         .set("statistics.interval.ms", "5000")
+        .set("topic.metadata.refresh.interval.ms", "10000")
         .create_with_context(Context {
             rt: rt.clone(),
             state: state.clone(),
         })?;
-    let topics: Vec<&str> = catalog.datasets().map(|d| d.topic.as_str()).collect();
-    consumer.subscribe(&topics)?;
+    // Every `<dept>.<dataset>` topic: the catalog's, and any other, whose messages become
+    // `unknown_topic` dead letters instead of being ignored.
+    consumer.subscribe(&[FEED_TOPICS])?;
     let mut last_flush = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let polled = consumer.poll(Duration::from_millis(100));

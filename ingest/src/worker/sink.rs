@@ -16,7 +16,7 @@ use gdx_lake::table::app_id;
 use gdx_lake::{EventTable, LakeLocation, PartitionTxn};
 
 use super::{Error, Result, dead_letters};
-use crate::decode::{DatasetDecoder, Message};
+use crate::decode::{DatasetDecoder, DeadLetter, ErrorClass, Message};
 
 /// What one flush committed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -107,16 +107,63 @@ impl Sinks {
         partition: i32,
     ) -> Result<Option<i64>> {
         let id = self.app_id(topic, partition);
-        let table = self.table(topic).await?;
-        table.refresh().await?;
-        let events = table.txn_version(&id).await?;
+        let events = if self.catalog.by_topic(topic).is_some() {
+            let table = self.table(topic).await?;
+            table.refresh().await?;
+            Some(table.txn_version(&id).await?)
+        } else {
+            None
+        };
         let dead = self.dead().await?;
         dead.refresh().await?;
-        match dead.txn_version(&id).await? {
+        let dead_version = dead.txn_version(&id).await?;
+        match dead_version {
             Some(v) => self.dead_versions.insert(id, v),
             None => self.dead_versions.remove(&id),
         };
-        Ok(events.map(|v| v + 1))
+        // A topic outside the catalog only ever lands in the dead-letter table.
+        Ok(events.unwrap_or(dead_version).map(|v| v + 1))
+    }
+
+    /// Every message of a topic the catalog does not know becomes a dead letter.
+    async fn flush_unknown(
+        &mut self,
+        topic: &str,
+        msgs: &[Message],
+        now_us: i64,
+    ) -> Result<FlushStats> {
+        let why = format!("topic {topic} is not in the catalog");
+        let fresh: Vec<DeadLetter> = msgs
+            .iter()
+            .filter(|m| {
+                self.dead_versions
+                    .get(&self.app_id(&m.topic, m.partition))
+                    .is_none_or(|v| m.offset > *v)
+            })
+            .map(|m| DeadLetter::new(m, ErrorClass::UnknownTopic, why.clone(), None))
+            .collect();
+        let mut last: HashMap<i32, i64> = HashMap::new();
+        for m in msgs {
+            last.insert(m.partition, m.offset);
+        }
+        let txns: Vec<PartitionTxn> = last
+            .iter()
+            .map(|(p, o)| PartitionTxn {
+                app_id: self.app_id(topic, *p),
+                offset: *o,
+            })
+            .collect();
+        let batch = dead_letters::batch(&fresh, now_us);
+        self.dead().await?.append(vec![batch], &txns).await?;
+        for t in txns {
+            self.dead_versions.insert(t.app_id, t.offset);
+        }
+        Ok(FlushStats {
+            messages: msgs.len(),
+            rows: 0,
+            dead_letters: fresh.len(),
+            commits: 1,
+        })
     }
 
     /// Decodes and commits one topic's buffered messages (in offset order per partition).
@@ -128,6 +175,9 @@ impl Sinks {
     ) -> Result<FlushStats> {
         if msgs.is_empty() {
             return Ok(FlushStats::default());
+        }
+        if self.catalog.by_topic(topic).is_none() {
+            return self.flush_unknown(topic, msgs, now_us).await;
         }
         self.table(topic).await?;
         let decoded = self.decoders[topic].decode(msgs, now_us);
