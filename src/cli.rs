@@ -51,6 +51,25 @@ pub(crate) enum Command {
     /// The whole pipeline on embedded defaults: embedded broker, the synthetic district
     /// published as live feeds, ingest into the lake under --data-dir, then a summary.
     Demo(DemoArgs),
+    /// Benchmarks, side by side in one run (ratios: these machines are noisy).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum BenchCommand {
+    /// A bare consumer vs gdx ingest over the same realistic topic; peak RSS; freshness.
+    Ingest(BenchIngestArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchIngestArgs {
+    /// Records in the backlog.
+    #[arg(long, env = "GDX_BENCH_RECORDS", default_value_t = 1_000_000)]
+    pub(crate) records: usize,
+    /// Partitions of the benchmark topic (the embedded broker keeps ~5 MB per partition).
+    #[arg(long, env = "GDX_BENCH_PARTITIONS", default_value_t = 256)]
+    pub(crate) partitions: i32,
 }
 
 #[derive(Debug, Args, Clone)]

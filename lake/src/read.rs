@@ -98,3 +98,36 @@ pub async fn distinct_offsets(url: &Url, partition: i32) -> Result<(u64, i64)> {
         b.column(1).as_primitive::<Int64Type>().value(0),
     ))
 }
+
+/// Milliseconds from Kafka timestamp to ingestion for the rows ingested at or after
+/// `since_us`, sorted ascending (for freshness percentiles).
+pub async fn ingest_delays_ms(url: &Url, since_us: i64) -> Result<Vec<i64>> {
+    let table = deltalake::open_table(url.clone())
+        .await
+        .map_err(|e| Error::Delta {
+            table: url.to_string(),
+            source: Box::new(e),
+        })?;
+    let ctx = SessionContext::new();
+    let provider = table.table_provider().await.map_err(|e| df_err(url, e))?;
+    ctx.register_table("t", provider)
+        .map_err(|e| df_err(url, e))?;
+    let sql = format!(
+        "select (cast(_ingested_at as bigint) - cast(_kafka_ts as bigint)) / 1000 as d from t \
+         where _kafka_ts is not null and cast(_ingested_at as bigint) >= {since_us} order by d"
+    );
+    let batches = ctx
+        .sql(&sql)
+        .await
+        .map_err(|e| df_err(url, e))?
+        .collect()
+        .await
+        .map_err(|e| df_err(url, e))?;
+    let mut out = Vec::new();
+    for b in batches {
+        let c = datafusion::arrow::compute::cast(b.column(0), &DataType::Int64)
+            .map_err(|e| df_err(url, e.into()))?;
+        out.extend(c.as_primitive::<Int64Type>().iter().flatten());
+    }
+    Ok(out)
+}

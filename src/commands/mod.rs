@@ -1,5 +1,6 @@
 //! One module per command; each returns the process exit code.
 
+mod bench;
 mod catalog;
 mod demo;
 mod id;
@@ -29,5 +30,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => ingest::run(args),
         Command::Publish(args) => publish::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Bench(crate::cli::BenchCommand::Ingest(args)) => bench::ingest(args),
     }
 }
