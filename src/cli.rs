@@ -70,6 +70,9 @@ pub(crate) struct BenchIngestArgs {
     /// Partitions of the benchmark topic (the embedded broker keeps ~5 MB per partition).
     #[arg(long, env = "GDX_BENCH_PARTITIONS", default_value_t = 256)]
     pub(crate) partitions: i32,
+    /// Worker threads of the gdx ingest process.
+    #[arg(long, env = "GDX_BENCH_WORKERS", default_value_t = 2)]
+    pub(crate) workers: usize,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -135,6 +135,13 @@ fn digits_only(s: &str) -> bool {
 /// NFKC-normalises an identifier: full-width characters become ASCII, surrounding and inner
 /// spaces and dashes are dropped, letters are upper-cased.
 pub fn normalize(raw: &str) -> String {
+    // Fast path: plain ASCII with nothing to fold is already canonical (NFKC leaves ASCII as it is).
+    if raw
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b.is_ascii_uppercase() || b == b'+')
+    {
+        return raw.to_owned();
+    }
     raw.nfkc()
         .filter(|c| !c.is_whitespace() && *c != '-' && *c != '\u{2010}' && *c != '\u{2014}')
         .flat_map(char::to_uppercase)
