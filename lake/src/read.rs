@@ -1,8 +1,10 @@
-//! Small read helpers over lake tables (row counts, grouped counts) for summaries.
+//! Small read helpers over lake tables (row counts, grouped counts, offsets, ingest delays)
+//! for summaries, benchmarks and tests.
 //!
-//! Data flow: table URL → Delta table provider → a DataFusion query → plain numbers.
+//! Data flow: table URL → Delta table provider registered as `t` → one DataFusion query →
+//! plain numbers.
 
-use datafusion::arrow::array::AsArray;
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
 use datafusion::prelude::SessionContext;
 use url::Url;
@@ -16,34 +18,46 @@ fn df_err(url: &Url, e: datafusion::error::DataFusionError) -> Error {
     }
 }
 
-/// `(group value, rows)` of `select <column>, count(*) … group by <column>`; empty when the
-/// table does not exist yet.
-pub async fn count_by(url: &Url, column: &str) -> Result<Vec<(String, u64)>> {
+/// Runs `sql` over the table at `url` (registered as `t`); `None` when there is no table yet.
+async fn query(url: &Url, sql: &str) -> Result<Option<Vec<RecordBatch>>> {
     let Ok(table) = deltalake::open_table(url.clone()).await else {
-        return Ok(Vec::new());
+        return Ok(None);
     };
     let ctx = SessionContext::new();
     let provider = table.table_provider().await.map_err(|e| df_err(url, e))?;
     ctx.register_table("t", provider)
         .map_err(|e| df_err(url, e))?;
-    let sql = format!(
-        "select cast(\"{column}\" as varchar) as g, count(*) as n from t group by 1 order by 1"
-    );
     let batches = ctx
-        .sql(&sql)
+        .sql(sql)
         .await
         .map_err(|e| df_err(url, e))?
         .collect()
         .await
         .map_err(|e| df_err(url, e))?;
+    Ok(Some(batches))
+}
+
+/// A column as Int64 values (nulls skipped).
+fn int64s(url: &Url, c: &dyn Array) -> Result<Vec<i64>> {
+    let c =
+        datafusion::arrow::compute::cast(c, &DataType::Int64).map_err(|e| df_err(url, e.into()))?;
+    Ok(c.as_primitive::<Int64Type>().iter().flatten().collect())
+}
+
+/// `(group value, rows)` of `select <column>, count(*) … group by <column>`; empty when the
+/// table does not exist yet.
+pub async fn count_by(url: &Url, column: &str) -> Result<Vec<(String, u64)>> {
+    let sql = format!(
+        "select cast(\"{column}\" as varchar) as g, count(*) as n from t group by 1 order by 1"
+    );
     let mut out = Vec::new();
-    for b in batches {
+    for b in query(url, &sql).await?.unwrap_or_default() {
         let g = datafusion::arrow::compute::cast(b.column(0), &DataType::Utf8)
             .map_err(|e| df_err(url, e.into()))?;
         let g = g.as_string::<i32>();
-        let n = b.column(1).as_primitive::<Int64Type>();
-        for i in 0..b.num_rows() {
-            out.push((g.value(i).to_owned(), n.value(i) as u64));
+        let n = int64s(url, b.column(1))?;
+        for (i, n) in n.into_iter().enumerate() {
+            out.push((g.value(i).to_owned(), n as u64));
         }
     }
     Ok(out)
@@ -51,83 +65,39 @@ pub async fn count_by(url: &Url, column: &str) -> Result<Vec<(String, u64)>> {
 
 /// Rows in a table (0 when it does not exist yet).
 pub async fn row_count(url: &Url) -> Result<u64> {
-    let Ok(table) = deltalake::open_table(url.clone()).await else {
-        return Ok(0);
-    };
-    let ctx = SessionContext::new();
-    let provider = table.table_provider().await.map_err(|e| df_err(url, e))?;
-    ctx.register_table("t", provider)
-        .map_err(|e| df_err(url, e))?;
-    let batches = ctx
-        .sql("select count(*) from t")
-        .await
-        .map_err(|e| df_err(url, e))?
-        .collect()
-        .await
-        .map_err(|e| df_err(url, e))?;
-    Ok(batches.first().map_or(0, |b| {
-        b.column(0).as_primitive::<Int64Type>().value(0) as u64
-    }))
+    let batches = query(url, "select count(*) from t")
+        .await?
+        .unwrap_or_default();
+    Ok(match batches.first() {
+        Some(b) => int64s(url, b.column(0))?.first().copied().unwrap_or(0) as u64,
+        None => 0,
+    })
 }
 
 /// For one Kafka partition of an events table: (distinct offsets, highest offset).
 pub async fn distinct_offsets(url: &Url, partition: i32) -> Result<(u64, i64)> {
-    let table = deltalake::open_table(url.clone())
-        .await
-        .map_err(|e| Error::Delta {
-            table: url.to_string(),
-            source: Box::new(e),
-        })?;
-    let ctx = SessionContext::new();
-    let provider = table.table_provider().await.map_err(|e| df_err(url, e))?;
-    ctx.register_table("t", provider)
-        .map_err(|e| df_err(url, e))?;
     let sql = format!(
         "select count(distinct _offset), max(_offset) from t where _partition = {partition}"
     );
-    let batches = ctx
-        .sql(&sql)
-        .await
-        .map_err(|e| df_err(url, e))?
-        .collect()
-        .await
-        .map_err(|e| df_err(url, e))?;
-    let b = &batches[0];
-    Ok((
-        b.column(0).as_primitive::<Int64Type>().value(0) as u64,
-        b.column(1).as_primitive::<Int64Type>().value(0),
-    ))
+    let batches = query(url, &sql).await?.unwrap_or_default();
+    let Some(b) = batches.first() else {
+        return Ok((0, -1));
+    };
+    let distinct = int64s(url, b.column(0))?.first().copied().unwrap_or(0);
+    let max = int64s(url, b.column(1))?.first().copied().unwrap_or(-1);
+    Ok((distinct as u64, max))
 }
 
 /// Milliseconds from Kafka timestamp to ingestion for the rows ingested at or after
 /// `since_us`, sorted ascending (for freshness percentiles).
 pub async fn ingest_delays_ms(url: &Url, since_us: i64) -> Result<Vec<i64>> {
-    let table = deltalake::open_table(url.clone())
-        .await
-        .map_err(|e| Error::Delta {
-            table: url.to_string(),
-            source: Box::new(e),
-        })?;
-    let ctx = SessionContext::new();
-    let provider = table.table_provider().await.map_err(|e| df_err(url, e))?;
-    ctx.register_table("t", provider)
-        .map_err(|e| df_err(url, e))?;
     let sql = format!(
         "select (cast(_ingested_at as bigint) - cast(_kafka_ts as bigint)) / 1000 as d from t \
          where _kafka_ts is not null and cast(_ingested_at as bigint) >= {since_us} order by d"
     );
-    let batches = ctx
-        .sql(&sql)
-        .await
-        .map_err(|e| df_err(url, e))?
-        .collect()
-        .await
-        .map_err(|e| df_err(url, e))?;
     let mut out = Vec::new();
-    for b in batches {
-        let c = datafusion::arrow::compute::cast(b.column(0), &DataType::Int64)
-            .map_err(|e| df_err(url, e.into()))?;
-        out.extend(c.as_primitive::<Int64Type>().iter().flatten());
+    for b in query(url, &sql).await?.unwrap_or_default() {
+        out.extend(int64s(url, b.column(0))?);
     }
     Ok(out)
 }
