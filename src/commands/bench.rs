@@ -171,7 +171,7 @@ pub(crate) fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
             t.elapsed() < Duration::from_secs(3_600),
             "gdx ingest did not land the backlog within an hour"
         );
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(Duration::from_millis(500));
     }
     eprintln!(
         "gdx ingest: {:.1} s; now the freshness trickle",

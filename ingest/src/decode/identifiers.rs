@@ -29,40 +29,40 @@ pub(super) fn check(ds: &Dataset, columns: &[ArrayRef], is_upsert: &[bool]) -> C
         let Some(col) = columns[i].as_any().downcast_ref::<StringArray>() else {
             continue;
         };
-        let mut changed = false;
-        let values: Vec<Option<String>> = (0..rows)
-            .map(|r| {
-                if col.is_null(r) || !is_upsert[r] {
-                    return (!col.is_null(r)).then(|| col.value(r).to_owned());
-                }
-                let raw = col.value(r);
-                match kind.check(raw) {
-                    Ok(canonical) => {
-                        changed |= canonical != raw;
-                        Some(canonical)
-                    }
-                    Err(e) => {
-                        match policy {
-                            CheckPolicy::Flag => flags[r].push(i),
-                            CheckPolicy::Reject => {
-                                if rejects[r].is_none() {
-                                    let class = if matches!(e, IdError::Checksum { .. }) {
-                                        ErrorClass::BadCheckDigit
-                                    } else {
-                                        ErrorClass::BadIdentifier
-                                    };
-                                    rejects[r] =
-                                        Some((class, format!("field `{}`: {kind} {e}", f.name)));
-                                }
-                            }
+        // Canonical replacements, only for the rows whose value changes (most do not).
+        let mut replaced: Vec<(usize, String)> = Vec::new();
+        for r in 0..rows {
+            if col.is_null(r) || !is_upsert[r] {
+                continue;
+            }
+            let raw = col.value(r);
+            match kind.check(raw) {
+                Ok(canonical) if canonical != raw => replaced.push((r, canonical)),
+                Ok(_) => {}
+                Err(e) => match policy {
+                    CheckPolicy::Flag => flags[r].push(i),
+                    CheckPolicy::Reject => {
+                        if rejects[r].is_none() {
+                            let class = if matches!(e, IdError::Checksum { .. }) {
+                                ErrorClass::BadCheckDigit
+                            } else {
+                                ErrorClass::BadIdentifier
+                            };
+                            rejects[r] = Some((class, format!("field `{}`: {kind} {e}", f.name)));
                         }
-                        Some(raw.to_owned())
                     }
-                }
-            })
-            .collect();
-        if changed {
-            out[i] = Arc::new(StringArray::from(values));
+                },
+            }
+        }
+        if !replaced.is_empty() {
+            let mut next = replaced.into_iter().peekable();
+            let values: StringArray = (0..rows)
+                .map(|r| match next.peek() {
+                    Some((at, _)) if *at == r => next.next().map(|(_, v)| v),
+                    _ => (!col.is_null(r)).then(|| col.value(r).to_owned()),
+                })
+                .collect();
+            out[i] = Arc::new(values);
         }
     }
     Checked {
