@@ -136,16 +136,8 @@ fn start_producer(
                     gate.wait(topic).unwrap();
                 }
                 let (k, v) = record(i);
-                let mut rec = BaseRecord::to(topic).key(&k).payload(&v);
-                loop {
-                    match p.send(rec) {
-                        Ok(()) => break,
-                        Err((_, r)) => {
-                            p.poll(Duration::from_millis(5));
-                            rec = r;
-                        }
-                    }
-                }
+                gdx_ingest::publish::send_blocking(&p, BaseRecord::to(topic).key(&k).payload(&v))
+                    .unwrap();
                 produced.fetch_add(1, Ordering::Relaxed);
             }
             p.flush(Duration::from_secs(30)).unwrap();

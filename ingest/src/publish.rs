@@ -18,6 +18,30 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use crate::broker::LagGate;
 use crate::decode::{DatasetDecoder, Message};
 
+/// Sends one record, waiting (and serving delivery reports) while the producer's queue is
+/// full; any other error is returned.
+pub fn send_blocking<K, P>(
+    producer: &BaseProducer,
+    mut record: BaseRecord<'_, K, P>,
+) -> rdkafka::error::KafkaResult<()>
+where
+    K: rdkafka::message::ToBytes + ?Sized,
+    P: rdkafka::message::ToBytes + ?Sized,
+{
+    loop {
+        match producer.send(record) {
+            Ok(()) => return Ok(()),
+            Err((e, r))
+                if e.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
+            {
+                producer.poll(Duration::from_millis(5));
+                record = r;
+            }
+            Err((e, _)) => return Err(e),
+        }
+    }
+}
+
 /// Why a file could not be published at all.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -88,7 +112,7 @@ pub fn publish_file(
         source,
     };
     let file = std::fs::File::open(path).map_err(io)?;
-    let decoder = DatasetDecoder::new(Arc::new(ds.clone()));
+    let validator = (mode == Mode::Validate).then(|| DatasetDecoder::new(Arc::new(ds.clone())));
     let mut report = Report::default();
     let mut chunk: Vec<Line> = Vec::with_capacity(2_000);
     for (i, line) in std::io::BufReader::with_capacity(1 << 20, file)
@@ -107,7 +131,7 @@ pub fn publish_file(
             send_chunk(
                 producer,
                 ds,
-                (mode == Mode::Validate).then_some(&decoder),
+                validator.as_ref(),
                 &mut chunk,
                 gate,
                 &mut report,
@@ -118,7 +142,7 @@ pub fn publish_file(
     send_chunk(
         producer,
         ds,
-        (mode == Mode::Validate).then_some(&decoder),
+        validator.as_ref(),
         &mut chunk,
         gate,
         &mut report,
@@ -179,19 +203,7 @@ fn send_chunk(
         if let Some(v) = &l.value {
             record = record.payload(v);
         }
-        loop {
-            match producer.send(record) {
-                Ok(()) => break,
-                Err((e, r))
-                    if e.rdkafka_error_code()
-                        == Some(rdkafka::types::RDKafkaErrorCode::QueueFull) =>
-                {
-                    producer.poll(Duration::from_millis(20));
-                    record = r;
-                }
-                Err((e, _)) => return Err(e.into()),
-            }
-        }
+        send_blocking(producer, record)?;
         report.produced += 1;
     }
     producer.poll(Duration::ZERO);

@@ -103,16 +103,7 @@ fn send(p: &BaseProducer, topic: &str, key: &str, value: Option<&str>, headers: 
     if let Some(v) = value {
         record = record.payload(v);
     }
-    let mut record = record;
-    loop {
-        match p.send(record) {
-            Ok(()) => return,
-            Err((_, r)) => {
-                p.poll(Duration::from_millis(10));
-                record = r;
-            }
-        }
-    }
+    gdx_ingest::publish::send_blocking(p, record).unwrap();
 }
 
 fn run_until(

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use gdx_catalog::district;
+use gdx_ingest::publish::send_blocking;
 use gdx_ingest::simulate::{self, Config, Quiet};
 use gdx_lake::LakeLocation;
 use rdkafka::ClientConfig;
@@ -34,16 +35,7 @@ fn produce(brokers: &str, lines: &[(String, String)]) -> anyhow::Result<()> {
         .set("queue.buffering.max.messages", "500000")
         .create()?;
     for (k, v) in lines {
-        let mut rec = BaseRecord::to(TOPIC).key(k).payload(v);
-        loop {
-            match p.send(rec) {
-                Ok(()) => break,
-                Err((_, r)) => {
-                    p.poll(Duration::from_millis(5));
-                    rec = r;
-                }
-            }
-        }
+        send_blocking(&p, BaseRecord::to(TOPIC).key(k).payload(v))?;
     }
     p.flush(Duration::from_secs(120))?;
     Ok(())
@@ -191,11 +183,7 @@ pub(crate) fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
         .set("linger.ms", "0")
         .create()?;
     for (k, v) in lines.iter().take(2_000) {
-        let mut rec = BaseRecord::to(TOPIC).key(k).payload(v);
-        while let Err((_, r)) = p.send(rec) {
-            p.poll(Duration::from_millis(1));
-            rec = r;
-        }
+        send_blocking(&p, BaseRecord::to(TOPIC).key(k).payload(v))?;
         p.poll(Duration::ZERO);
         std::thread::sleep(Duration::from_micros(2_500));
     }

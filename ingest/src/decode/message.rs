@@ -37,6 +37,16 @@ impl Message {
     }
 }
 
+/// The highest offset per partition of a run of messages.
+pub fn last_offsets(msgs: &[Message]) -> std::collections::HashMap<i32, i64> {
+    let mut last = std::collections::HashMap::new();
+    for m in msgs {
+        let e = last.entry(m.partition).or_insert(m.offset);
+        *e = (*e).max(m.offset);
+    }
+    last
+}
+
 /// Why a message could not be accepted (a stable, queryable class).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ErrorClass {

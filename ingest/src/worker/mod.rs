@@ -243,11 +243,7 @@ async fn flush(state: &mut State, consumer: &BaseConsumer<Context>) -> Result<()
         state.stats.rows += s.rows;
         state.stats.dead_letters += s.dead_letters;
         state.stats.commits += s.commits;
-        let mut last: HashMap<i32, i64> = HashMap::new();
-        for m in msgs {
-            last.insert(m.partition, m.offset);
-        }
-        for (p, o) in last {
+        for (p, o) in crate::decode::last_offsets(msgs) {
             commit
                 .add_partition_offset(topic, p, Offset::Offset(o + 1))
                 .expect("valid offset");

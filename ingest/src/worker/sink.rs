@@ -16,7 +16,7 @@ use gdx_lake::table::app_id;
 use gdx_lake::{EventTable, LakeLocation, PartitionTxn};
 
 use super::{Error, Result, dead_letters};
-use crate::decode::{DatasetDecoder, DeadLetter, ErrorClass, Message};
+use crate::decode::{DatasetDecoder, DeadLetter, ErrorClass, Message, last_offsets};
 
 /// What one flush committed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -142,10 +142,7 @@ impl Sinks {
             })
             .map(|m| DeadLetter::new(m, ErrorClass::UnknownTopic, why.clone(), None))
             .collect();
-        let mut last: HashMap<i32, i64> = HashMap::new();
-        for m in msgs {
-            last.insert(m.partition, m.offset);
-        }
+        let last = last_offsets(msgs);
         let txns: Vec<PartitionTxn> = last
             .iter()
             .map(|(p, o)| PartitionTxn {
@@ -181,11 +178,7 @@ impl Sinks {
         }
         self.table(topic).await?;
         let decoded = self.decoders[topic].decode(msgs, now_us);
-        let mut last: HashMap<i32, i64> = HashMap::new();
-        for m in msgs {
-            let e = last.entry(m.partition).or_insert(m.offset);
-            *e = (*e).max(m.offset);
-        }
+        let last = last_offsets(msgs);
         let mut stats = FlushStats {
             messages: msgs.len(),
             ..FlushStats::default()
