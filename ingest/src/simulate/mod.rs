@@ -16,6 +16,7 @@ mod feed;
 mod feeds;
 mod life;
 pub mod names;
+mod property;
 mod rng;
 mod truth;
 mod world;
