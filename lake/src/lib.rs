@@ -6,11 +6,13 @@
 //! cluster, the topic and the partition; version = the last offset written), so a restarted
 //! worker reads back exactly where the lake stands → bad records land in
 //! `<lake>/_system/dead_letters/` the same way. Folding into `current`, profiles and SQL
-//! sessions arrive with the lake issue.
+//! sessions: [`fold`] turns `events` into `current`.
 //!
 //! Table schemas are derived from the catalog ([`schema`]); this crate never hard-codes a
 //! dataset. Table locations follow [`LakeLocation`], a layout outside engines can rely on.
 
+pub mod engine;
+pub mod fold;
 pub mod location;
 pub mod read;
 pub mod schema;
@@ -29,6 +31,12 @@ pub enum Error {
         table: String,
         #[source]
         source: Box<deltalake::DeltaTableError>,
+    },
+    #[error("query on {table}: {source}")]
+    Query {
+        table: String,
+        #[source]
+        source: Box<datafusion::error::DataFusionError>,
     },
     #[error("schema of {table}: {source}")]
     Schema {

@@ -2,7 +2,11 @@
 //!
 //! ```text
 //! <lake>/<dept>/<dataset>/events/     append-only events of a dataset (topic <dept>.<dataset>)
-//! <lake>/<dept>/<dataset>/current/    folded current state (lake issue)
+//! <lake>/<dept>/<dataset>/current/    folded current state: the latest upsert per primary key
+//! <lake>/<dept>/<dataset>/deleted/    keys whose latest event is a delete (so a late, older
+//!                                     upsert cannot bring them back)
+//! <lake>/profiles/citizen/            one row per resident ID, joined across departments
+//! <lake>/profiles/enterprise/         one row per USCC
 //! <lake>/_system/dead_letters/        every record that could not be accepted, with its raw bytes
 //! ```
 //!
@@ -25,6 +29,7 @@ pub struct LakeLocation {
 pub enum TableKind {
     Events,
     Current,
+    Deleted,
 }
 
 impl TableKind {
@@ -32,6 +37,7 @@ impl TableKind {
         match self {
             TableKind::Events => "events",
             TableKind::Current => "current",
+            TableKind::Deleted => "deleted",
         }
     }
 }
@@ -94,6 +100,15 @@ impl LakeLocation {
 
     pub fn events(&self, dataset: &DatasetId) -> Url {
         self.table(dataset, TableKind::Events)
+    }
+
+    pub fn current(&self, dataset: &DatasetId) -> Url {
+        self.table(dataset, TableKind::Current)
+    }
+
+    /// A profile table (`citizen`, `enterprise`).
+    pub fn profile(&self, name: &str) -> Url {
+        self.join(&format!("profiles/{name}/"))
     }
 
     pub fn dead_letters(&self) -> Url {

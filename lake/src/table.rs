@@ -148,29 +148,39 @@ impl EventTable {
 
     /// A commit that only moves offsets (every message of the run was dead-lettered).
     async fn commit_offsets_only(&mut self, props: CommitProperties) -> Result<u64> {
-        let operation = DeltaOperation::Write {
-            mode: SaveMode::Append,
-            partition_by: None,
-            predicate: None,
-        };
-        let snapshot = self.table.snapshot().map_err(|e| self.err(e))?;
-        let committed = CommitBuilder::from(props)
-            .build(
-                Some(snapshot as &dyn TableReference),
-                self.table.log_store(),
-                operation,
-            )
+        commit_txns_only(&mut self.table, props)
             .await
-            .map_err(|e| self.err(e))?;
-        let version = committed.version();
-        self.table.update_state().await.map_err(|e| self.err(e))?;
-        Ok(version)
+            .map_err(|e| self.err(e))
     }
 
     /// The underlying table (for readers).
     pub fn delta(&self) -> &DeltaTable {
         &self.table
     }
+}
+
+/// A commit without data that records application transactions (Kafka offsets, or the events
+/// version a fold reached); reloads `table` to the new version.
+pub(crate) async fn commit_txns_only(
+    table: &mut DeltaTable,
+    props: CommitProperties,
+) -> std::result::Result<u64, deltalake::DeltaTableError> {
+    let operation = DeltaOperation::Write {
+        mode: SaveMode::Append,
+        partition_by: None,
+        predicate: None,
+    };
+    let snapshot = table.snapshot()?;
+    let committed = CommitBuilder::from(props)
+        .build(
+            Some(snapshot as &dyn TableReference),
+            table.log_store(),
+            operation,
+        )
+        .await?;
+    let version = committed.version();
+    table.update_state().await?;
+    Ok(version)
 }
 
 #[cfg(test)]

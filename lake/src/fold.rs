@@ -1,0 +1,430 @@
+//! Folding a dataset's events into its current state.
+//!
+//! Data flow: the `events` table at its newest version M → the data files added since the
+//! events version the `current` table last folded (its application transaction
+//! [`FOLD_APP_ID`], version = that events version N), read from the commits N+1..M → those
+//! events ∪ the rows of `current` ∪ the keys of `deleted` → per key, the latest by
+//! (`_event_time`, `_partition`, `_offset`) — one sort, spilling under the session's memory
+//! budget, no hash join → `deleted` rewritten first (when deletes are involved), then
+//! `current`, each commit recording M. A winning upsert whose fields equal the current row's
+//! is a no-op: the current row (and its provenance) stays.
+//!
+//! Folding the same events onto a state that already holds them yields the same state, so a
+//! fold that is repeated, or interrupted between its two commits, is harmless.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
+use datafusion::datasource::{MemTable, TableProvider};
+use datafusion::logical_expr::{ident, lit};
+use datafusion::prelude::SessionContext;
+use deltalake::DeltaTable;
+use deltalake::kernel::Transaction;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::operations::write::SchemaMode;
+use deltalake::protocol::SaveMode;
+use gdx_catalog::Dataset;
+use url::Url;
+
+use crate::engine::{align, df_err, session};
+use crate::schema::{events_schema, provenance};
+use crate::table::commit_txns_only;
+use crate::{Error, LakeLocation, Result};
+
+/// The application transaction a fold records on `current` and `deleted`: the `events`
+/// version folded so far.
+pub const FOLD_APP_ID: &str = "gdx-fold";
+
+/// What one fold did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FoldReport {
+    pub dataset: String,
+    /// The events version folded up to (None: no events table yet).
+    pub events_version: Option<u64>,
+    /// The events version the previous fold had reached.
+    pub previous: Option<u64>,
+    /// Event data files read by this fold.
+    pub files_read: usize,
+    /// Whether every event file had to be read (first fold, or the log was compacted or
+    /// cleaned up past the previous fold).
+    pub full: bool,
+    /// Rows in `current` after the fold.
+    pub rows: u64,
+    /// Keys in `deleted` after the fold.
+    pub deleted: u64,
+}
+
+impl FoldReport {
+    /// Whether the fold found nothing new.
+    pub fn up_to_date(&self) -> bool {
+        self.files_read == 0 && !self.full
+    }
+}
+
+pub(crate) fn delta_err(url: &Url, e: deltalake::DeltaTableError) -> Error {
+    Error::Delta {
+        table: url.to_string(),
+        source: Box::new(e),
+    }
+}
+
+/// Opens the table at `url`; `None` when there is no table there yet.
+pub(crate) async fn open(url: &Url) -> Result<Option<DeltaTable>> {
+    if url.scheme() == "file"
+        && let Ok(p) = url.to_file_path()
+        && !p.join("_delta_log").exists()
+    {
+        return Ok(None);
+    }
+    match deltalake::open_table(url.clone()).await {
+        Ok(t) => Ok(Some(t)),
+        Err(deltalake::DeltaTableError::NotATable(_)) => Ok(None),
+        Err(e) => Err(delta_err(url, e)),
+    }
+}
+
+/// The last events version folded into `table` (its [`FOLD_APP_ID`] transaction).
+pub(crate) async fn folded_version(table: &DeltaTable, url: &Url) -> Result<Option<u64>> {
+    let snapshot = table.snapshot().map_err(|e| delta_err(url, e))?;
+    let v = snapshot
+        .transaction_version(table.log_store().as_ref(), FOLD_APP_ID)
+        .await
+        .map_err(|e| delta_err(url, e))?;
+    Ok(v.map(|v| v as u64))
+}
+
+/// The schema of `current` (and `deleted`): the events columns without `_op`.
+pub fn current_schema(ds: &Dataset) -> SchemaRef {
+    let ev = events_schema(ds);
+    Arc::new(Schema::new(
+        ev.fields()
+            .iter()
+            .filter(|f| f.name() != provenance::OP)
+            .cloned()
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// Data files that commits `from+1 ..= to` added with new data (compaction rewrites carry
+/// `dataChange: false` and hold nothing new). `None` when a commit is no longer readable
+/// (log cleaned up) or a file it added is gone again (compacted): the caller reads all.
+async fn added_files(events: &DeltaTable, from: u64, to: u64) -> Result<Option<Vec<String>>> {
+    let store = events.log_store();
+    let mut paths = Vec::new();
+    for v in from + 1..=to {
+        let Some(bytes) = store
+            .read_commit_entry(v as _)
+            .await
+            .map_err(|e| delta_err(&events.table_url().clone(), e))?
+        else {
+            return Ok(None);
+        };
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let Ok(action) = serde_json::from_slice::<serde_json::Value>(line) else {
+                return Ok(None);
+            };
+            if let Some(add) = action.get("add")
+                && add.get("dataChange").and_then(|d| d.as_bool()) != Some(false)
+                && let Some(p) = add.get("path").and_then(|p| p.as_str())
+            {
+                paths.push(p.to_owned());
+            }
+        }
+    }
+    let snapshot = events
+        .snapshot()
+        .map_err(|e| delta_err(&events.table_url().clone(), e))?;
+    let active: HashSet<String> = snapshot
+        .log_data()
+        .iter()
+        .map(|f| f.path().into_owned())
+        .collect();
+    Ok(paths.iter().all(|p| active.contains(p)).then_some(paths))
+}
+
+/// Total rows of a table according to its file statistics.
+pub(crate) fn stats_rows(table: &DeltaTable) -> u64 {
+    table
+        .snapshot()
+        .map(|s| {
+            s.log_data()
+                .iter()
+                .map(|f| f.num_records().unwrap_or(0) as u64)
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Options of a fold.
+#[derive(Debug, Clone)]
+pub struct FoldOptions {
+    /// Memory budget of the fold's query; sorts spill beyond it.
+    pub memory_limit: usize,
+}
+
+impl Default for FoldOptions {
+    fn default() -> Self {
+        Self {
+            memory_limit: crate::engine::DEFAULT_MEMORY_LIMIT,
+        }
+    }
+}
+
+/// Folds the events of `ds` committed since the last fold into `current` (and `deleted`).
+pub async fn fold(lake: &LakeLocation, ds: &Dataset, opts: &FoldOptions) -> Result<FoldReport> {
+    let id = &ds.id;
+    let events_url = lake.events(id);
+    let current_url = lake.current(id);
+    let deleted_url = lake.table(id, crate::location::TableKind::Deleted);
+    let mut report = FoldReport {
+        dataset: ds.id.to_string(),
+        ..FoldReport::default()
+    };
+    let Some(events) = open(&events_url).await? else {
+        return Ok(report);
+    };
+    let Some(to) = events.version() else {
+        return Ok(report);
+    };
+    report.events_version = Some(to);
+    let current = open(&current_url).await?;
+    let deleted = open(&deleted_url).await?;
+    let previous = match &current {
+        Some(t) => folded_version(t, &current_url).await?,
+        None => None,
+    };
+    report.previous = previous;
+    let txn = || {
+        CommitProperties::default()
+            .with_application_transactions(vec![Transaction::new(FOLD_APP_ID, to as i64)])
+            .with_metadata([("gdx.events_version".to_owned(), serde_json::json!(to))])
+    };
+    if let (Some(mut cur), Some(prev)) = (current.clone(), previous) {
+        if prev == to {
+            report.rows = stats_rows(&cur);
+            report.deleted = deleted.as_ref().map(stats_rows).unwrap_or(0);
+            return Ok(report);
+        }
+        if let Some(files) = added_files(&events, prev, to).await?
+            && files.is_empty()
+        {
+            // Only offset commits since: record that the fold has seen them.
+            commit_txns_only(&mut cur, txn())
+                .await
+                .map_err(|e| delta_err(&current_url, e))?;
+            report.rows = stats_rows(&cur);
+            report.deleted = deleted.as_ref().map(stats_rows).unwrap_or(0);
+            return Ok(report);
+        }
+    }
+    let files = match previous {
+        Some(prev) => added_files(&events, prev, to).await?,
+        None => None,
+    };
+    report.full = files.is_none();
+    report.files_read = match &files {
+        Some(f) => f.len(),
+        None => events
+            .snapshot()
+            .map(|s| s.log_data().iter().count())
+            .unwrap_or(0),
+    };
+
+    let ctx = session(opts.memory_limit)?;
+    let target = current_schema(ds);
+    let name = ds.id.as_str();
+    let mut new_provider = events.table_provider();
+    if let Some(files) = files {
+        new_provider = new_provider.with_file_paths(files);
+    }
+    let new_provider = new_provider.await.map_err(|e| df_err(name, e))?;
+    register_source(&ctx, "fold_new", new_provider, &target, Source::New, name)?;
+    let cur_provider = provider_or_empty(current.as_ref(), &target, name).await?;
+    register_source(
+        &ctx,
+        "fold_cur",
+        cur_provider,
+        &target,
+        Source::Current,
+        name,
+    )?;
+    let del_provider = provider_or_empty(deleted.as_ref(), &target, name).await?;
+    register_source(
+        &ctx,
+        "fold_del",
+        del_provider,
+        &target,
+        Source::Deleted,
+        name,
+    )?;
+
+    let has_deletes = deleted.as_ref().is_some_and(|t| stats_rows(t) > 0)
+        || count(
+            &ctx,
+            "select count(*) from fold_new where _op = 'delete'",
+            name,
+        )
+        .await?
+            > 0;
+    let ranked = ranked_sql(ds);
+    if has_deletes {
+        let sql = format!(
+            "{ranked} select {cols} from judged where _rn = 1 and _w_op = 'delete'",
+            cols = column_list(&target)
+        );
+        let table = write(&ctx, &sql, deleted, &deleted_url, txn(), name, "deleted").await?;
+        report.deleted = stats_rows(&table);
+    }
+    let sql = format!(
+        "{ranked} select {cols} from judged where _w_op = 'upsert' and \
+         case when _w_src = 2 and _cur_sig is not null and _w_sig = _cur_sig \
+              then _src = 0 else _rn = 1 end",
+        cols = column_list(&target)
+    );
+    let table = write(&ctx, &sql, current, &current_url, txn(), name, "current").await?;
+    report.rows = stats_rows(&table);
+    Ok(report)
+}
+
+#[derive(Clone, Copy)]
+enum Source {
+    Current = 0,
+    Deleted = 1,
+    New = 2,
+}
+
+async fn provider_or_empty(
+    table: Option<&DeltaTable>,
+    target: &SchemaRef,
+    name: &str,
+) -> Result<Arc<dyn TableProvider>> {
+    match table {
+        Some(t) => t.table_provider().await.map_err(|e| df_err(name, e)),
+        None => Ok(Arc::new(
+            MemTable::try_new(target.clone(), vec![vec![]]).map_err(|e| df_err(name, e))?,
+        )),
+    }
+}
+
+/// Registers `provider` as `view`: the target columns, `_op` and `_src` (0 current, 1
+/// deleted, 2 new).
+fn register_source(
+    ctx: &SessionContext,
+    view: &str,
+    provider: Arc<dyn TableProvider>,
+    target: &SchemaRef,
+    source: Source,
+    name: &str,
+) -> Result<()> {
+    let df = ctx.read_table(provider).map_err(|e| df_err(name, e))?;
+    let op = match source {
+        Source::New => ident(provenance::OP),
+        Source::Current => lit("upsert"),
+        Source::Deleted => lit("delete"),
+    };
+    let extra = vec![op.alias(provenance::OP), lit(source as i32).alias("_src")];
+    let df = align(df, target, extra, name)?;
+    ctx.register_table(view, df.into_view())
+        .map_err(|e| df_err(name, e))?;
+    Ok(())
+}
+
+fn column_list(schema: &Schema) -> String {
+    schema
+        .fields()
+        .iter()
+        .map(|f| format!("\"{}\"", f.name()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The common part of both fold queries: candidates ranked per key, with the winner's
+/// operation, source and content signature, and the current row's signature.
+fn ranked_sql(ds: &Dataset) -> String {
+    let sig = ds
+        .fields
+        .iter()
+        .map(|f| format!("coalesce(cast(\"{}\" as varchar), '\u{2205}')", f.name))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let order =
+        "partition by _key order by _event_time desc, _partition desc, _offset desc, _src asc";
+    format!(
+        "with cand as ( \
+           select * from fold_cur union all select * from fold_del union all select * from fold_new \
+         ), ranked as ( \
+           select *, row_number() over ({order}) as _rn, \
+                  first_value(_op) over ({order}) as _w_op, \
+                  first_value(_src) over ({order}) as _w_src, \
+                  max(_src) over (partition by _key) as _touched \
+           from cand \
+         ), signed as ( \
+           select *, case when _touched = 2 then concat_ws('\u{1f}', {sig}) end as _sig from ranked \
+         ), judged as ( \
+           select *, first_value(_sig) over ({order}) as _w_sig, \
+                  max(case when _src = 0 then _sig end) over (partition by _key) as _cur_sig \
+           from signed \
+         )"
+    )
+}
+
+async fn count(ctx: &SessionContext, sql: &str, name: &str) -> Result<u64> {
+    let batches = ctx
+        .sql(sql)
+        .await
+        .map_err(|e| df_err(name, e))?
+        .collect()
+        .await
+        .map_err(|e| df_err(name, e))?;
+    let Some(b) = batches.first() else {
+        return Ok(0);
+    };
+    use datafusion::arrow::array::AsArray;
+    let c = b
+        .column(0)
+        .as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>();
+    Ok(c.map(|c| c.value(0) as u64).unwrap_or(0))
+}
+
+/// Overwrites (or creates) the table at `url` with the result of `sql`.
+async fn write(
+    ctx: &SessionContext,
+    sql: &str,
+    table: Option<DeltaTable>,
+    url: &Url,
+    props: CommitProperties,
+    name: &str,
+    kind: &str,
+) -> Result<DeltaTable> {
+    let plan = ctx
+        .sql(sql)
+        .await
+        .map_err(|e| df_err(name, e))?
+        .logical_plan()
+        .clone();
+    let table = match table {
+        Some(t) => t,
+        None => {
+            if url.scheme() == "file"
+                && let Ok(p) = url.to_file_path()
+            {
+                std::fs::create_dir_all(&p)
+                    .map_err(|e| delta_err(url, deltalake::DeltaTableError::from(e)))?;
+            }
+            DeltaTable::try_from_url(url.clone())
+                .await
+                .map_err(|e| delta_err(url, e))?
+        }
+    };
+    table
+        .write(Vec::new())
+        .with_input_plan(plan)
+        .with_session_state(Arc::new(ctx.state()))
+        .with_save_mode(SaveMode::Overwrite)
+        .with_schema_mode(SchemaMode::Overwrite)
+        .with_table_name(format!("{name} {kind}"))
+        .with_commit_properties(props)
+        .await
+        .map_err(|e| delta_err(url, e))
+}

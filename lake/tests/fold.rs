@@ -1,0 +1,237 @@
+//! Folding events into current state: latest per key by (event time, partition, offset),
+//! deletes, out-of-order and duplicate events, no-op updates, incremental and idempotent.
+
+use datafusion::arrow::array::{Array, AsArray, RecordBatch};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type};
+use gdx_catalog::Dataset;
+use gdx_lake::fold::{FoldOptions, fold};
+use gdx_lake::location::TableKind;
+use gdx_lake::schema::events_schema;
+use gdx_lake::{EventTable, LakeLocation, PartitionTxn};
+
+fn dataset() -> Dataset {
+    gdx_catalog::district::catalog()
+        .get("ps.household_registration")
+        .unwrap()
+        .clone()
+}
+
+/// One event: (key, name, event time as "HH:MM" on 2026-03-01 +08:00, partition, offset, op).
+type Ev<'a> = (&'a str, &'a str, &'a str, i32, i64, &'a str);
+
+fn batch(ds: &Dataset, events: &[Ev<'_>]) -> RecordBatch {
+    let mut json = String::new();
+    for (key, name, at, partition, offset, op) in events {
+        let name = if *op == "delete" {
+            "null".to_owned()
+        } else {
+            format!("\"{name}\"")
+        };
+        json.push_str(&format!(
+            "{{\"resident_id\":\"{key}\",\"name\":{name},\"status\":\"active\",\
+             \"_topic\":\"ps.household_registration\",\"_partition\":{partition},\"_offset\":{offset},\
+             \"_event_time\":\"2026-03-01T{at}:00+08:00\",\"_ingested_at\":\"2026-03-01T12:00:00Z\",\
+             \"_op\":\"{op}\",\"_key\":\"{key}\",\"_schema_version\":1}}\n"
+        ));
+    }
+    let mut r = arrow_json_reader(ds, json.as_bytes());
+    r.next().unwrap().unwrap()
+}
+
+fn arrow_json_reader<'a>(
+    ds: &Dataset,
+    bytes: &'a [u8],
+) -> impl Iterator<Item = Result<RecordBatch, datafusion::arrow::error::ArrowError>> + 'a {
+    datafusion::arrow::json::ReaderBuilder::new(events_schema(ds))
+        .build(std::io::Cursor::new(bytes))
+        .unwrap()
+}
+
+async fn append(lake: &LakeLocation, ds: &Dataset, events: &[Ev<'_>]) {
+    let mut t = EventTable::open_or_create(lake.events(&ds.id), events_schema(ds), "t")
+        .await
+        .unwrap();
+    let last = events.iter().map(|e| e.4).max().unwrap();
+    t.append(
+        vec![batch(ds, events)],
+        &[PartitionTxn {
+            app_id: "test/c/ps.household_registration/0".into(),
+            offset: last,
+        }],
+    )
+    .await
+    .unwrap();
+}
+
+/// `(key, name, offset)` of every row of a table, sorted by key.
+async fn rows(url: url::Url) -> Vec<(String, Option<String>, i64)> {
+    let t = deltalake::open_table(url).await.unwrap();
+    let ctx = datafusion::prelude::SessionContext::new();
+    ctx.register_table("t", t.table_provider().await.unwrap())
+        .unwrap();
+    let batches = ctx
+        .sql("select _key, name, _offset from t order by _key")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    for b in batches {
+        let utf8 = |i: usize| cast(b.column(i), &DataType::Utf8).unwrap();
+        let (k, n) = (utf8(0), utf8(1));
+        let (k, n) = (k.as_string::<i32>(), n.as_string::<i32>());
+        let o = b.column(2).as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            out.push((
+                k.value(i).to_owned(),
+                (!n.is_null(i)).then(|| n.value(i).to_owned()),
+                o.value(i),
+            ));
+        }
+    }
+    out
+}
+
+fn row(k: &str, n: &str, o: i64) -> (String, Option<String>, i64) {
+    (k.to_owned(), Some(n.to_owned()), o)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_latest_event_per_key_wins_and_folds_are_incremental_and_idempotent() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = LakeLocation::parse(dir.path().to_str().unwrap()).unwrap();
+    let ds = dataset();
+    let opts = FoldOptions::default();
+    let current = lake.current(&ds.id);
+    let deleted = lake.table(&ds.id, TableKind::Deleted);
+
+    // Nothing to fold before the first event.
+    let r = fold(&lake, &ds, &opts).await.unwrap();
+    assert_eq!(r.events_version, None);
+
+    append(
+        &lake,
+        &ds,
+        &[
+            ("k1", "A", "09:00", 0, 0, "upsert"),
+            ("k2", "B", "09:00", 0, 1, "upsert"),
+            ("k3", "C", "09:00", 0, 2, "upsert"),
+            ("k3", "", "10:00", 0, 3, "delete"),
+            ("k5", "E", "09:00", 0, 4, "upsert"),
+            // Same event time: the higher offset wins.
+            ("k6", "F1", "09:00", 0, 5, "upsert"),
+            ("k6", "F2", "09:00", 0, 6, "upsert"),
+        ],
+    )
+    .await;
+    let r = fold(&lake, &ds, &opts).await.unwrap();
+    assert!(r.full, "first fold reads every event file");
+    assert_eq!((r.rows, r.deleted), (4, 1));
+    assert_eq!(
+        rows(current.clone()).await,
+        vec![
+            row("k1", "A", 0),
+            row("k2", "B", 1),
+            row("k5", "E", 4),
+            row("k6", "F2", 6)
+        ]
+    );
+    assert_eq!(rows(deleted.clone()).await, vec![("k3".into(), None, 3)]);
+
+    // Repeating finds nothing to do.
+    let again = fold(&lake, &ds, &opts).await.unwrap();
+    assert!(again.up_to_date());
+    assert_eq!(again.rows, 4);
+
+    append(
+        &lake,
+        &ds,
+        &[
+            // Out of order: older than what current holds → ignored.
+            ("k1", "Z", "08:00", 0, 7, "upsert"),
+            // No-op: same content, newer time → the current row (offset 1) stays.
+            ("k2", "B", "11:00", 0, 8, "upsert"),
+            // Older than the delete → k3 stays deleted.
+            ("k3", "C2", "09:30", 0, 9, "upsert"),
+            ("k4", "D", "11:00", 0, 10, "upsert"),
+            // A real change.
+            ("k5", "E2", "11:00", 0, 11, "upsert"),
+            // Delete, then an older upsert in a later offset.
+            ("k6", "", "12:00", 0, 12, "delete"),
+            ("k6", "F3", "11:00", 0, 13, "upsert"),
+        ],
+    )
+    .await;
+    // Duplicate delivery of an event already folded (same partition and offset).
+    append(&lake, &ds, &[("k1", "A", "09:00", 0, 0, "upsert")]).await;
+    let r = fold(&lake, &ds, &opts).await.unwrap();
+    assert!(!r.full, "later folds read only what was added");
+    assert_eq!(r.files_read, 2);
+    assert_eq!(
+        rows(current.clone()).await,
+        vec![
+            row("k1", "A", 0),
+            row("k2", "B", 1),
+            row("k4", "D", 10),
+            row("k5", "E2", 11)
+        ]
+    );
+    assert_eq!(
+        rows(deleted.clone()).await,
+        vec![("k3".into(), None, 3), ("k6".into(), None, 12)]
+    );
+
+    // A newer upsert brings a deleted key back.
+    append(&lake, &ds, &[("k3", "C3", "13:00", 1, 0, "upsert")]).await;
+    let r = fold(&lake, &ds, &opts).await.unwrap();
+    assert_eq!((r.rows, r.deleted), (5, 1));
+    assert!(rows(current.clone()).await.contains(&row("k3", "C3", 0)));
+
+    // Folding the same events again onto the state (as after a crash between the two
+    // commits) changes nothing.
+    let before = rows(current.clone()).await;
+    let t = deltalake::open_table(current.clone()).await.unwrap();
+    let v = t.version().unwrap();
+    // Rewind the fold marker by committing the events version before the last one.
+    let mut t = t;
+    let props = deltalake::kernel::transaction::CommitProperties::default()
+        .with_application_transactions(vec![deltalake::kernel::Transaction::new(
+            gdx_lake::fold::FOLD_APP_ID,
+            r.events_version.unwrap() as i64 - 1,
+        )]);
+    rewind(&mut t, props).await;
+    let r2 = fold(&lake, &ds, &opts).await.unwrap();
+    assert_eq!(r2.files_read, 1);
+    assert_eq!(rows(current.clone()).await, before);
+    assert!(
+        deltalake::open_table(current)
+            .await
+            .unwrap()
+            .version()
+            .unwrap()
+            > v
+    );
+}
+
+async fn rewind(
+    t: &mut deltalake::DeltaTable,
+    props: deltalake::kernel::transaction::CommitProperties,
+) {
+    use deltalake::kernel::transaction::{CommitBuilder, TableReference};
+    use deltalake::protocol::{DeltaOperation, SaveMode};
+    let snapshot = t.snapshot().unwrap();
+    CommitBuilder::from(props)
+        .build(
+            Some(snapshot as &dyn TableReference),
+            t.log_store(),
+            DeltaOperation::Write {
+                mode: SaveMode::Append,
+                partition_by: None,
+                predicate: None,
+            },
+        )
+        .await
+        .unwrap();
+}
