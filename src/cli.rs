@@ -51,9 +51,37 @@ pub(crate) enum Command {
     /// The whole pipeline on embedded defaults: embedded broker, the synthetic district
     /// published as live feeds, ingest into the lake under --data-dir, then a summary.
     Demo(DemoArgs),
+    /// Lake upkeep: fold events into current state, compact, vacuum.
+    #[command(subcommand)]
+    Lake(LakeCommand),
     /// Benchmarks, side by side in one run (ratios: these machines are noisy).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Args, Clone)]
+pub(crate) struct LakeArgs {
+    /// Lake location: a local directory or s3://bucket/prefix.
+    #[arg(long, env = "GDX_LAKE", default_value = "gdx-data/lake")]
+    pub(crate) lake: String,
+    /// Memory budget of one query in MiB; sorts spill to disk beyond it.
+    #[arg(long, env = "GDX_MEMORY_MB", default_value_t = 1024)]
+    pub(crate) memory_mb: usize,
+    #[command(flatten)]
+    pub(crate) source: CatalogSource,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LakeCommand {
+    /// Fold the events committed since the last fold into each dataset's `current` table
+    /// (latest event per key by event time, partition, offset; deletes remove the key).
+    Fold {
+        /// Only this dataset (default: every dataset of the catalog).
+        #[arg(long, env = "GDX_DATASET")]
+        dataset: Option<String>,
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -155,7 +183,7 @@ pub(crate) struct DemoArgs {
     pub(crate) worker: WorkerArgs,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub(crate) struct CatalogSource {
     /// Catalog directory of dataset TOML files; the built-in district catalog when not given.
     #[arg(long, env = "GDX_CATALOG")]

@@ -428,3 +428,16 @@ async fn write(
         .await
         .map_err(|e| delta_err(url, e))
 }
+
+/// Folds every dataset in turn (one sort at a time keeps memory to one budget).
+pub async fn fold_all<'a>(
+    lake: &LakeLocation,
+    datasets: impl IntoIterator<Item = &'a Dataset>,
+    opts: &FoldOptions,
+) -> Result<Vec<FoldReport>> {
+    let mut out = Vec::new();
+    for ds in datasets {
+        out.push(fold(lake, ds, opts).await?);
+    }
+    Ok(out)
+}

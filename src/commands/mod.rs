@@ -5,6 +5,7 @@ mod catalog;
 mod demo;
 mod id;
 mod ingest;
+mod lake;
 mod publish;
 mod simulate;
 
@@ -30,6 +31,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Ingest(args) => ingest::run(args),
         Command::Publish(args) => publish::run(args),
         Command::Demo(args) => demo::run(args),
+        Command::Lake(c) => lake::run(c),
         Command::Bench(crate::cli::BenchCommand::Ingest(args)) => bench::ingest(args),
     }
 }

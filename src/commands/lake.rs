@@ -1,0 +1,78 @@
+//! `gdx lake fold`: lake upkeep on demand.
+//!
+//! Data flow: the catalog's datasets → [`gdx_lake::fold`] one dataset at a time (events since
+//! the last fold → `current`/`deleted`) → one line per dataset.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use gdx_catalog::Dataset;
+use gdx_lake::LakeLocation;
+use gdx_lake::fold::{FoldOptions, FoldReport, fold_all};
+
+use super::ingest::runtime;
+use super::load_catalog;
+use crate::cli::{LakeArgs, LakeCommand};
+
+pub(crate) fn run(cmd: LakeCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        LakeCommand::Fold { dataset, lake } => fold(dataset.as_deref(), &lake),
+    }
+}
+
+/// The datasets a command covers: one by id, or all of the catalog.
+pub(crate) fn selected<'a>(
+    catalog: &'a gdx_catalog::Catalog,
+    dataset: Option<&str>,
+) -> anyhow::Result<Vec<&'a Dataset>> {
+    Ok(match dataset {
+        Some(id) => vec![catalog.get(id).with_context(|| {
+            format!(
+                "no dataset {id:?} in the catalog; close: {}",
+                catalog.close_ids(id).join(", ")
+            )
+        })?],
+        None => catalog.datasets().collect(),
+    })
+}
+
+pub(crate) fn fold_options(args: &LakeArgs) -> FoldOptions {
+    FoldOptions {
+        memory_limit: args.memory_mb.max(64) << 20,
+    }
+}
+
+fn fold(dataset: Option<&str>, args: &LakeArgs) -> anyhow::Result<ExitCode> {
+    let catalog = load_catalog(&args.source)?;
+    let lake = LakeLocation::parse(&args.lake)?;
+    let datasets = selected(&catalog, dataset)?;
+    let rt = runtime()?;
+    let started = std::time::Instant::now();
+    let reports = rt.block_on(fold_all(&lake, datasets, &fold_options(args)))?;
+    print_folds(&reports);
+    println!("folded in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn print_folds(reports: &[FoldReport]) {
+    println!(
+        "{:<36} {:>8} {:>8} {:>10} {:>8}  note",
+        "dataset", "events v", "files", "current", "deleted"
+    );
+    for r in reports {
+        let note = match (r.events_version, r.up_to_date(), r.full) {
+            (None, _, _) => "no events yet",
+            (_, true, _) => "up to date",
+            (_, _, true) => "full fold",
+            _ => "incremental",
+        };
+        println!(
+            "{:<36} {:>8} {:>8} {:>10} {:>8}  {note}",
+            r.dataset,
+            r.events_version.map(|v| v.to_string()).unwrap_or("-".into()),
+            r.files_read,
+            r.rows,
+            r.deleted
+        );
+    }
+}
