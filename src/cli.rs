@@ -51,12 +51,65 @@ pub(crate) enum Command {
     /// The whole pipeline on embedded defaults: embedded broker, the synthetic district
     /// published as live feeds, ingest into the lake under --data-dir, then a summary.
     Demo(DemoArgs),
+    /// Read-only SQL over the lake: every dataset as `<dept>.<dataset>` (current state) and
+    /// `<dept>.<dataset>_events`, `profiles.citizen`, `profiles.enterprise`,
+    /// `system.dead_letters`, `catalog.datasets`, `catalog.fields`; `table_at('<table>',
+    /// <version> | '<timestamp>')` reads a Delta table as it was. Without a query: a prompt.
+    Sql(SqlArgs),
+    /// Citizen and enterprise profiles.
+    #[command(subcommand)]
+    Profiles(ProfilesCommand),
     /// Lake upkeep: fold events into current state, compact, vacuum.
     #[command(subcommand)]
     Lake(LakeCommand),
     /// Benchmarks, side by side in one run (ratios: these machines are noisy).
     #[command(subcommand)]
     Bench(BenchCommand),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]
+pub(crate) enum SqlFormat {
+    /// Aligned text.
+    #[default]
+    Table,
+    Csv,
+    /// One JSON object per line.
+    Json,
+    Parquet,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SqlArgs {
+    /// One statement; without it, an interactive prompt reads statements ending in `;`.
+    pub(crate) query: Option<String>,
+    /// Read every dataset and profile as of this date (end of day, UTC+8) or RFC 3339
+    /// timestamp: the state rebuilt from events, including keys deleted or changed later.
+    #[arg(long, env = "GDX_AS_OF")]
+    pub(crate) as_of: Option<gdx_lake::sql::AsOf>,
+    /// Output format.
+    #[arg(long, env = "GDX_SQL_FORMAT", value_enum, default_value_t)]
+    pub(crate) format: SqlFormat,
+    /// Write the result to this file instead of standard output (required for parquet).
+    #[arg(long, env = "GDX_SQL_OUT")]
+    pub(crate) out: Option<PathBuf>,
+    /// Row cap: at most this many rows are returned (a note says when rows were cut off).
+    #[arg(long, env = "GDX_MAX_ROWS", default_value_t = 10_000)]
+    pub(crate) max_rows: usize,
+    #[command(flatten)]
+    pub(crate) lake: LakeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProfilesCommand {
+    /// Build `profiles.citizen` and `profiles.enterprise` from the current tables (or from
+    /// the state as of a date), each as a new Delta version recording its inputs' versions.
+    Build {
+        /// Build as of this date (end of day, UTC+8) or RFC 3339 timestamp.
+        #[arg(long, env = "GDX_AS_OF")]
+        as_of: Option<gdx_lake::sql::AsOf>,
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
 }
 
 #[derive(Debug, Args, Clone)]

@@ -273,7 +273,7 @@ pub async fn fold(lake: &LakeLocation, ds: &Dataset, opts: &FoldOptions) -> Resu
             "{ranked} select {cols} from judged where _rn = 1 and _w_op = 'delete'",
             cols = column_list(&target)
         );
-        let table = write(&ctx, &sql, deleted, &deleted_url, txn(), name, "deleted").await?;
+        let table = write_sql(&ctx, &sql, deleted, &deleted_url, txn(), name).await?;
         report.deleted = stats_rows(&table);
     }
     let sql = format!(
@@ -282,7 +282,7 @@ pub async fn fold(lake: &LakeLocation, ds: &Dataset, opts: &FoldOptions) -> Resu
               then _src = 0 else _rn = 1 end",
         cols = column_list(&target)
     );
-    let table = write(&ctx, &sql, current, &current_url, txn(), name, "current").await?;
+    let table = write_sql(&ctx, &sql, current, &current_url, txn(), name).await?;
     report.rows = stats_rows(&table);
     Ok(report)
 }
@@ -330,7 +330,7 @@ fn register_source(
     Ok(())
 }
 
-fn column_list(schema: &Schema) -> String {
+pub(crate) fn column_list(schema: &Schema) -> String {
     schema
         .fields()
         .iter()
@@ -387,15 +387,15 @@ async fn count(ctx: &SessionContext, sql: &str, name: &str) -> Result<u64> {
     Ok(c.map(|c| c.value(0) as u64).unwrap_or(0))
 }
 
-/// Overwrites (or creates) the table at `url` with the result of `sql`.
-async fn write(
+/// Overwrites (or creates) the table at `url` with the result of `sql`, streaming: the
+/// query runs inside the write under the session's memory budget.
+pub(crate) async fn write_sql(
     ctx: &SessionContext,
     sql: &str,
     table: Option<DeltaTable>,
     url: &Url,
     props: CommitProperties,
     name: &str,
-    kind: &str,
 ) -> Result<DeltaTable> {
     let plan = ctx
         .sql(sql)
@@ -423,7 +423,7 @@ async fn write(
         .with_session_state(Arc::new(ctx.state()))
         .with_save_mode(SaveMode::Overwrite)
         .with_schema_mode(SchemaMode::Overwrite)
-        .with_table_name(format!("{name} {kind}"))
+        .with_table_name(name)
         .with_commit_properties(props)
         .await
         .map_err(|e| delta_err(url, e))

@@ -11,11 +11,14 @@
 //! Table schemas are derived from the catalog ([`schema`]); this crate never hard-codes a
 //! dataset. Table locations follow [`LakeLocation`], a layout outside engines can rely on.
 
+pub mod background;
 pub mod engine;
 pub mod fold;
 pub mod location;
+pub mod profiles;
 pub mod read;
 pub mod schema;
+pub mod sql;
 pub mod table;
 
 pub use location::LakeLocation;
@@ -38,6 +41,10 @@ pub enum Error {
         #[source]
         source: Box<datafusion::error::DataFusionError>,
     },
+    #[error("unknown table {name:?}{}", close_hint(close))]
+    UnknownTable { name: String, close: Vec<String> },
+    #[error("the lake's SQL is read-only: {0}")]
+    ReadOnly(String),
     #[error("schema of {table}: {source}")]
     Schema {
         table: String,
@@ -47,6 +54,14 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+fn close_hint(close: &[String]) -> String {
+    if close.is_empty() {
+        "; see `select * from information_schema.tables`".into()
+    } else {
+        format!("; did you mean {}?", close.join(", "))
+    }
+}
 
 /// Registers the object stores lakes may live on beyond local directories (S3 and
 /// S3-compatible stores, credentials from the usual `AWS_*` variables). Called once by the

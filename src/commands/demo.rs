@@ -3,7 +3,9 @@
 //! Data flow: embedded broker (catalog topics) → ingest workers on their threads → the
 //! synthetic district written to `<data-dir>/feeds` and published as the departments would
 //! (bad records included), held back while ingest lags → wait until every topic's lag is 0
-//! → stop (flush, commit) → row counts per table and dead letters per class.
+//! → stop (flush, commit) → meanwhile a background loop folds events into `current` and
+//! rebuilds the profiles; it folds and builds once more at the end → row counts per table,
+//! dead letters per class, and example queries.
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -15,6 +17,8 @@ use gdx_ingest::broker::{EmbeddedBroker, LagGate};
 use gdx_ingest::publish::{Mode, publish_file};
 use gdx_ingest::simulate::{self, Config, Quiet};
 use gdx_lake::LakeLocation;
+use gdx_lake::background::{Background, BackgroundConfig};
+use gdx_lake::profiles::Profile;
 use gdx_lake::read::{count_by, row_count};
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -36,6 +40,17 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = worker_config(&brokers, lake.clone(), &args.worker);
     cfg.flush_interval = cfg.flush_interval.min(Duration::from_secs(1));
     let workers = Workers::start(&cfg, args.worker.workers, catalog.clone(), &rt)?;
+    // Folding and profile builds follow ingest continuously.
+    let background = Background::start(
+        rt.handle().clone(),
+        lake.clone(),
+        catalog.clone(),
+        BackgroundConfig {
+            profiles_interval: Duration::from_secs(10),
+            ..BackgroundConfig::default()
+        },
+    )
+    .context("starting the background fold")?;
 
     let feeds = args.data_dir.join("feeds");
     println!(
@@ -102,15 +117,26 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let (stats, alarms) = workers.stop()?;
     print_stats(&stats, &alarms);
+    // Ingest has committed everything: one last fold and profile build.
+    let bg = background.stop();
 
     println!();
-    println!("{:<40} {:>10}", "events table", "rows");
+    println!("{:<40} {:>10} {:>10}", "dataset", "events", "current");
     let mut total = 0;
     for ds in catalog.datasets() {
         let n = rt.block_on(row_count(&lake.events(&ds.id)))?;
+        let c = rt.block_on(row_count(&lake.current(&ds.id)))?;
         total += n;
-        println!("{:<40} {:>10}", format!("{}/events", ds.id), n);
+        println!("{:<40} {:>10} {:>10}", ds.id.as_str(), n, c);
     }
+    for p in Profile::ALL {
+        let n = rt.block_on(row_count(&lake.profile(p.name())))?;
+        println!("{:<40} {:>10} {:>10}", format!("profiles.{}", p.name()), "", n);
+    }
+    println!(
+        "background: {} fold rounds, {} dataset folds, {} profile builds, {} errors",
+        bg.fold_rounds, bg.folds, bg.profile_builds, bg.errors
+    );
     let dead = rt.block_on(count_by(&lake.dead_letters(), "error_class"))?;
     let dead_total: u64 = dead.iter().map(|(_, n)| n).sum();
     println!("{:<40} {:>10}", "_system/dead_letters", dead_total);
@@ -130,8 +156,21 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .id,
     );
     println!();
+    let lake_arg = lake_dir.display();
     println!("try:");
     println!("  gdx catalog show ps.household_registration");
+    println!(
+        "  gdx sql --lake {lake_arg} \"select household_status, count(*) from profiles.citizen group by 1\""
+    );
+    println!(
+        "  gdx sql --lake {lake_arg} \"select resident_id, age, tags from profiles.citizen where tags like '%elderly_living_alone%' limit 5\""
+    );
+    println!(
+        "  gdx sql --lake {lake_arg} --as-of 2025-06-30 \"select status, count(*) from ps.household_registration group by 1\""
+    );
+    println!(
+        "  gdx sql --lake {lake_arg} \"select size_class, count(*) from profiles.enterprise group by 1\""
+    );
     println!(
         "  python3 -c \"import deltalake; print(deltalake.DeltaTable('{}').to_pandas().head())\"",
         events.path()

@@ -6,8 +6,10 @@ mod demo;
 mod id;
 mod ingest;
 mod lake;
+mod profiles;
 mod publish;
 mod simulate;
+mod sql;
 
 use std::process::ExitCode;
 
@@ -32,6 +34,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Publish(args) => publish::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Lake(c) => lake::run(c),
+        Command::Sql(args) => sql::run(args),
+        Command::Profiles(c) => profiles::run(c),
         Command::Bench(crate::cli::BenchCommand::Ingest(args)) => bench::ingest(args),
     }
 }

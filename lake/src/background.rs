@@ -1,0 +1,136 @@
+//! Keeping `current` and the profiles up to date behind ingest.
+//!
+//! Data flow: a named thread (`gdx-lake-fold`) drives a loop on the I/O runtime → every
+//! `fold_interval`: fold every dataset ([`crate::fold::fold_all`], one sort at a time) → when
+//! a fold changed something and `profiles_interval` has passed since the last build: rebuild
+//! the profiles → on stop: one last fold and, if anything changed since the last build, one
+//! last profile build, so a clean shutdown leaves `current` and the profiles caught up with
+//! everything ingest committed. Errors are logged (without data) and counted; the next round
+//! tries again.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use gdx_catalog::Catalog;
+use tokio::runtime::Handle;
+use tokio::sync::watch;
+
+use crate::LakeLocation;
+use crate::fold::{FoldOptions, fold_all};
+use crate::profiles::{BuildOptions, build};
+
+/// How often the background work runs.
+#[derive(Debug, Clone)]
+pub struct BackgroundConfig {
+    pub fold_interval: Duration,
+    /// At most one profile build per interval (builds read every current table).
+    pub profiles_interval: Duration,
+    pub memory_limit: usize,
+}
+
+impl Default for BackgroundConfig {
+    fn default() -> Self {
+        Self {
+            fold_interval: Duration::from_secs(2),
+            profiles_interval: Duration::from_secs(30),
+            memory_limit: crate::engine::DEFAULT_MEMORY_LIMIT,
+        }
+    }
+}
+
+/// What the background work did.
+#[derive(Debug, Clone, Default)]
+pub struct BackgroundStats {
+    pub fold_rounds: u64,
+    /// Dataset folds that changed `current`.
+    pub folds: u64,
+    pub profile_builds: u64,
+    pub errors: u64,
+}
+
+/// The running background work.
+#[derive(Debug)]
+pub struct Background {
+    stop: watch::Sender<bool>,
+    thread: JoinHandle<BackgroundStats>,
+}
+
+impl Background {
+    /// Starts the loop on a named thread, using `rt` for I/O.
+    pub fn start(
+        rt: Handle,
+        lake: LakeLocation,
+        catalog: Arc<Catalog>,
+        cfg: BackgroundConfig,
+    ) -> std::io::Result<Self> {
+        let (stop, stopped) = watch::channel(false);
+        let thread = std::thread::Builder::new()
+            .name("gdx-lake-fold".into())
+            .spawn(move || rt.block_on(run(lake, catalog, cfg, stopped)))?;
+        Ok(Self { stop, thread })
+    }
+
+    /// Stops after one last fold and profile build; returns what was done.
+    pub fn stop(self) -> BackgroundStats {
+        let _ = self.stop.send(true);
+        self.thread.join().unwrap_or_default()
+    }
+}
+
+async fn run(
+    lake: LakeLocation,
+    catalog: Arc<Catalog>,
+    cfg: BackgroundConfig,
+    mut stopped: watch::Receiver<bool>,
+) -> BackgroundStats {
+    let mut stats = BackgroundStats::default();
+    let fold_opts = FoldOptions {
+        memory_limit: cfg.memory_limit,
+    };
+    let build_opts = BuildOptions {
+        as_of: None,
+        memory_limit: cfg.memory_limit,
+    };
+    let mut dirty = false;
+    let mut last_build: Option<Instant> = None;
+    loop {
+        let stopping = *stopped.borrow();
+        stats.fold_rounds += 1;
+        match fold_all(&lake, catalog.datasets(), &fold_opts).await {
+            Ok(reports) => {
+                let changed = reports
+                    .iter()
+                    .filter(|r| r.events_version.is_some() && !r.up_to_date())
+                    .count();
+                stats.folds += changed as u64;
+                dirty |= changed > 0;
+            }
+            Err(e) => {
+                stats.errors += 1;
+                tracing::warn!(error = %e, "background fold failed; retrying next round");
+            }
+        }
+        let due = last_build.is_none_or(|t| t.elapsed() >= cfg.profiles_interval);
+        if dirty && (due || stopping) {
+            match build(&lake, &catalog, &build_opts).await {
+                Ok(_) => {
+                    stats.profile_builds += 1;
+                    dirty = false;
+                    last_build = Some(Instant::now());
+                }
+                Err(e) => {
+                    stats.errors += 1;
+                    tracing::warn!(error = %e, "profile build failed; retrying next round");
+                }
+            }
+        }
+        if stopping {
+            return stats;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(cfg.fold_interval) => {}
+            _ = stopped.changed() => {}
+        }
+    }
+}

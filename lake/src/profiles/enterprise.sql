@@ -1,0 +1,117 @@
+-- profiles.enterprise: one row per unified social credit code (USCC).
+-- {as_of} is the day the profile describes. Size classes follow the statistical standard's
+-- thresholds on insured headcount and revenue (large ≥ 1000 staff and ≥ 400 M yuan,
+-- medium ≥ 300 and ≥ 20 M, small ≥ 20 and ≥ 3 M, otherwise micro), with revenue of the
+-- district's last tax year (no filing that year counts as no revenue).
+with
+reg as (
+  select * from amr.enterprise_registration
+),
+headcount as (
+  select uscc, insured_headcount, month as headcount_month from (
+    select uscc, insured_headcount, month,
+      row_number() over (partition by uscc order by month desc) as rn
+    from hrss.employer_headcount
+  ) where rn = 1
+),
+tax as (
+  select uscc,
+    max(year) as last_tax_year,
+    string_agg(cast(year as varchar) || ':' || cast(tax_paid as varchar), ',' order by year) as tax_paid_by_year
+  from tax.tax_paid group by uscc
+),
+last_tax as (
+  select t.uscc, t.revenue, t.tax_paid from tax.tax_paid t
+  where t.year = (select max(year) from tax.tax_paid)
+),
+credit as (
+  select uscc, grade as credit_grade, year as credit_year from (
+    select uscc, grade, year, row_number() over (partition by uscc order by year desc) as rn
+    from tax.taxpayer_credit
+  ) where rn = 1
+),
+high_tech as (
+  select uscc,
+    max(recognised_on) as high_tech_recognised_on,
+    max(case when status = 'valid' and (valid_until is null or valid_until >= {as_of}) then valid_until end) as high_tech_valid_until
+  from sti.high_tech_enterprise
+  where recognised_on <= {as_of}
+  group by uscc
+),
+sme as (
+  select uscc, level as specialised_sme_level, recognised_on as specialised_sme_recognised_on from (
+    select uscc, level, recognised_on,
+      row_number() over (partition by uscc order by case level when 'national' then 3 when 'province' then 2 else 1 end desc, recognised_on desc) as rn
+    from miit.specialised_sme where recognised_on <= {as_of}
+  ) where rn = 1
+),
+above_scale as (
+  select uscc, min(first_included_year) as above_scale_first_year, max(year) as above_scale_last_year
+  from stats.above_scale_enterprise group by uscc
+),
+abnormal as (
+  select uscc, max(listed_on) as abnormal_listed_on
+  from amr.abnormal_operation
+  where listed_on <= {as_of} and (removed_on is null or removed_on > {as_of})
+  group by uscc
+),
+profiled as (
+  select
+    r.uscc,
+    r.name,
+    r.enterprise_type,
+    r.industry_code,
+    r.registered_capital,
+    r.established_on,
+    r.street,
+    case when r.status = 'cancelled' or (r.cancelled_on is not null and r.cancelled_on <= {as_of})
+         then 'cancelled' else 'active' end as status,
+    r.cancelled_on,
+    cast(date_part('year', {as_of}) - date_part('year', r.established_on)
+      - case when date_part('month', {as_of}) * 100 + date_part('day', {as_of})
+                < date_part('month', r.established_on) * 100 + date_part('day', r.established_on)
+             then 1 else 0 end as int) as age_years,
+    coalesce(h.insured_headcount, 0) as insured_headcount,
+    h.headcount_month,
+    coalesce(lt.revenue, 0) as last_year_revenue,
+    t.last_tax_year,
+    coalesce(lt.tax_paid, 0) as last_year_tax_paid,
+    t.tax_paid_by_year,
+    case
+      when coalesce(h.insured_headcount, 0) >= 1000 and coalesce(lt.revenue, 0) >= 400000000 then 'large'
+      when coalesce(h.insured_headcount, 0) >= 300 and coalesce(lt.revenue, 0) >= 20000000 then 'medium'
+      when coalesce(h.insured_headcount, 0) >= 20 and coalesce(lt.revenue, 0) >= 3000000 then 'small'
+      else 'micro'
+    end as size_class,
+    ht.high_tech_recognised_on,
+    ht.high_tech_valid_until,
+    s.specialised_sme_level,
+    s.specialised_sme_recognised_on,
+    a.above_scale_first_year,
+    a.above_scale_last_year,
+    ab.abnormal_listed_on,
+    ab.uscc is not null as abnormal_operation,
+    c.credit_grade,
+    c.credit_year,
+    coalesce(c.credit_grade = 'D', false) as credit_bad
+  from reg r
+  left join headcount h on h.uscc = r.uscc
+  left join tax t on t.uscc = r.uscc
+  left join last_tax lt on lt.uscc = r.uscc
+  left join credit c on c.uscc = r.uscc
+  left join high_tech ht on ht.uscc = r.uscc
+  left join sme s on s.uscc = r.uscc
+  left join above_scale a on a.uscc = r.uscc
+  left join abnormal ab on ab.uscc = r.uscc
+)
+select *,
+  concat_ws(',',
+    size_class,
+    case when age_years < 3 then 'startup' end,
+    case when high_tech_valid_until is not null then 'high_tech' end,
+    case when specialised_sme_level is not null then 'specialised_sme_' || specialised_sme_level end,
+    case when above_scale_last_year is not null then 'above_scale' end,
+    case when abnormal_operation then 'abnormal_operation' end,
+    case when credit_bad then 'credit_d' end
+  ) as tags
+from profiled

@@ -1,0 +1,119 @@
+//! `gdx sql`: the analyst's read-only SQL over the lake.
+//!
+//! Data flow: lake + catalog → [`LakeSession`] (schemas per department, profiles, dead
+//! letters, catalog tables; as of a date when asked) → one statement, or a prompt reading
+//! statements that end in `;` → rows (capped) printed as a table or written as CSV, JSON
+//! lines or Parquet.
+
+use std::io::{BufRead, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use arrow::array::RecordBatch;
+use gdx_lake::LakeLocation;
+use gdx_lake::sql::{LakeSession, QueryOutput, SessionOptions};
+
+use super::ingest::runtime;
+use super::load_catalog;
+use crate::cli::{SqlArgs, SqlFormat};
+
+pub(crate) fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
+    let catalog = load_catalog(&args.lake.source)?;
+    let lake = LakeLocation::parse(&args.lake.lake)?;
+    if args.format == SqlFormat::Parquet && args.out.is_none() {
+        anyhow::bail!("--format parquet needs --out FILE");
+    }
+    let rt = runtime()?;
+    let opts = SessionOptions {
+        as_of: args.as_of,
+        memory_limit: args.lake.memory_mb.max(64) << 20,
+        max_rows: args.max_rows.max(1),
+    };
+    let session = rt.block_on(LakeSession::open(&lake, &catalog, &opts))?;
+    if let Some(q) = &args.query {
+        return Ok(match rt.block_on(session.query(q)) {
+            Ok(out) => {
+                write(&out, &args)?;
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(1)
+            }
+        });
+    }
+    // The prompt: statements end with `;`; `\q` or end of input leaves.
+    let stdin = std::io::stdin();
+    let mut statement = String::new();
+    let prompt = |continued: bool| {
+        eprint!("{}", if continued { "   -> " } else { "gdx> " });
+        let _ = std::io::stderr().flush();
+    };
+    prompt(false);
+    for line in stdin.lock().lines() {
+        let line = line.context("reading the prompt")?;
+        if statement.is_empty() && line.trim() == "\\q" {
+            break;
+        }
+        statement.push_str(&line);
+        statement.push('\n');
+        if line.trim_end().ends_with(';') {
+            let q = statement.trim().trim_end_matches(';').to_owned();
+            statement.clear();
+            match rt.block_on(session.query(&q)) {
+                Ok(out) => write(&out, &args)?,
+                Err(e) => eprintln!("error: {e}"),
+            }
+        }
+        prompt(!statement.is_empty());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn write(out: &QueryOutput, args: &SqlArgs) -> anyhow::Result<()> {
+    let sink: Box<dyn Write + Send> = match &args.out {
+        Some(p) => Box::new(std::io::BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(std::io::stdout()),
+    };
+    let batches: &[RecordBatch] = &out.batches;
+    match args.format {
+        SqlFormat::Table => {
+            let mut sink = sink;
+            let text =
+                arrow::util::pretty::pretty_format_batches_with_schema(out.schema.clone(), batches)?;
+            writeln!(sink, "{text}")?;
+        }
+        SqlFormat::Csv => {
+            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(sink);
+            for b in batches {
+                w.write(b)?;
+            }
+        }
+        SqlFormat::Json => {
+            let mut w = arrow::json::LineDelimitedWriter::new(sink);
+            for b in batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+        }
+        SqlFormat::Parquet => {
+            let mut w = parquet::arrow::ArrowWriter::try_new(sink, out.schema.clone(), None)?;
+            for b in batches {
+                w.write(b)?;
+            }
+            w.close()?;
+        }
+    }
+    std::io::stdout().flush()?;
+    let rows = out.rows();
+    if out.truncated {
+        eprintln!(
+            "({rows} rows shown; the result has more — raise --max-rows or narrow the query)"
+        );
+    } else {
+        eprintln!("({rows} rows)");
+    }
+    Ok(())
+}
