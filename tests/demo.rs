@@ -3,7 +3,8 @@
 
 mod common;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
 use std::process::Command;
 
 #[test]
@@ -100,4 +101,280 @@ fn every_dataset_of_the_district_flows_end_to_end() {
         stdout.contains("accepted ") && stdout.contains(" published"),
         "{stdout}"
     );
+
+    // The demo folded everything into `current` and built the profiles.
+    for ds in catalog.datasets() {
+        assert!(
+            common::rows(&rt, &lake.current(&ds.id)) > 0,
+            "{}: current is empty",
+            ds.id
+        );
+    }
+    profiles_match_the_ground_truth(tmp.path(), &catalog);
+}
+
+type Row = serde_json::Map<String, serde_json::Value>;
+
+/// Every row of a query, through `gdx sql --format json`.
+fn query(lake: &Path, sql: &str) -> Vec<Row> {
+    let out = common::gdx(&[
+        "sql",
+        "--lake",
+        lake.to_str().unwrap(),
+        "--format",
+        "json",
+        "--max-rows",
+        "10000000",
+        sql,
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    common::stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str::<Row>(l).unwrap())
+        .collect()
+}
+
+fn lines(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// `field` of every feed line of `topic` that ingest accepted (a wrong check digit on a
+/// `reject` field is the one thing the simulator does that ingest turns away), as the
+/// canonical identifier.
+fn accepted(
+    feeds: &Path,
+    topic: &str,
+    field: &str,
+    rejected: &HashSet<(String, usize)>,
+    canonical: impl Fn(&str) -> Option<String>,
+) -> HashSet<String> {
+    lines(&feeds.join(format!("{topic}.jsonl")))
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !rejected.contains(&(topic.to_owned(), i + 1)))
+        .filter_map(|(_, l)| {
+            let v = &l["value"];
+            let rec = if v["after"].is_object() {
+                &v["after"]
+            } else {
+                v
+            };
+            rec[field].as_str().and_then(&canonical)
+        })
+        .collect()
+}
+
+/// A column of a JSON row (the JSON writer leaves nulls out).
+fn v(row: &Row, k: &str) -> serde_json::Value {
+    row.get(k).cloned().unwrap_or(serde_json::Value::Null)
+}
+
+fn s(row: &Row, k: &str) -> Option<String> {
+    row.get(k).and_then(|v| match v {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    })
+}
+
+fn profiles_match_the_ground_truth(data: &Path, catalog: &gdx_catalog::Catalog) {
+    let feeds = data.join("feeds");
+    let lake = data.join("lake");
+    let mut rejected = HashSet::new();
+    for n in lines(&feeds.join("_truth/noise.jsonl")) {
+        let ds = catalog.get(n["topic"].as_str().unwrap()).unwrap();
+        let field = ds.field(n["field"].as_str().unwrap()).unwrap();
+        if n["kind"] == "bad_check_digit" && field.check == Some(gdx_catalog::CheckPolicy::Reject) {
+            rejected.insert((ds.topic.clone(), n["line"].as_u64().unwrap() as usize));
+        }
+    }
+    let resident = |s: &str| {
+        gdx_catalog::ResidentId::parse(s)
+            .ok()
+            .map(|r| r.as_str().to_owned())
+    };
+    let uscc = |s: &str| {
+        gdx_catalog::Uscc::parse(s)
+            .ok()
+            .map(|u| u.as_str().to_owned())
+    };
+
+    // Residents: everyone the police registered or a birth certificate names has exactly one
+    // profile, with the right status, dates and tags.
+    let mut reported = accepted(
+        &feeds,
+        "ps.household_registration",
+        "resident_id",
+        &rejected,
+        resident,
+    );
+    reported.extend(accepted(
+        &feeds,
+        "nhc.birth_certificate",
+        "child_id",
+        &rejected,
+        resident,
+    ));
+    let profiles = query(&lake, "select * from profiles.citizen");
+    let mut by_id: HashMap<String, Row> = HashMap::new();
+    for p in profiles {
+        let id = s(&p, "resident_id").unwrap();
+        assert!(
+            by_id.insert(id.clone(), p).is_none(),
+            "two profiles for one resident"
+        );
+    }
+    let truth = lines(&feeds.join("_truth/residents.jsonl"));
+    let end = chrono::NaiveDate::from_ymd_opt(2026, 10, 31).unwrap();
+    let mut checked = 0;
+    for t in &truth {
+        let id = t["resident_id"].as_str().unwrap();
+        let Some(p) = by_id.get(id) else {
+            assert!(
+                !reported.contains(id),
+                "resident reported to a department has no profile"
+            );
+            continue;
+        };
+        checked += 1;
+        let status = t["status"].as_str().unwrap();
+        let ctx = format!("resident {}…: truth {t}, profile {p:?}", &id[..6]);
+        let died = t["deceased_on"]
+            .as_str()
+            .and_then(|d| d.parse::<chrono::NaiveDate>().ok());
+        // A death in the last two days of the window may not have reached any department.
+        let unreported_death = status == "deceased"
+            && died.is_some_and(|d| d > end - chrono::Duration::days(2))
+            && s(p, "household_status").as_deref() == Some("active");
+        if unreported_death {
+            continue;
+        }
+        assert_eq!(s(p, "household_status").as_deref(), Some(status), "{ctx}");
+        assert_eq!(
+            s(p, "deceased_on"),
+            t["deceased_on"].as_str().map(String::from),
+            "{ctx}"
+        );
+        assert_eq!(
+            s(p, "moved_out_on"),
+            t["moved_out_on"].as_str().map(String::from),
+            "{ctx}"
+        );
+        assert_eq!(
+            s(p, "household_id").as_deref(),
+            t["household_id"].as_str(),
+            "{ctx}"
+        );
+        assert_eq!(
+            s(p, "birth_date").as_deref(),
+            t["birth_date"].as_str(),
+            "{ctx}"
+        );
+        assert_eq!(v(p, "living_alone"), t["living_alone"], "{ctx}");
+        assert_eq!(v(p, "disability_grade"), t["disability_grade"], "{ctx}");
+        assert_eq!(v(p, "property_count"), t["properties"], "{ctx}");
+        if status == "active" {
+            // Benefits currently received (the truth also counts benefits of the dead).
+            assert_eq!(v(p, "pension"), t["pension"], "{ctx}");
+            assert_eq!(
+                v(p, "subsistence_allowance_family"), t["subsistence_allowance"],
+                "{ctx}"
+            );
+            // The demo builds profiles as of today, the truth is as of the window's end.
+            let tags = s(p, "tags").unwrap_or_default();
+            let age = v(p, "age").as_i64().unwrap();
+            let truth_age = t["age"].as_i64().unwrap();
+            assert!(age == truth_age || age == truth_age + 1, "{ctx}");
+            assert_eq!(
+                tags.split(',').any(|t| t == "elderly_70"),
+                age >= 70,
+                "{ctx}"
+            );
+            assert_eq!(
+                tags.split(',').any(|t| t == "elderly_living_alone"),
+                age >= 70 && t["living_alone"] == true,
+                "{ctx}"
+            );
+        }
+    }
+    assert!(
+        checked * 100 >= truth.len() * 95,
+        "only {checked} of {} residents checked",
+        truth.len()
+    );
+    let truth_ids: HashSet<&str> = truth
+        .iter()
+        .map(|t| t["resident_id"].as_str().unwrap())
+        .collect();
+    assert!(
+        by_id.keys().all(|k| truth_ids.contains(k.as_str())),
+        "a profile for nobody"
+    );
+
+    // Enterprises: every registered enterprise has exactly one profile.
+    let registered = accepted(
+        &feeds,
+        "amr.enterprise_registration",
+        "uscc",
+        &rejected,
+        uscc,
+    );
+    let mut by_uscc: HashMap<String, Row> = HashMap::new();
+    for p in query(&lake, "select * from profiles.enterprise") {
+        let id = s(&p, "uscc").unwrap();
+        assert!(
+            by_uscc.insert(id, p).is_none(),
+            "two profiles for one enterprise"
+        );
+    }
+    let truth = lines(&feeds.join("_truth/enterprises.jsonl"));
+    for t in &truth {
+        let id = t["uscc"].as_str().unwrap();
+        let Some(p) = by_uscc.get(id) else {
+            assert!(
+                !registered.contains(id),
+                "registered enterprise {id} has no profile"
+            );
+            continue;
+        };
+        let ctx = format!("enterprise {id}: truth {t}, profile {p:?}");
+        let status = t["status"].as_str().unwrap();
+        assert_eq!(s(p, "status").as_deref(), Some(status), "{ctx}");
+        assert_eq!(
+            s(p, "cancelled_on").as_deref(),
+            t["cancelled_on"].as_str(),
+            "{ctx}"
+        );
+        assert_eq!(
+            s(p, "high_tech_recognised_on").as_deref(),
+            t["high_tech_recognised_on"].as_str(),
+            "{ctx}"
+        );
+        assert_eq!(
+            v(p, "above_scale_first_year"), t["above_scale_first_year"],
+            "{ctx}"
+        );
+        let listed = t["abnormal_removed_on"]
+            .is_null()
+            .then(|| t["abnormal_listed_on"].as_str())
+            .flatten();
+        assert_eq!(s(p, "abnormal_listed_on").as_deref(), listed, "{ctx}");
+        assert_eq!(
+            s(p, "size_class").as_deref(),
+            t["size_class"].as_str(),
+            "{ctx}"
+        );
+        if status == "active" {
+            assert_eq!(v(p, "insured_headcount"), t["insured_headcount"], "{ctx}");
+        }
+    }
+    assert!(by_uscc.len() * 100 >= truth.len() * 95);
 }

@@ -131,7 +131,12 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     }
     for p in Profile::ALL {
         let n = rt.block_on(row_count(&lake.profile(p.name())))?;
-        println!("{:<40} {:>10} {:>10}", format!("profiles.{}", p.name()), "", n);
+        println!(
+            "{:<40} {:>10} {:>10}",
+            format!("profiles.{}", p.name()),
+            "",
+            n
+        );
     }
     println!(
         "background: {} fold rounds, {} dataset folds, {} profile builds, {} errors",

@@ -69,7 +69,9 @@ pub(crate) fn print_folds(reports: &[FoldReport]) {
         println!(
             "{:<36} {:>8} {:>8} {:>10} {:>8}  {note}",
             r.dataset,
-            r.events_version.map(|v| v.to_string()).unwrap_or("-".into()),
+            r.events_version
+                .map(|v| v.to_string())
+                .unwrap_or("-".into()),
             r.files_read,
             r.rows,
             r.deleted

@@ -81,12 +81,16 @@ fn write(out: &QueryOutput, args: &SqlArgs) -> anyhow::Result<()> {
     match args.format {
         SqlFormat::Table => {
             let mut sink = sink;
-            let text =
-                arrow::util::pretty::pretty_format_batches_with_schema(out.schema.clone(), batches)?;
+            let text = arrow::util::pretty::pretty_format_batches_with_schema(
+                out.schema.clone(),
+                batches,
+            )?;
             writeln!(sink, "{text}")?;
         }
         SqlFormat::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(sink);
+            let mut w = arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(sink);
             for b in batches {
                 w.write(b)?;
             }

@@ -11,8 +11,8 @@ use datafusion::datasource::MemTable;
 use gdx_catalog::Catalog;
 use serde_json::json;
 
-use crate::engine::df_err;
 use crate::Result;
+use crate::engine::df_err;
 
 fn schema(cols: &[(&str, DataType)]) -> SchemaRef {
     Arc::new(Schema::new(

@@ -20,8 +20,8 @@ use datafusion::catalog::MemorySchemaProvider;
 use datafusion::datasource::{MemTable, TableProvider};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::prelude::{SQLOptions, SessionContext};
-use gdx_catalog::Catalog;
 use futures::StreamExt;
+use gdx_catalog::Catalog;
 use url::Url;
 
 use crate::engine::{DEFAULT_MEMORY_LIMIT, df_err, session};
@@ -107,7 +107,11 @@ pub(crate) fn close_names(name: &str, known: &[&str]) -> Vec<String> {
 
 impl LakeSession {
     /// Opens every table of `lake` the catalog knows.
-    pub async fn open(lake: &LakeLocation, catalog: &Catalog, opts: &SessionOptions) -> Result<Self> {
+    pub async fn open(
+        lake: &LakeLocation,
+        catalog: &Catalog,
+        opts: &SessionOptions,
+    ) -> Result<Self> {
         let ctx = session(opts.memory_limit)?;
         let mut s = Self {
             ctx,
@@ -120,10 +124,12 @@ impl LakeSession {
             .map(|d| d.id.department().to_owned())
             .chain(["profiles", "system", "catalog"].map(String::from))
             .collect::<std::collections::BTreeSet<_>>();
-        let gdx = s
-            .ctx
-            .catalog("gdx")
-            .ok_or_else(|| df_err("gdx", datafusion::error::DataFusionError::Plan("no default catalog".into())))?;
+        let gdx = s.ctx.catalog("gdx").ok_or_else(|| {
+            df_err(
+                "gdx",
+                datafusion::error::DataFusionError::Plan("no default catalog".into()),
+            )
+        })?;
         for schema in schemas {
             gdx.register_schema(&schema, Arc::new(MemorySchemaProvider::new()))
                 .map_err(|e| df_err(&schema, e))?;
@@ -139,26 +145,23 @@ impl LakeSession {
             match &opts.as_of {
                 None => {
                     s.register(&events_name, events)?;
-                    let current =
-                        provider(&current_url, &current_schema(ds), &name).await?;
+                    let current = provider(&current_url, &current_schema(ds), &name).await?;
                     s.register(&name, current)?;
                     delta_tables.insert(name.clone(), current_url);
                 }
                 Some(at) => {
                     let raw = format!("{}._{}_events_all", ds.id.department(), ds.id.name());
                     s.register(&raw, events)?;
-                    let cut = s.view(&format!(
-                        "select * from {raw} where _event_time <= {}",
-                        at.sql_literal()
-                    ))
-                    .await?;
+                    let cut = s
+                        .view(&format!(
+                            "select * from {raw} where _event_time <= {}",
+                            at.sql_literal()
+                        ))
+                        .await?;
                     s.register(&events_name, cut)?;
                     let cols = crate::fold::column_list(&current_schema(ds));
                     let state = s
-                        .view(&time_travel::state_sql(
-                            &quoted(&events_name),
-                            &cols,
-                        ))
+                        .view(&time_travel::state_sql(&quoted(&events_name), &cols))
                         .await?;
                     s.register(&name, state)?;
                     s.tables.retain(|t| t != &raw);
@@ -176,10 +179,11 @@ impl LakeSession {
             let provider: Arc<dyn TableProvider> = match built {
                 Some(t) => t.table_provider().await.map_err(|e| df_err(&name, e))?,
                 None => {
-                    let as_of_date = opts
-                        .as_of
-                        .map(|a| a.date())
-                        .unwrap_or_else(|| chrono::Utc::now().with_timezone(&time_travel::district_offset()).date_naive());
+                    let as_of_date = opts.as_of.map(|a| a.date()).unwrap_or_else(|| {
+                        chrono::Utc::now()
+                            .with_timezone(&time_travel::district_offset())
+                            .date_naive()
+                    });
                     s.view(&profiles::sql(p, as_of_date)).await?
                 }
             };
@@ -272,14 +276,18 @@ impl LakeSession {
             .and_then(|r| r.split('\'').next())
             .filter(|_| msg.contains("not found"))
         {
-            let name = name.trim_start_matches("gdx.").trim_start_matches("public.");
+            let name = name
+                .trim_start_matches("gdx.")
+                .trim_start_matches("public.");
             let known: Vec<&str> = self.tables.iter().map(String::as_str).collect();
             return Error::UnknownTable {
                 name: name.to_owned(),
                 close: close_names(name, &known),
             };
         }
-        if msg.contains("not supported") || msg.contains("DDL") || msg.contains("DML")
+        if msg.contains("not supported")
+            || msg.contains("DDL")
+            || msg.contains("DML")
             || msg.contains("Statement")
         {
             return Error::ReadOnly(msg);

@@ -54,9 +54,7 @@ impl AsOf {
             .map(|t| Self {
                 cutoff: t.with_timezone(&Utc),
             })
-            .map_err(|_| {
-                format!("{s:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 timestamp")
-            })
+            .map_err(|_| format!("{s:?} is neither a date (YYYY-MM-DD) nor an RFC 3339 timestamp"))
     }
 
     /// Events at or before this instant count.
@@ -126,7 +124,11 @@ impl TableFunctionImpl for TableAt {
         }
         let at = match at {
             ScalarValue::Int64(Some(v)) if *v >= 0 => At::Version(*v as u64),
-            other => match other.try_as_str().flatten().map(DateTime::parse_from_rfc3339) {
+            other => match other
+                .try_as_str()
+                .flatten()
+                .map(DateTime::parse_from_rfc3339)
+            {
                 Some(Ok(t)) => At::Time(t.with_timezone(&Utc)),
                 _ => return plan_err!("usage: {usage}"),
             },
@@ -159,13 +161,14 @@ mod tests {
     #[test]
     fn a_date_means_the_end_of_that_day_in_district_time() {
         let a = AsOf::parse("2026-03-01").unwrap();
-        assert_eq!(
-            a.cutoff().to_rfc3339(),
-            "2026-03-01T15:59:59.999999+00:00"
-        );
+        assert_eq!(a.cutoff().to_rfc3339(), "2026-03-01T15:59:59.999999+00:00");
         assert_eq!(a.date(), NaiveDate::from_ymd_opt(2026, 3, 1).unwrap());
         let t = AsOf::parse("2026-03-01T08:00:00+08:00").unwrap();
         assert_eq!(t.cutoff().to_rfc3339(), "2026-03-01T00:00:00+00:00");
-        assert!(AsOf::parse("March 1st").unwrap_err().contains("neither a date"));
+        assert!(
+            AsOf::parse("March 1st")
+                .unwrap_err()
+                .contains("neither a date")
+        );
     }
 }
