@@ -285,7 +285,8 @@ fn profiles_match_the_ground_truth(data: &Path, catalog: &gdx_catalog::Catalog) 
             // Benefits currently received (the truth also counts benefits of the dead).
             assert_eq!(v(p, "pension"), t["pension"], "{ctx}");
             assert_eq!(
-                v(p, "subsistence_allowance_family"), t["subsistence_allowance"],
+                v(p, "subsistence_allowance_family"),
+                t["subsistence_allowance"],
                 "{ctx}"
             );
             // The demo builds profiles as of today, the truth is as of the window's end.
@@ -359,7 +360,8 @@ fn profiles_match_the_ground_truth(data: &Path, catalog: &gdx_catalog::Catalog) 
             "{ctx}"
         );
         assert_eq!(
-            v(p, "above_scale_first_year"), t["above_scale_first_year"],
+            v(p, "above_scale_first_year"),
+            t["above_scale_first_year"],
             "{ctx}"
         );
         let listed = t["abnormal_removed_on"]
