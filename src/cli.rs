@@ -135,6 +135,24 @@ pub(crate) enum LakeCommand {
         #[command(flatten)]
         lake: LakeArgs,
     },
+    /// Compact small files of every table into files near --target-mb (after folding, so
+    /// the next fold stays incremental) and write checkpoints.
+    Optimize {
+        /// Target size of compacted files in MiB.
+        #[arg(long, env = "GDX_TARGET_MB", default_value_t = 128)]
+        target_mb: u64,
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
+    /// Delete files no table version within the retention references. The retention is
+    /// the time-travel window of `table_at`; state as of a date (from events) is unaffected.
+    Vacuum {
+        /// Keep files referenced by versions of the last this many hours.
+        #[arg(long, env = "GDX_RETENTION_HOURS", default_value_t = 168)]
+        retention_hours: u32,
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -192,6 +210,10 @@ pub(crate) struct IngestArgs {
     pub(crate) lake: String,
     #[command(flatten)]
     pub(crate) worker: WorkerArgs,
+    /// Also fold new events into `current`, rebuild the profiles and keep the tables
+    /// compacted and vacuumed, in the background (one process per lake should do this).
+    #[arg(long, env = "GDX_FOLD")]
+    pub(crate) fold: bool,
     /// Serve Prometheus metrics (text format) at http://ADDR/metrics, e.g. 127.0.0.1:9464:
     /// messages in, rows committed, dead letters, commit latency, per-partition lag.
     #[arg(long, env = "GDX_METRICS")]

@@ -46,7 +46,7 @@ fn publish_validates_and_ingest_lands_everything_then_stops_cleanly_on_sigterm()
         .unwrap()
         .port();
     let metrics_addr = format!("127.0.0.1:{port}");
-    let ingest = common::spawn_ingest(&brokers, &lake_dir, &["--metrics", &metrics_addr]);
+    let ingest = common::spawn_ingest(&brokers, &lake_dir, &["--metrics", &metrics_addr, "--fold"]);
 
     let out = Command::new(env!("CARGO_BIN_EXE_gdx"))
         .args([
@@ -121,6 +121,27 @@ fn publish_validates_and_ingest_lands_everything_then_stops_cleanly_on_sigterm()
         "{stdout}"
     );
     assert_eq!(common::rows(&rt, &events), n as u64);
+    // With --fold, the shutdown folded everything into `current` (one row per resident ID)
+    // and built the profiles.
+    let id = district::catalog().get(topic).unwrap().id.clone();
+    let keys = common::gdx(&[
+        "sql",
+        "--lake",
+        lake_dir.to_str().unwrap(),
+        "--format",
+        "csv",
+        "select count(distinct _key) from ps.household_registration_events",
+    ]);
+    let distinct: u64 = common::stdout(&keys)
+        .lines()
+        .nth(1)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert_eq!(common::rows(&rt, &lake.current(&id)), distinct);
+    assert_eq!(common::rows(&rt, &lake.profile("citizen")), distinct);
+    assert!(stdout.contains("fold: "), "{stdout}");
 }
 
 fn http_get(addr: &str, path: &str) -> String {

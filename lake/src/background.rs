@@ -3,10 +3,11 @@
 //! Data flow: a named thread (`gdx-lake-fold`) drives a loop on the I/O runtime → every
 //! `fold_interval`: fold every dataset ([`crate::fold::fold_all`], one sort at a time) → when
 //! a fold changed something and `profiles_interval` has passed since the last build: rebuild
-//! the profiles → on stop: one last fold and, if anything changed since the last build, one
-//! last profile build, so a clean shutdown leaves `current` and the profiles caught up with
-//! everything ingest committed. Errors are logged (without data) and counted; the next round
-//! tries again.
+//! the profiles → every `maintenance_interval`, right after a fold: compaction, checkpoints
+//! and vacuum of every table → on stop: one last fold and, if anything changed since the last
+//! build, one last profile build, so a clean shutdown leaves `current` and the profiles
+//! caught up with everything ingest committed. Errors are logged (without data) and counted;
+//! the next round tries again.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -18,6 +19,7 @@ use tokio::sync::watch;
 
 use crate::LakeLocation;
 use crate::fold::{FoldOptions, fold_all};
+use crate::maintenance::{DEFAULT_TARGET_FILE_SIZE, lake_tables, optimize, vacuum};
 use crate::profiles::{BuildOptions, build};
 
 /// How often the background work runs.
@@ -26,6 +28,10 @@ pub struct BackgroundConfig {
     pub fold_interval: Duration,
     /// At most one profile build per interval (builds read every current table).
     pub profiles_interval: Duration,
+    /// Compaction, checkpoints and vacuum of every table (None: never).
+    pub maintenance_interval: Option<Duration>,
+    /// Files no version of the last `retention` references are vacuumed.
+    pub retention: chrono::Duration,
     pub memory_limit: usize,
 }
 
@@ -34,6 +40,8 @@ impl Default for BackgroundConfig {
         Self {
             fold_interval: Duration::from_secs(2),
             profiles_interval: Duration::from_secs(30),
+            maintenance_interval: Some(Duration::from_secs(3600)),
+            retention: crate::maintenance::DEFAULT_RETENTION,
             memory_limit: crate::engine::DEFAULT_MEMORY_LIMIT,
         }
     }
@@ -46,6 +54,9 @@ pub struct BackgroundStats {
     /// Dataset folds that changed `current`.
     pub folds: u64,
     pub profile_builds: u64,
+    /// Tables compacted (files rewritten) and files vacuumed.
+    pub tables_compacted: u64,
+    pub files_vacuumed: u64,
     pub errors: u64,
 }
 
@@ -94,6 +105,7 @@ async fn run(
     };
     let mut dirty = false;
     let mut last_build: Option<Instant> = None;
+    let mut last_upkeep = Instant::now();
     loop {
         let stopping = *stopped.borrow();
         stats.fold_rounds += 1;
@@ -125,12 +137,46 @@ async fn run(
                 }
             }
         }
+        if let Some(every) = cfg.maintenance_interval
+            && !stopping
+            && last_upkeep.elapsed() >= every
+        {
+            // After the fold above, so the next fold still reads only new event files.
+            upkeep(&lake, &catalog, &cfg, &mut stats).await;
+            last_upkeep = Instant::now();
+        }
         if stopping {
             return stats;
         }
         tokio::select! {
             _ = tokio::time::sleep(cfg.fold_interval) => {}
             _ = stopped.changed() => {}
+        }
+    }
+}
+
+async fn upkeep(
+    lake: &LakeLocation,
+    catalog: &Catalog,
+    cfg: &BackgroundConfig,
+    stats: &mut BackgroundStats,
+) {
+    for (name, url) in lake_tables(lake, catalog) {
+        match optimize(&name, &url, DEFAULT_TARGET_FILE_SIZE).await {
+            Ok(Some(r)) if r.files_removed > 0 => stats.tables_compacted += 1,
+            Ok(_) => {}
+            Err(e) => {
+                stats.errors += 1;
+                tracing::warn!(table = %name, error = %e, "compaction failed");
+            }
+        }
+        match vacuum(&name, &url, cfg.retention).await {
+            Ok(Some(r)) => stats.files_vacuumed += r.files_deleted as u64,
+            Ok(None) => {}
+            Err(e) => {
+                stats.errors += 1;
+                tracing::warn!(table = %name, error = %e, "vacuum failed");
+            }
         }
     }
 }

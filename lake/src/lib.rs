@@ -15,6 +15,7 @@ pub mod background;
 pub mod engine;
 pub mod fold;
 pub mod location;
+pub mod maintenance;
 pub mod profiles;
 pub mod read;
 pub mod schema;

@@ -47,6 +47,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         catalog.clone(),
         BackgroundConfig {
             profiles_interval: Duration::from_secs(10),
+            maintenance_interval: None,
             ..BackgroundConfig::default()
         },
     )

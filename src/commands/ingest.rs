@@ -11,6 +11,7 @@ use gdx_catalog::Catalog;
 use gdx_ingest::broker::EmbeddedBroker;
 use gdx_ingest::worker::{self, WorkerConfig, WorkerStats};
 use gdx_lake::LakeLocation;
+use gdx_lake::background::{Background, BackgroundConfig};
 use tokio::runtime::Runtime;
 
 use crate::cli::{IngestArgs, WorkerArgs};
@@ -152,11 +153,36 @@ pub(crate) fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
         println!("broker: {brokers}");
     }
     println!("lake: {lake}");
-    let cfg = worker_config(&brokers, lake, &args.worker);
-    let workers = Workers::start(&cfg, args.worker.workers, catalog, &rt)?;
+    let cfg = worker_config(&brokers, lake.clone(), &args.worker);
+    let workers = Workers::start(&cfg, args.worker.workers, catalog.clone(), &rt)?;
+    let background = match args.fold {
+        true => Some(
+            Background::start(
+                rt.handle().clone(),
+                lake,
+                catalog,
+                BackgroundConfig::default(),
+            )
+            .context("starting the background fold")?,
+        ),
+        false => None,
+    };
     wait_for_shutdown(&rt, || workers.any_finished());
+    // Shutdown order: ingest flushes and commits, then the last fold and profile build.
     let (stats, alarms) = workers.stop()?;
     print_stats(&stats, &alarms);
+    if let Some(bg) = background {
+        let bg = bg.stop();
+        println!(
+            "fold: {} rounds, {} dataset folds, {} profile builds, {} tables compacted, {} files vacuumed, {} errors",
+            bg.fold_rounds,
+            bg.folds,
+            bg.profile_builds,
+            bg.tables_compacted,
+            bg.files_vacuumed,
+            bg.errors
+        );
+    }
     Ok(if alarms.is_empty() {
         ExitCode::SUCCESS
     } else {

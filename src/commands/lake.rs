@@ -1,4 +1,4 @@
-//! `gdx lake fold`: lake upkeep on demand.
+//! `gdx lake fold|optimize|vacuum`: lake upkeep on demand.
 //!
 //! Data flow: the catalog's datasets → [`gdx_lake::fold`] one dataset at a time (events since
 //! the last fold → `current`/`deleted`) → one line per dataset.
@@ -7,8 +7,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use gdx_catalog::Dataset;
-use gdx_lake::LakeLocation;
 use gdx_lake::fold::{FoldOptions, FoldReport, fold_all};
+use gdx_lake::{LakeLocation, maintenance};
 
 use super::ingest::runtime;
 use super::load_catalog;
@@ -17,7 +17,53 @@ use crate::cli::{LakeArgs, LakeCommand};
 pub(crate) fn run(cmd: LakeCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         LakeCommand::Fold { dataset, lake } => fold(dataset.as_deref(), &lake),
+        LakeCommand::Optimize { target_mb, lake } => {
+            upkeep(&lake, Upkeep::Optimize(target_mb << 20))
+        }
+        LakeCommand::Vacuum {
+            retention_hours,
+            lake,
+        } => upkeep(
+            &lake,
+            Upkeep::Vacuum(chrono::Duration::hours(retention_hours.into())),
+        ),
     }
+}
+
+enum Upkeep {
+    Optimize(u64),
+    Vacuum(chrono::Duration),
+}
+
+fn upkeep(args: &LakeArgs, what: Upkeep) -> anyhow::Result<ExitCode> {
+    let catalog = load_catalog(&args.source)?;
+    let lake = LakeLocation::parse(&args.lake)?;
+    let rt = runtime()?;
+    let started = std::time::Instant::now();
+    if let Upkeep::Optimize(_) = what {
+        // Fold first: compaction hides which event files are new.
+        rt.block_on(fold_all(&lake, catalog.datasets(), &fold_options(args)))?;
+    }
+    println!(
+        "{:<48} {:>7} {:>8} {:>6} {:>8}",
+        "table", "files", "removed", "added", "deleted"
+    );
+    for (name, url) in maintenance::lake_tables(&lake, &catalog) {
+        let report = match what {
+            Upkeep::Optimize(target) => rt.block_on(maintenance::optimize(&name, &url, target))?,
+            Upkeep::Vacuum(retention) => {
+                rt.block_on(maintenance::vacuum(&name, &url, retention))?
+            }
+        };
+        if let Some(r) = report {
+            println!(
+                "{:<48} {:>7} {:>8} {:>6} {:>8}",
+                r.table, r.files_before, r.files_removed, r.files_added, r.files_deleted
+            );
+        }
+    }
+    println!("done in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The datasets a command covers: one by id, or all of the catalog.

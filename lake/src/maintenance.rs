@@ -1,0 +1,118 @@
+//! Keeping the lake's tables healthy: compaction, checkpoints, vacuum.
+//!
+//! Data flow: every table of the lake ([`lake_tables`]: events, current, deleted per
+//! dataset, the profiles, the dead letters) → [`optimize`] rewrites small files into files
+//! near the target size (a `dataChange: false` commit: readers and the fold see no new
+//! data) and writes a checkpoint so readers replay a short log → [`vacuum`] deletes files
+//! no version newer than the retention still references. The retention is the promised
+//! time-travel window for `table_at`; state as of a past date comes from `events`, whose
+//! data is never removed, only rewritten.
+//!
+//! Fold before compacting `events`: a fold that finds the files added since its last run
+//! compacted away falls back to reading every event (correct, but slower).
+
+use std::num::NonZeroU64;
+
+use gdx_catalog::Catalog;
+use url::Url;
+
+use crate::fold::{delta_err, open};
+use crate::location::TableKind;
+use crate::{LakeLocation, Result};
+
+/// Default target size of compacted files.
+pub const DEFAULT_TARGET_FILE_SIZE: u64 = 128 << 20;
+
+/// Default retention of removed files: a week of `table_at` time travel.
+pub const DEFAULT_RETENTION: chrono::Duration = chrono::Duration::days(7);
+
+/// Every table of the lake, as (name, URL).
+pub fn lake_tables(lake: &LakeLocation, catalog: &Catalog) -> Vec<(String, Url)> {
+    let mut out = Vec::new();
+    for ds in catalog.datasets() {
+        for (kind, suffix) in [
+            (TableKind::Events, "events"),
+            (TableKind::Current, "current"),
+            (TableKind::Deleted, "deleted"),
+        ] {
+            out.push((format!("{}/{suffix}", ds.id), lake.table(&ds.id, kind)));
+        }
+    }
+    for p in crate::profiles::Profile::ALL {
+        out.push((format!("profiles/{}", p.name()), lake.profile(p.name())));
+    }
+    out.push(("_system/dead_letters".into(), lake.dead_letters()));
+    out
+}
+
+/// What maintenance did to one table.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableUpkeep {
+    pub table: String,
+    pub files_before: usize,
+    pub files_removed: u64,
+    pub files_added: u64,
+    pub files_deleted: usize,
+}
+
+fn file_count(t: &deltalake::DeltaTable) -> usize {
+    t.snapshot()
+        .map(|s| s.log_data().iter().count())
+        .unwrap_or(0)
+}
+
+/// Compacts small files of the table at `url` and writes a checkpoint; `None` when there
+/// is no table.
+pub async fn optimize(name: &str, url: &Url, target_size: u64) -> Result<Option<TableUpkeep>> {
+    let Some(table) = open(url).await? else {
+        return Ok(None);
+    };
+    let files_before = file_count(&table);
+    let mut report = TableUpkeep {
+        table: name.to_owned(),
+        files_before,
+        ..TableUpkeep::default()
+    };
+    if files_before < 2 {
+        return Ok(Some(report));
+    }
+    let target = NonZeroU64::new(target_size.max(1 << 20)).expect("non-zero");
+    let (table, metrics) = table
+        .optimize()
+        .with_target_size(target)
+        .await
+        .map_err(|e| delta_err(url, e))?;
+    report.files_removed = metrics.num_files_removed;
+    report.files_added = metrics.num_files_added;
+    if metrics.num_files_removed > 0 {
+        deltalake::checkpoints::create_checkpoint(&table, None)
+            .await
+            .map_err(|e| delta_err(url, e))?;
+    }
+    Ok(Some(report))
+}
+
+/// Deletes files that no version within `retention` references.
+pub async fn vacuum(
+    name: &str,
+    url: &Url,
+    retention: chrono::Duration,
+) -> Result<Option<TableUpkeep>> {
+    let Some(table) = open(url).await? else {
+        return Ok(None);
+    };
+    let files_before = file_count(&table);
+    let (_, metrics) = table
+        .vacuum()
+        .with_retention_period(retention)
+        // Shorter than the table's own default (a week) is allowed: the operator chose it.
+        .with_enforce_retention_duration(false)
+        .await
+        .map_err(|e| delta_err(url, e))?;
+    Ok(Some(TableUpkeep {
+        table: name.to_owned(),
+        files_before,
+        files_deleted: metrics.files_deleted.len(),
+        ..TableUpkeep::default()
+    }))
+}

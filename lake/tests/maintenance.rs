@@ -1,0 +1,91 @@
+//! Compaction keeps rows, offsets and the fold's incrementality; vacuum removes only what no
+//! retained version needs.
+
+mod common;
+
+use common::{append, dataset, rows};
+use gdx_lake::LakeLocation;
+use gdx_lake::fold::{FoldOptions, fold};
+use gdx_lake::maintenance::{optimize, vacuum};
+
+fn files(url: &url::Url) -> usize {
+    let dir = url.to_file_path().unwrap();
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .ends_with(".parquet")
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_and_vacuum_keep_the_data_and_the_offsets() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = LakeLocation::parse(dir.path().to_str().unwrap()).unwrap();
+    let ds = dataset();
+    let events = lake.events(&ds.id);
+    // Five small commits, as ingest makes under a trickle.
+    for i in 0..5i64 {
+        let key = format!("k{i}");
+        append(&lake, &ds, &[(key.as_str(), "N", "09:00", 0, i, "upsert")]).await;
+    }
+    let folded = fold(&lake, &ds, &FoldOptions::default()).await.unwrap();
+    assert_eq!(folded.rows, 5);
+    let before = rows(events.clone()).await;
+    assert_eq!(files(&events), 5);
+
+    let r = optimize("events", &events, 128 << 20)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((r.files_before, r.files_removed, r.files_added), (5, 5, 1));
+    assert_eq!(
+        rows(events.clone()).await,
+        before,
+        "compaction keeps every row"
+    );
+    let t = gdx_lake::EventTable::open_or_create(
+        events.clone(),
+        gdx_lake::schema::events_schema(&ds),
+        "t",
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        t.txn_version("test/c/ps.household_registration/0")
+            .await
+            .unwrap(),
+        Some(4),
+        "the ingest offsets survive compaction"
+    );
+    // Compaction adds no data: the next fold has nothing to read.
+    let after = fold(&lake, &ds, &FoldOptions::default()).await.unwrap();
+    assert_eq!((after.files_read, after.full, after.rows), (0, false, 5));
+
+    // The compacted-away files stay while a retained version needs them, then go.
+    let kept = vacuum("events", &events, chrono::Duration::days(7))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(kept.files_deleted, 0);
+    assert_eq!(files(&events), 6);
+    let gone = vacuum("events", &events, chrono::Duration::zero())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(gone.files_deleted, 5);
+    assert_eq!(files(&events), 1);
+    assert_eq!(rows(events.clone()).await, before);
+
+    // A missing table is no error.
+    assert!(
+        optimize("x", &lake.profile("citizen"), 1 << 20)
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
