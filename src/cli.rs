@@ -159,6 +159,35 @@ pub(crate) enum LakeCommand {
 pub(crate) enum BenchCommand {
     /// A bare consumer vs gdx ingest over the same realistic topic; peak RSS; freshness.
     Ingest(BenchIngestArgs),
+    /// Folding N keys into `current` (full, then 1 % changes) with its peak RSS, beside
+    /// DuckDB computing the same latest-per-key over the same Parquet files.
+    Fold(BenchFoldArgs),
+    /// Building the citizen and enterprise profiles of a simulated district, beside DuckDB
+    /// running the same SQL over the same Parquet files; fold throughput; peak RSS.
+    Profiles(BenchProfilesArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchFoldArgs {
+    /// Distinct keys (household registrations).
+    #[arg(long, env = "GDX_BENCH_KEYS", default_value_t = 10_000_000)]
+    pub(crate) keys: usize,
+    /// Memory budget of the fold (and of DuckDB) in MiB.
+    #[arg(long, env = "GDX_MEMORY_MB", default_value_t = 1024)]
+    pub(crate) memory_mb: usize,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchProfilesArgs {
+    /// Residents of the simulated district.
+    #[arg(long, env = "GDX_PEOPLE", default_value_t = 1_000_000)]
+    pub(crate) people: usize,
+    /// Enterprises of the simulated district.
+    #[arg(long, env = "GDX_ENTERPRISES", default_value_t = 100_000)]
+    pub(crate) enterprises: usize,
+    /// Memory budget of gdx's queries (and of DuckDB) in MiB.
+    #[arg(long, env = "GDX_MEMORY_MB", default_value_t = 1024)]
+    pub(crate) memory_mb: usize,
 }
 
 #[derive(Debug, Args)]

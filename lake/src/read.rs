@@ -101,3 +101,17 @@ pub async fn ingest_delays_ms(url: &Url, since_us: i64) -> Result<Vec<i64>> {
     }
     Ok(out)
 }
+
+/// Paths of the data files of the table's newest version (local tables; empty when there
+/// is no table) — for handing the same Parquet files to another engine.
+pub async fn active_files(url: &Url) -> Result<Vec<String>> {
+    let Some(t) = crate::fold::open(url).await? else {
+        return Ok(Vec::new());
+    };
+    let uris = t
+        .get_file_uris()
+        .map_err(|e| crate::fold::delta_err(url, e))?
+        .map(|u| u.strip_prefix("file://").map(str::to_owned).unwrap_or(u))
+        .collect();
+    Ok(uris)
+}

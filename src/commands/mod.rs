@@ -37,5 +37,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sql(args) => sql::run(args),
         Command::Profiles(c) => profiles::run(c),
         Command::Bench(crate::cli::BenchCommand::Ingest(args)) => bench::ingest(args),
+        Command::Bench(crate::cli::BenchCommand::Fold(args)) => bench::fold(args),
+        Command::Bench(crate::cli::BenchCommand::Profiles(args)) => bench::profiles(args),
     }
 }

@@ -14,7 +14,7 @@ headcount as (
     from hrss.employer_headcount
   ) where rn = 1
 ),
-tax as (
+tax_years as (
   select uscc,
     max(year) as last_tax_year,
     string_agg(cast(year as varchar) || ':' || cast(tax_paid as varchar), ',' order by year) as tax_paid_by_year
@@ -96,7 +96,7 @@ profiled as (
     coalesce(c.credit_grade = 'D', false) as credit_bad
   from reg r
   left join headcount h on h.uscc = r.uscc
-  left join tax t on t.uscc = r.uscc
+  left join tax_years t on t.uscc = r.uscc
   left join last_tax lt on lt.uscc = r.uscc
   left join credit c on c.uscc = r.uscc
   left join high_tech ht on ht.uscc = r.uscc

@@ -3,10 +3,12 @@
 //! Data flow: the `events` table at its newest version M → the data files added since the
 //! events version the `current` table last folded (its application transaction
 //! [`FOLD_APP_ID`], version = that events version N), read from the commits N+1..M → those
-//! events ∪ the rows of `current` ∪ the keys of `deleted` → per key, the latest by
-//! (`_event_time`, `_partition`, `_offset`) — one sort, spilling under the session's memory
-//! budget, no hash join → `deleted` rewritten first (when deletes are involved), then
-//! `current`, each commit recording M. A winning upsert whose fields equal the current row's
+//! events ∪ the rows of `current` ∪ the keys of `deleted`, sorted by key and recency
+//! (`_event_time`, `_partition`, `_offset`) — one external sort that spills under the
+//! session's memory budget; no hash join, no window operator buffering its input →
+//! [`resolve::Resolver`] streams the sorted rows and decides each key → `deleted` rewritten
+//! first (when deletes are involved), then `current`, each commit recording M; the writer
+//! pulls the decided rows as a stream. A winning upsert whose fields equal the current row's
 //! is a no-op: the current row (and its provenance) stays.
 //!
 //! Folding the same events onto a state that already holds them yields the same state, so a
@@ -14,6 +16,8 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+
+mod resolve;
 
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::datasource::{MemTable, TableProvider};
@@ -26,6 +30,15 @@ use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::SaveMode;
 use gdx_catalog::Dataset;
 use url::Url;
+
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
+use futures::{StreamExt, TryStreamExt};
+use resolve::{Keep, Resolver};
 
 use crate::engine::{align, df_err, session};
 use crate::schema::{events_schema, provenance};
@@ -267,24 +280,99 @@ pub async fn fold(lake: &LakeLocation, ds: &Dataset, opts: &FoldOptions) -> Resu
         )
         .await?
             > 0;
-    let ranked = ranked_sql(ds);
+    let fields: Vec<String> = ds.fields.iter().map(|f| f.name.clone()).collect();
+    // A physical plan executes once (repartitioning keeps state): one per pass.
+    let sorted = async || -> Result<Arc<dyn ExecutionPlan>> {
+        ctx.sql(
+            "select * from fold_cur union all select * from fold_del union all select * from fold_new \
+             order by _key, _event_time desc, _partition desc, _offset desc, _src asc",
+        )
+        .await
+        .map_err(|e| df_err(name, e))?
+        .create_physical_plan()
+        .await
+        .map_err(|e| df_err(name, e))
+    };
     if has_deletes {
-        let sql = format!(
-            "{ranked} select {cols} from judged where _rn = 1 and _w_op = 'delete'",
-            cols = column_list(&target)
-        );
-        let table = write_sql(&ctx, &sql, deleted, &deleted_url, txn(), name).await?;
+        let plan = resolved(&ctx, sorted().await?, Keep::Deleted, &fields, name)?;
+        let table = write_plan(&ctx, plan, deleted, &deleted_url, txn(), name).await?;
         report.deleted = stats_rows(&table);
     }
-    let sql = format!(
-        "{ranked} select {cols} from judged where _w_op = 'upsert' and \
-         case when _w_src = 2 and _cur_sig is not null and _w_sig = _cur_sig \
-              then _src = 0 else _rn = 1 end",
-        cols = column_list(&target)
-    );
-    let table = write_sql(&ctx, &sql, current, &current_url, txn(), name).await?;
+    let plan = resolved(&ctx, sorted().await?, Keep::Current, &fields, name)?;
+    let table = write_plan(&ctx, plan, current, &current_url, txn(), name).await?;
     report.rows = stats_rows(&table);
     Ok(report)
+}
+
+/// The decided rows of `sorted` as a logical plan the Delta writer can pull from.
+fn resolved(
+    ctx: &SessionContext,
+    sorted: Arc<dyn ExecutionPlan>,
+    keep: Keep,
+    fields: &[String],
+    name: &str,
+) -> Result<LogicalPlan> {
+    let probe = Resolver::new(keep, sorted.schema(), fields).map_err(|e| df_err(name, e.into()))?;
+    let partition = Arc::new(ResolvedPartition {
+        sorted,
+        keep,
+        fields: fields.to_vec(),
+        schema: probe.output_schema(),
+    });
+    let table = StreamingTable::try_new(probe.output_schema(), vec![partition])
+        .map_err(|e| df_err(name, e))?;
+    let df = ctx
+        .read_table(Arc::new(table))
+        .map_err(|e| df_err(name, e))?;
+    Ok(df.logical_plan().clone())
+}
+
+/// One partition: the sorted candidates, resolved key by key as they stream.
+#[derive(Debug)]
+struct ResolvedPartition {
+    sorted: Arc<dyn ExecutionPlan>,
+    keep: Keep,
+    fields: Vec<String>,
+    schema: SchemaRef,
+}
+
+impl PartitionStream for ResolvedPartition {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, task: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let schema = self.schema.clone();
+        let input = self.sorted.execute(0, task);
+        let resolver = Resolver::new(self.keep, self.sorted.schema(), &self.fields);
+        let stream = futures::stream::once(async move {
+            let (input, resolver) = (input?, resolver?);
+            Ok::<_, datafusion::error::DataFusionError>(futures::stream::unfold(
+                (input, resolver, false),
+                |(mut input, mut resolver, done)| async move {
+                    if done {
+                        return None;
+                    }
+                    loop {
+                        match input.next().await {
+                            Some(Ok(batch)) => match resolver.push(batch) {
+                                Ok(Some(out)) => return Some((Ok(out), (input, resolver, false))),
+                                Ok(None) => continue,
+                                Err(e) => return Some((Err(e.into()), (input, resolver, true))),
+                            },
+                            Some(Err(e)) => return Some((Err(e), (input, resolver, true))),
+                            None => {
+                                let last = resolver.finish().map_err(Into::into).transpose()?;
+                                return Some((last, (input, resolver, true)));
+                            }
+                        }
+                    }
+                },
+            ))
+        })
+        .try_flatten();
+        Box::pin(RecordBatchStreamAdapter::new(schema, stream))
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -339,36 +427,6 @@ pub(crate) fn column_list(schema: &Schema) -> String {
         .join(", ")
 }
 
-/// The common part of both fold queries: candidates ranked per key, with the winner's
-/// operation, source and content signature, and the current row's signature.
-fn ranked_sql(ds: &Dataset) -> String {
-    let sig = ds
-        .fields
-        .iter()
-        .map(|f| format!("coalesce(cast(\"{}\" as varchar), '\u{2205}')", f.name))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let order =
-        "partition by _key order by _event_time desc, _partition desc, _offset desc, _src asc";
-    format!(
-        "with cand as ( \
-           select * from fold_cur union all select * from fold_del union all select * from fold_new \
-         ), ranked as ( \
-           select *, row_number() over ({order}) as _rn, \
-                  first_value(_op) over ({order}) as _w_op, \
-                  first_value(_src) over ({order}) as _w_src, \
-                  max(_src) over (partition by _key) as _touched \
-           from cand \
-         ), signed as ( \
-           select *, case when _touched = 2 then concat_ws('\u{1f}', {sig}) end as _sig from ranked \
-         ), judged as ( \
-           select *, first_value(_sig) over ({order}) as _w_sig, \
-                  max(case when _src = 0 then _sig end) over (partition by _key) as _cur_sig \
-           from signed \
-         )"
-    )
-}
-
 async fn count(ctx: &SessionContext, sql: &str, name: &str) -> Result<u64> {
     let batches = ctx
         .sql(sql)
@@ -403,6 +461,18 @@ pub(crate) async fn write_sql(
         .map_err(|e| df_err(name, e))?
         .logical_plan()
         .clone();
+    write_plan(ctx, plan, table, url, props, name).await
+}
+
+/// Overwrites (or creates) the table at `url` with the rows of `plan`.
+pub(crate) async fn write_plan(
+    ctx: &SessionContext,
+    plan: LogicalPlan,
+    table: Option<DeltaTable>,
+    url: &Url,
+    props: CommitProperties,
+    name: &str,
+) -> Result<DeltaTable> {
     let table = match table {
         Some(t) => t,
         None => {

@@ -23,6 +23,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
+use super::vm_hwm_kib;
 use crate::cli::BenchIngestArgs;
 
 const TOPIC: &str = "ps.household_registration";
@@ -39,17 +40,6 @@ fn produce(brokers: &str, lines: &[(String, String)]) -> anyhow::Result<()> {
     }
     p.flush(Duration::from_secs(120))?;
     Ok(())
-}
-
-fn vm_hwm_kib(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find(|l| l.starts_with("VmHWM:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
 }
 
 pub(crate) fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
@@ -129,7 +119,7 @@ pub(crate) fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
     let lake_dir = tmp.path().join("lake");
     let lake = LakeLocation::parse(lake_dir.to_str().context("temp dir is UTF-8")?)?;
     let events = lake.events(&catalog.get(TOPIC).context("district dataset")?.id);
-    let rt = super::ingest::runtime()?;
+    let rt = crate::commands::ingest::runtime()?;
     let t = Instant::now();
     let mut child = Command::new(std::env::current_exe()?)
         .args([

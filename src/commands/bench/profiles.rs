@@ -1,0 +1,189 @@
+//! `gdx bench profiles`: the citizen and enterprise profile build of a simulated district,
+//! beside DuckDB running the same SQL over the same Parquet files; the fold before it.
+//!
+//! Data flow: `gdx simulate` (N residents, M enterprises) → every feed loaded into its
+//! `events` table through ingest's decoder (partition 0, offset = line; what ingest would
+//! dead-letter is left out) → `gdx lake fold` as a child (time, events/s, peak RSS) →
+//! `gdx profiles build` as a child (time, peak RSS) → DuckDB: a view per dataset over the
+//! `current` tables' Parquet files, then the two profile queries copied to Parquet (time,
+//! peak RSS) → ratio gdx / DuckDB.
+
+use std::io::BufRead;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use gdx_catalog::district;
+use gdx_ingest::decode::DatasetDecoder;
+use gdx_ingest::publish::feed_message;
+use gdx_lake::profiles::{Profile, sql};
+use gdx_lake::read::active_files;
+use gdx_lake::{EventTable, LakeLocation, PartitionTxn};
+
+use super::{duckdb, gdx, measure};
+use crate::cli::BenchProfilesArgs;
+
+/// Loads one feed file into its events table in runs of `chunk` lines; returns the rows.
+async fn load_feed(
+    lake: &LakeLocation,
+    ds: &Arc<gdx_catalog::Dataset>,
+    path: &std::path::Path,
+) -> anyhow::Result<u64> {
+    let decoder = DatasetDecoder::new(ds.clone());
+    let mut table = EventTable::open_or_create(
+        lake.events(&ds.id),
+        decoder.events_schema().clone(),
+        ds.id.as_str(),
+    )
+    .await?;
+    let file = std::io::BufReader::new(std::fs::File::open(path)?);
+    let mut msgs = Vec::new();
+    let mut rows = 0u64;
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let mut flush = async |msgs: &mut Vec<gdx_ingest::decode::Message>| -> anyhow::Result<()> {
+        if msgs.is_empty() {
+            return Ok(());
+        }
+        let last = msgs.last().map(|m| m.offset).unwrap_or(0);
+        let decoded = decoder.decode(msgs, now_us);
+        let batches: Vec<_> = decoded.batch.into_iter().collect();
+        rows += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
+        table
+            .append(
+                batches,
+                &[PartitionTxn {
+                    app_id: format!("bench/feed/{}/0", ds.topic),
+                    offset: last,
+                }],
+            )
+            .await?;
+        msgs.clear();
+        Ok(())
+    };
+    for (offset, line) in file.lines().enumerate() {
+        let line = line?;
+        let msg = feed_message(&ds.topic, 0, offset as i64, &line)
+            .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), offset + 1))?;
+        msgs.push(msg);
+        if msgs.len() == 100_000 {
+            flush(&mut msgs).await?;
+        }
+    }
+    flush(&mut msgs).await?;
+    Ok(rows)
+}
+
+pub(crate) fn profiles(args: BenchProfilesArgs) -> anyhow::Result<ExitCode> {
+    let tmp = tempfile::tempdir()?;
+    let feeds = tmp.path().join("feeds");
+    let lake_dir = tmp.path().join("lake");
+    let lake = LakeLocation::parse(lake_dir.to_str().context("temp dir is not UTF-8")?)?;
+    let catalog = district::catalog();
+    let rt = crate::commands::ingest::runtime()?;
+    let (people, enterprises) = (args.people.to_string(), args.enterprises.to_string());
+
+    eprintln!("simulating {people} residents and {enterprises} enterprises");
+    measure(
+        gdx()?
+            .args(["simulate", "--quiet", "--out"])
+            .arg(&feeds)
+            .args(["--people", &people, "--enterprises", &enterprises]),
+    )?;
+
+    eprintln!("loading the feeds into events tables");
+    let started = std::time::Instant::now();
+    let mut events = 0u64;
+    for ds in catalog.datasets() {
+        let ds = Arc::new(ds.clone());
+        events += rt.block_on(load_feed(
+            &lake,
+            &ds,
+            &feeds.join(format!("{}.jsonl", ds.topic)),
+        ))?;
+    }
+    let load = started.elapsed();
+
+    let memory = args.memory_mb.to_string();
+    eprintln!("folding {events} events");
+    let fold = measure(
+        gdx()?
+            .args(["lake", "fold", "--lake"])
+            .arg(&lake_dir)
+            .args(["--memory-mb", &memory]),
+    )?;
+    eprintln!("building profiles");
+    let build = measure(
+        gdx()?
+            .args(["profiles", "build", "--lake"])
+            .arg(&lake_dir)
+            .args(["--memory-mb", &memory]),
+    )?;
+    let rows = gdx_lake_rows(&rt, &lake)?;
+
+    // DuckDB: the same SQL over the same Parquet files of the `current` tables.
+    let day = chrono::Utc::now()
+        .with_timezone(&gdx_lake::sql::time_travel::district_offset())
+        .date_naive();
+    let mut script = format!("set memory_limit = '{memory}MB'; set threads = 2;\n");
+    for ds in catalog.datasets() {
+        let files = rt.block_on(active_files(&lake.current(&ds.id)))?;
+        anyhow::ensure!(!files.is_empty(), "{}: current has no files", ds.id);
+        let list = files
+            .iter()
+            .map(|f| format!("'{f}'"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        script.push_str(&format!(
+            "create schema if not exists {dept};\ncreate view {dept}.{name} as select * from read_parquet([{list}]);\n",
+            dept = ds.id.department(),
+            name = ds.id.name()
+        ));
+    }
+    for p in Profile::ALL {
+        let out = tmp.path().join(format!("duckdb_{}.parquet", p.name()));
+        script.push_str(&format!(
+            "copy ({}) to '{}' (format parquet);\n",
+            sql(p, day),
+            out.display()
+        ));
+    }
+    eprintln!("DuckDB: the same profile SQL");
+    let duck = duckdb(tmp.path(), &script)?;
+
+    println!(
+        "profiles benchmark: {people} residents, {enterprises} enterprises, {events} events, 2 cores, --memory-mb {memory}"
+    );
+    println!(
+        "  load feeds into events    {:>7.1} s  (decoder + Delta commits, not compared)",
+        load.as_secs_f64()
+    );
+    println!(
+        "  gdx fold (22 datasets)    {:>7.1} s  {:>9.0} events/s  peak RSS {:>6.0} MiB",
+        fold.wall.as_secs_f64(),
+        events as f64 / fold.wall.as_secs_f64(),
+        fold.peak_mib
+    );
+    println!(
+        "  gdx profiles build        {:>7.1} s  citizen {} rows, enterprise {} rows  peak RSS {:>6.0} MiB",
+        build.wall.as_secs_f64(),
+        rows.0,
+        rows.1,
+        build.peak_mib
+    );
+    match duck {
+        Some(d) => println!(
+            "  DuckDB same SQL           {:>7.1} s  peak RSS {:>6.0} MiB   gdx/DuckDB time {:.2}x (target <= 1.0x)",
+            d.wall.as_secs_f64(),
+            d.peak_mib,
+            build.wall.as_secs_f64() / d.wall.as_secs_f64()
+        ),
+        None => println!("  DuckDB: not available (python3 -m pip install duckdb)"),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn gdx_lake_rows(rt: &tokio::runtime::Runtime, lake: &LakeLocation) -> anyhow::Result<(u64, u64)> {
+    let c = rt.block_on(gdx_lake::read::row_count(&lake.profile("citizen")))?;
+    let e = rt.block_on(gdx_lake::read::row_count(&lake.profile("enterprise")))?;
+    Ok((c, e))
+}
