@@ -188,6 +188,9 @@ pub(crate) struct BenchProfilesArgs {
     /// Memory budget of gdx's queries (and of DuckDB) in MiB.
     #[arg(long, env = "GDX_MEMORY_MB", default_value_t = 1024)]
     pub(crate) memory_mb: usize,
+    /// Keep the feeds and the lake in this directory (default: a temp dir, removed after).
+    #[arg(long, env = "GDX_BENCH_DIR")]
+    pub(crate) dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -111,6 +111,108 @@ fn every_dataset_of_the_district_flows_end_to_end() {
         );
     }
     profiles_match_the_ground_truth(tmp.path(), &catalog);
+    sql_on_the_demo_lake(tmp.path());
+}
+
+/// `gdx sql` on the demo's lake: formats, errors, the prompt, and profiles as of a date.
+fn sql_on_the_demo_lake(data: &Path) {
+    let lake = data.join("lake");
+    let lake = lake.to_str().unwrap();
+    let by_status =
+        "select household_status, count(*) as n from profiles.citizen group by 1 order by 1";
+    let csv = common::gdx(&["sql", "--lake", lake, "--format", "csv", by_status]);
+    assert!(
+        csv.status.success(),
+        "{}",
+        String::from_utf8_lossy(&csv.stderr)
+    );
+    let text = common::stdout(&csv);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("household_status,n"));
+    let statuses: Vec<&str> = lines.collect();
+    assert!(statuses.iter().any(|l| l.starts_with("active,")), "{text}");
+    assert!(
+        statuses.iter().any(|l| l.starts_with("deceased,")),
+        "{text}"
+    );
+
+    // The state as of the window's last day, rebuilt from events, gives the same profiles.
+    let as_of = common::gdx(&[
+        "sql",
+        "--lake",
+        lake,
+        "--as-of",
+        "2026-10-31",
+        "--format",
+        "csv",
+        by_status,
+    ]);
+    assert!(
+        as_of.status.success(),
+        "{}",
+        String::from_utf8_lossy(&as_of.stderr)
+    );
+    assert_eq!(common::stdout(&as_of), text);
+
+    let out = data.join("enterprises.parquet");
+    let pq = common::gdx(&[
+        "sql",
+        "--lake",
+        lake,
+        "--format",
+        "parquet",
+        "--out",
+        out.to_str().unwrap(),
+        "select uscc, size_class, tags from profiles.enterprise",
+    ]);
+    assert!(
+        pq.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pq.stderr)
+    );
+    assert_eq!(&std::fs::read(&out).unwrap()[..4], b"PAR1");
+
+    let bad = common::gdx(&[
+        "sql",
+        "--lake",
+        lake,
+        "select * from ps.household_registraton",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("did you mean ps.household_registration"),
+        "{err}"
+    );
+    let write = common::gdx(&["sql", "--lake", lake, "delete from profiles.citizen"]);
+    assert_eq!(write.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&write.stderr).contains("read-only"));
+
+    // The prompt reads statements ending in `;` until `\q`.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gdx"))
+        .args(["sql", "--lake", lake])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let stdin = child.stdin.as_mut().unwrap();
+        stdin
+            .write_all(
+                b"select count(*) as datasets\n  from catalog.datasets;\nselect nope;\n\\q\n",
+            )
+            .unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("| datasets |") && stdout.contains("| 22 "),
+        "{stdout}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error:"));
 }
 
 type Row = serde_json::Map<String, serde_json::Value>;

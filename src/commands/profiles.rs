@@ -25,11 +25,12 @@ pub(crate) fn run(cmd: ProfilesCommand) -> anyhow::Result<ExitCode> {
     let reports = rt.block_on(build(&location, &catalog, &opts))?;
     for r in &reports {
         println!(
-            "profiles.{:<12} {:>10} rows  as of {}  version {}",
+            "profiles.{:<12} {:>10} rows  as of {}  version {}  {:.1} s",
             r.profile,
             r.rows,
             r.as_of,
-            r.version.map(|v| v.to_string()).unwrap_or("-".into())
+            r.version.map(|v| v.to_string()).unwrap_or("-".into()),
+            r.seconds
         );
     }
     println!("built in {:.1} s", started.elapsed().as_secs_f64());

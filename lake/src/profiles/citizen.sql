@@ -6,9 +6,12 @@ hr as (
   select * from ps.household_registration
 ),
 births as (
-  select child_id as resident_id, child_name as name, gender, birth_date, mother_id
-  from nhc.birth_certificate
-  where child_id is not null and coalesce(_flags, '') not like '%child_id%'
+  -- Children the police may not have registered yet live in their mother's household.
+  select b.child_id as resident_id, b.child_name as name, b.gender, b.birth_date,
+    m.household_id, m.street, m.community, m.address
+  from nhc.birth_certificate b
+  left join ps.household_registration m on m.resident_id = b.mother_id
+  where b.child_id is not null and coalesce(b._flags, '') not like '%child_id%'
 ),
 deaths as (
   select resident_id, min(date_of_death) as date_of_death
@@ -22,22 +25,17 @@ cremations as (
   where coalesce(_flags, '') not like '%resident_id%'
   group by resident_id
 ),
-people as (
-  select resident_id from hr
-  union
-  select resident_id from births where resident_id not in (select resident_id from hr)
-),
 base as (
   select
-    p.resident_id,
+    coalesce(hr.resident_id, b.resident_id) as resident_id,
     coalesce(hr.name, b.name) as name,
     coalesce(hr.gender, b.gender) as gender,
     coalesce(hr.birth_date, b.birth_date) as birth_date,
-    coalesce(hr.household_id, mh.household_id) as household_id,
+    coalesce(hr.household_id, b.household_id) as household_id,
     hr.relation_to_head,
-    coalesce(hr.street, mh.street) as street,
-    coalesce(hr.community, mh.community) as community,
-    coalesce(hr.address, mh.address) as address,
+    coalesce(hr.street, b.street) as street,
+    coalesce(hr.community, b.community) as community,
+    coalesce(hr.address, b.address) as address,
     hr.resident_id is not null as ps_registered,
     hr.registered_on,
     hr.moved_out_on as ps_moved_out_on,
@@ -45,12 +43,10 @@ base as (
     hr.status as ps_status,
     coalesce(d.date_of_death, hr.deceased_on, c.date_of_death) as died_on,
     hr.deceased_on is not null or hr.status = 'deceased' as death_registered_by_ps
-  from people p
-  left join hr on hr.resident_id = p.resident_id
-  left join births b on b.resident_id = p.resident_id
-  left join ps.household_registration mh on mh.resident_id = b.mother_id
-  left join deaths d on d.resident_id = p.resident_id
-  left join cremations c on c.resident_id = p.resident_id
+  from hr
+  full outer join births b on b.resident_id = hr.resident_id
+  left join deaths d on d.resident_id = coalesce(hr.resident_id, b.resident_id)
+  left join cremations c on c.resident_id = coalesce(hr.resident_id, b.resident_id)
 ),
 statused as (
   select *,
@@ -71,45 +67,68 @@ households as (
   from statused where household_status = 'active' and household_id is not null
   group by household_id
 ),
-disability as (
-  select resident_id, disability_grade, disability_category, status
-  from (
-    select resident_id, disability_grade, disability_category, status,
-      row_number() over (partition by resident_id order by issued_on desc, certificate_no desc) as rn
-    from mca.disability_certificate
-    where coalesce(_flags, '') not like '%resident_id%' and issued_on <= {as_of}
-  ) where rn = 1
-),
 subsistence as (
   select distinct household_id from mca.subsistence_allowance
   where status = 'active' and start_date <= {as_of}
     and (end_date is null or end_date > {as_of})
 ),
-pension as (
-  select distinct resident_id from hrss.pension
-  where status = 'active' and start_date <= {as_of}
-),
-disability_subsidy as (
-  select distinct resident_id from mca.disability_subsidy
-  where status = 'active' and coalesce(_flags, '') not like '%resident_id%'
-),
-elderly_allowance as (
-  select resident_id, max(period) as last_paid_period from mca.elderly_allowance_payment
-  where status = 'paid' and coalesce(_flags, '') not like '%resident_id%'
-    and paid_on <= {as_of}
+-- Every per-person fact of the other departments, gathered in one pass and one join
+-- (instead of a join per department over the million-row base).
+facts as (
+  select resident_id,
+    max(disability_grade) as disability_grade,
+    max(disability_category) as disability_category,
+    coalesce(bool_or(disability_valid), false) as disability_certificate_valid,
+    coalesce(bool_or(pension), false) as pension,
+    coalesce(bool_or(disability_subsidy), false) as disability_subsidy,
+    max(elderly_period) as elderly_allowance_last_period,
+    coalesce(bool_or(pension_insurance), false) as pension_insurance,
+    coalesce(bool_or(medical_insurance), false) as medical_insurance,
+    coalesce(bool_or(insured), false) as insured,
+    coalesce(sum(property), 0) as property_count
+  from (
+    select resident_id, disability_grade, disability_category, status = 'valid' as disability_valid,
+      cast(null as boolean) as pension, cast(null as boolean) as disability_subsidy,
+      cast(null as varchar) as elderly_period, cast(null as boolean) as pension_insurance,
+      cast(null as boolean) as medical_insurance, cast(null as boolean) as insured,
+      cast(null as bigint) as property
+    from (
+      select resident_id, disability_grade, disability_category, status,
+        row_number() over (partition by resident_id order by issued_on desc, certificate_no desc) as rn
+      from mca.disability_certificate
+      where coalesce(_flags, '') not like '%resident_id%' and issued_on <= {as_of}
+    ) where rn = 1
+    union all
+    select resident_id, cast(null as int), cast(null as varchar), cast(null as boolean),
+      true, cast(null as boolean), cast(null as varchar), cast(null as boolean),
+      cast(null as boolean), cast(null as boolean), cast(null as bigint)
+    from hrss.pension where status = 'active' and start_date <= {as_of}
+    union all
+    select resident_id, cast(null as int), cast(null as varchar), cast(null as boolean),
+      cast(null as boolean), true, cast(null as varchar), cast(null as boolean),
+      cast(null as boolean), cast(null as boolean), cast(null as bigint)
+    from mca.disability_subsidy
+    where status = 'active' and coalesce(_flags, '') not like '%resident_id%'
+    union all
+    select resident_id, cast(null as int), cast(null as varchar), cast(null as boolean),
+      cast(null as boolean), cast(null as boolean), period, cast(null as boolean),
+      cast(null as boolean), cast(null as boolean), cast(null as bigint)
+    from mca.elderly_allowance_payment
+    where status = 'paid' and coalesce(_flags, '') not like '%resident_id%' and paid_on <= {as_of}
+    union all
+    select resident_id, cast(null as int), cast(null as varchar), cast(null as boolean),
+      cast(null as boolean), cast(null as boolean), cast(null as varchar),
+      insurance_type = 'pension', insurance_type = 'medical', true, cast(null as bigint)
+    from hrss.social_insurance_enrolment
+    where status = 'active' and coalesce(_flags, '') not like '%resident_id%'
+    union all
+    select owner_id, cast(null as int), cast(null as varchar), cast(null as boolean),
+      cast(null as boolean), cast(null as boolean), cast(null as varchar), cast(null as boolean),
+      cast(null as boolean), cast(null as boolean), cast(1 as bigint)
+    from nre.property_certificate
+    where status = 'active' and registered_on <= {as_of}
+  ) f
   group by resident_id
-),
-insured as (
-  select resident_id, string_agg(insurance_type, ',' order by insurance_type) as insurance_types
-  from hrss.social_insurance_enrolment
-  where status = 'active' and coalesce(_flags, '') not like '%resident_id%'
-  group by resident_id
-),
-properties as (
-  select owner_id as resident_id, count(*) as property_count
-  from nre.property_certificate
-  where status = 'active' and registered_on <= {as_of}
-  group by owner_id
 ),
 profiled as (
   select
@@ -139,25 +158,21 @@ profiled as (
       else 'oldest_old'
     end as life_stage,
     s.household_status = 'active' and coalesce(h.active_members, 0) = 1 as living_alone,
-    d.disability_grade,
-    d.disability_category,
-    coalesce(d.status = 'valid', false) as disability_certificate_valid,
+    f.disability_grade,
+    f.disability_category,
+    coalesce(f.disability_certificate_valid, false) as disability_certificate_valid,
     sa.household_id is not null as subsistence_allowance_family,
-    pe.resident_id is not null as pension,
-    ds.resident_id is not null as disability_subsidy,
-    ea.last_paid_period as elderly_allowance_last_period,
-    ins.insurance_types,
-    ins.resident_id is not null as insured,
-    coalesce(pr.property_count, 0) as property_count
+    coalesce(f.pension, false) as pension,
+    coalesce(f.disability_subsidy, false) as disability_subsidy,
+    f.elderly_allowance_last_period,
+    coalesce(f.pension_insurance, false) as pension_insurance,
+    coalesce(f.medical_insurance, false) as medical_insurance,
+    coalesce(f.insured, false) as insured,
+    coalesce(f.property_count, 0) as property_count
   from statused s
   left join households h on h.household_id = s.household_id
-  left join disability d on d.resident_id = s.resident_id
+  left join facts f on f.resident_id = s.resident_id
   left join subsistence sa on sa.household_id = s.household_id and s.household_status = 'active'
-  left join pension pe on pe.resident_id = s.resident_id
-  left join disability_subsidy ds on ds.resident_id = s.resident_id
-  left join elderly_allowance ea on ea.resident_id = s.resident_id
-  left join insured ins on ins.resident_id = s.resident_id
-  left join properties pr on pr.resident_id = s.resident_id
 )
 select *,
   concat_ws(',',

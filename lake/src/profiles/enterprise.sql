@@ -8,16 +8,16 @@ reg as (
   select * from amr.enterprise_registration
 ),
 headcount as (
-  select uscc, insured_headcount, month as headcount_month from (
-    select uscc, insured_headcount, month,
-      row_number() over (partition by uscc order by month desc) as rn
-    from hrss.employer_headcount
-  ) where rn = 1
+  select h.uscc, h.insured_headcount, h.month as headcount_month
+  from hrss.employer_headcount h
+  join (select uscc, max(month) as month from hrss.employer_headcount group by uscc) l
+    on l.uscc = h.uscc and l.month = h.month
 ),
 tax_years as (
   select uscc,
     max(year) as last_tax_year,
-    string_agg(cast(year as varchar) || ':' || cast(tax_paid as varchar), ',' order by year) as tax_paid_by_year
+    -- "year:amount" pairs in year order (sorting the strings sorts the four-digit years)
+    array_to_string(array_sort(array_agg(cast(year as varchar) || ':' || cast(tax_paid as varchar))), ',') as tax_paid_by_year
   from tax.tax_paid group by uscc
 ),
 last_tax as (
@@ -25,10 +25,10 @@ last_tax as (
   where t.year = (select max(year) from tax.tax_paid)
 ),
 credit as (
-  select uscc, grade as credit_grade, year as credit_year from (
-    select uscc, grade, year, row_number() over (partition by uscc order by year desc) as rn
-    from tax.taxpayer_credit
-  ) where rn = 1
+  select c.uscc, c.grade as credit_grade, c.year as credit_year
+  from tax.taxpayer_credit c
+  join (select uscc, max(year) as year from tax.taxpayer_credit group by uscc) l
+    on l.uscc = c.uscc and l.year = c.year
 ),
 high_tech as (
   select uscc,

@@ -70,6 +70,8 @@ impl QueryOutput {
 pub struct LakeSession {
     ctx: SessionContext,
     tables: Vec<String>,
+    /// Delta version read, per session table backed by one.
+    versions: BTreeMap<String, u64>,
     max_rows: usize,
 }
 
@@ -116,6 +118,7 @@ impl LakeSession {
         let mut s = Self {
             ctx,
             tables: Vec::new(),
+            versions: BTreeMap::new(),
             max_rows: opts.max_rows.max(1),
         };
         let mut delta_tables = BTreeMap::new();
@@ -140,12 +143,20 @@ impl LakeSession {
             let events_name = format!("{name}_events");
             let events_url = lake.events(&ds.id);
             let events_schema = crate::schema::events_schema(ds);
-            let events = provider(&events_url, &events_schema, &events_name).await?;
+            let (events, events_version) =
+                provider(&events_url, &events_schema, &events_name).await?;
+            if let Some(v) = events_version {
+                s.versions.insert(events_name.clone(), v);
+            }
             let current_url = lake.current(&ds.id);
             match &opts.as_of {
                 None => {
                     s.register(&events_name, events)?;
-                    let current = provider(&current_url, &current_schema(ds), &name).await?;
+                    let (current, version) =
+                        provider(&current_url, &current_schema(ds), &name).await?;
+                    if let Some(v) = version {
+                        s.versions.insert(name.clone(), v);
+                    }
                     s.register(&name, current)?;
                     delta_tables.insert(name.clone(), current_url);
                 }
@@ -191,7 +202,7 @@ impl LakeSession {
             delta_tables.insert(name, url);
         }
         let dl = lake.dead_letters();
-        let dead = provider(&dl, &crate::schema::dead_letter_schema(), "dead_letters").await?;
+        let (dead, _) = provider(&dl, &crate::schema::dead_letter_schema(), "dead_letters").await?;
         s.register("system.dead_letters", dead)?;
         delta_tables.insert("system.dead_letters".into(), dl);
         s.register("catalog.datasets", catalog_tables::datasets(catalog)?)?;
@@ -216,6 +227,11 @@ impl LakeSession {
     async fn view(&self, sql: &str) -> Result<Arc<dyn TableProvider>> {
         let df = self.ctx.sql(sql).await.map_err(|e| df_err("<view>", e))?;
         Ok(df.into_view())
+    }
+
+    /// The Delta version the session reads of `table` (`schema.table`), if it is one.
+    pub fn version(&self, table: &str) -> Option<u64> {
+        self.versions.get(table).copied()
     }
 
     /// The tables of the session, `schema.table`.
@@ -303,12 +319,21 @@ fn quoted(name: &str) -> String {
     }
 }
 
-/// The Delta table at `url`, or an empty table of `schema` when it does not exist yet.
-async fn provider(url: &Url, schema: &SchemaRef, name: &str) -> Result<Arc<dyn TableProvider>> {
+/// The Delta table at `url` and its version, or an empty table of `schema` when it does
+/// not exist yet.
+async fn provider(
+    url: &Url,
+    schema: &SchemaRef,
+    name: &str,
+) -> Result<(Arc<dyn TableProvider>, Option<u64>)> {
     match open(url).await? {
-        Some(t) => t.table_provider().await.map_err(|e| df_err(name, e)),
-        None => Ok(Arc::new(
-            MemTable::try_new(schema.clone(), vec![vec![]]).map_err(|e| df_err(name, e))?,
+        Some(t) => Ok((
+            t.table_provider().await.map_err(|e| df_err(name, e))?,
+            t.version(),
+        )),
+        None => Ok((
+            Arc::new(MemTable::try_new(schema.clone(), vec![vec![]]).map_err(|e| df_err(name, e))?),
+            None,
         )),
     }
 }

@@ -75,8 +75,12 @@ async fn load_feed(
 
 pub(crate) fn profiles(args: BenchProfilesArgs) -> anyhow::Result<ExitCode> {
     let tmp = tempfile::tempdir()?;
-    let feeds = tmp.path().join("feeds");
-    let lake_dir = tmp.path().join("lake");
+    let base = args.dir.clone().unwrap_or_else(|| tmp.path().to_owned());
+    let feeds = base.join("feeds");
+    let lake_dir = base.join("lake");
+    if lake_dir.exists() {
+        anyhow::bail!("{} exists: give an empty --dir", lake_dir.display());
+    }
     let lake = LakeLocation::parse(lake_dir.to_str().context("temp dir is not UTF-8")?)?;
     let catalog = district::catalog();
     let rt = crate::commands::ingest::runtime()?;
