@@ -44,6 +44,16 @@ pub fn session(memory_limit: usize) -> Result<SessionContext> {
         .set_usize(
             "datafusion.optimizer.hash_join_inlist_pushdown_max_distinct_values",
             0,
+        )
+        // Build narrow per-key sides (profile facts, up to a few million keys) once instead
+        // of hash-repartitioning the wide side of the join: copying wide rows costs more.
+        .set_usize(
+            "datafusion.optimizer.hash_join_single_partition_threshold",
+            256 << 20,
+        )
+        .set_usize(
+            "datafusion.optimizer.hash_join_single_partition_threshold_rows",
+            4_000_000,
         );
     // The Delta planner executes delta-rs's own plan nodes (writes, metrics).
     let state = SessionStateBuilder::new()

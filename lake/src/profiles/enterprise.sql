@@ -55,6 +55,171 @@ abnormal as (
   where listed_on <= {as_of} and (removed_on is null or removed_on > {as_of})
   group by uscc
 ),
+-- Every per-enterprise fact of the other departments, gathered in one pass and one join.
+facts as (
+  select uscc,
+    max(insured_headcount) as insured_headcount,
+    max(headcount_month) as headcount_month,
+    max(last_tax_year) as last_tax_year,
+    max(tax_paid_by_year) as tax_paid_by_year,
+    max(revenue) as revenue,
+    max(tax_paid) as tax_paid,
+    max(credit_grade) as credit_grade,
+    max(credit_year) as credit_year,
+    max(high_tech_recognised_on) as high_tech_recognised_on,
+    max(high_tech_valid_until) as high_tech_valid_until,
+    max(specialised_sme_level) as specialised_sme_level,
+    max(specialised_sme_recognised_on) as specialised_sme_recognised_on,
+    max(above_scale_first_year) as above_scale_first_year,
+    max(above_scale_last_year) as above_scale_last_year,
+    max(abnormal_listed_on) as abnormal_listed_on
+  from (
+    select uscc,
+      insured_headcount,
+      headcount_month,
+      cast(null as int) as last_tax_year,
+      cast(null as varchar) as tax_paid_by_year,
+      cast(null as decimal(18,2)) as revenue,
+      cast(null as decimal(18,2)) as tax_paid,
+      cast(null as varchar) as credit_grade,
+      cast(null as int) as credit_year,
+      cast(null as date) as high_tech_recognised_on,
+      cast(null as date) as high_tech_valid_until,
+      cast(null as varchar) as specialised_sme_level,
+      cast(null as date) as specialised_sme_recognised_on,
+      cast(null as int) as above_scale_first_year,
+      cast(null as int) as above_scale_last_year,
+      cast(null as date) as abnormal_listed_on
+    from headcount
+    union all
+    select uscc,
+      cast(null as int) as insured_headcount,
+      cast(null as varchar) as headcount_month,
+      last_tax_year,
+      tax_paid_by_year,
+      cast(null as decimal(18,2)) as revenue,
+      cast(null as decimal(18,2)) as tax_paid,
+      cast(null as varchar) as credit_grade,
+      cast(null as int) as credit_year,
+      cast(null as date) as high_tech_recognised_on,
+      cast(null as date) as high_tech_valid_until,
+      cast(null as varchar) as specialised_sme_level,
+      cast(null as date) as specialised_sme_recognised_on,
+      cast(null as int) as above_scale_first_year,
+      cast(null as int) as above_scale_last_year,
+      cast(null as date) as abnormal_listed_on
+    from tax_years
+    union all
+    select uscc,
+      cast(null as int) as insured_headcount,
+      cast(null as varchar) as headcount_month,
+      cast(null as int) as last_tax_year,
+      cast(null as varchar) as tax_paid_by_year,
+      revenue,
+      tax_paid,
+      cast(null as varchar) as credit_grade,
+      cast(null as int) as credit_year,
+      cast(null as date) as high_tech_recognised_on,
+      cast(null as date) as high_tech_valid_until,
+      cast(null as varchar) as specialised_sme_level,
+      cast(null as date) as specialised_sme_recognised_on,
+      cast(null as int) as above_scale_first_year,
+      cast(null as int) as above_scale_last_year,
+      cast(null as date) as abnormal_listed_on
+    from last_tax
+    union all
+    select uscc,
+      cast(null as int) as insured_headcount,
+      cast(null as varchar) as headcount_month,
+      cast(null as int) as last_tax_year,
+      cast(null as varchar) as tax_paid_by_year,
+      cast(null as decimal(18,2)) as revenue,
+      cast(null as decimal(18,2)) as tax_paid,
+      credit_grade,
+      credit_year,
+      cast(null as date) as high_tech_recognised_on,
+      cast(null as date) as high_tech_valid_until,
+      cast(null as varchar) as specialised_sme_level,
+      cast(null as date) as specialised_sme_recognised_on,
+      cast(null as int) as above_scale_first_year,
+      cast(null as int) as above_scale_last_year,
+      cast(null as date) as abnormal_listed_on
+    from credit
+    union all
+    select uscc,
+      cast(null as int) as insured_headcount,
+      cast(null as varchar) as headcount_month,
+      cast(null as int) as last_tax_year,
+      cast(null as varchar) as tax_paid_by_year,
+      cast(null as decimal(18,2)) as revenue,
+      cast(null as decimal(18,2)) as tax_paid,
+      cast(null as varchar) as credit_grade,
+      cast(null as int) as credit_year,
+      high_tech_recognised_on,
+      high_tech_valid_until,
+      cast(null as varchar) as specialised_sme_level,
+      cast(null as date) as specialised_sme_recognised_on,
+      cast(null as int) as above_scale_first_year,
+      cast(null as int) as above_scale_last_year,
+      cast(null as date) as abnormal_listed_on
+    from high_tech
+    union all
+    select uscc,
+      cast(null as int) as insured_headcount,
+      cast(null as varchar) as headcount_month,
+      cast(null as int) as last_tax_year,
+      cast(null as varchar) as tax_paid_by_year,
+      cast(null as decimal(18,2)) as revenue,
+      cast(null as decimal(18,2)) as tax_paid,
+      cast(null as varchar) as credit_grade,
+      cast(null as int) as credit_year,
+      cast(null as date) as high_tech_recognised_on,
+      cast(null as date) as high_tech_valid_until,
+      specialised_sme_level,
+      specialised_sme_recognised_on,
+      cast(null as int) as above_scale_first_year,
+      cast(null as int) as above_scale_last_year,
+      cast(null as date) as abnormal_listed_on
+    from sme
+    union all
+    select uscc,
+      cast(null as int) as insured_headcount,
+      cast(null as varchar) as headcount_month,
+      cast(null as int) as last_tax_year,
+      cast(null as varchar) as tax_paid_by_year,
+      cast(null as decimal(18,2)) as revenue,
+      cast(null as decimal(18,2)) as tax_paid,
+      cast(null as varchar) as credit_grade,
+      cast(null as int) as credit_year,
+      cast(null as date) as high_tech_recognised_on,
+      cast(null as date) as high_tech_valid_until,
+      cast(null as varchar) as specialised_sme_level,
+      cast(null as date) as specialised_sme_recognised_on,
+      above_scale_first_year,
+      above_scale_last_year,
+      cast(null as date) as abnormal_listed_on
+    from above_scale
+    union all
+    select uscc,
+      cast(null as int) as insured_headcount,
+      cast(null as varchar) as headcount_month,
+      cast(null as int) as last_tax_year,
+      cast(null as varchar) as tax_paid_by_year,
+      cast(null as decimal(18,2)) as revenue,
+      cast(null as decimal(18,2)) as tax_paid,
+      cast(null as varchar) as credit_grade,
+      cast(null as int) as credit_year,
+      cast(null as date) as high_tech_recognised_on,
+      cast(null as date) as high_tech_valid_until,
+      cast(null as varchar) as specialised_sme_level,
+      cast(null as date) as specialised_sme_recognised_on,
+      cast(null as int) as above_scale_first_year,
+      cast(null as int) as above_scale_last_year,
+      abnormal_listed_on
+    from abnormal
+  ) f
+  group by uscc
+),
 profiled as (
   select
     r.uscc,
@@ -71,38 +236,31 @@ profiled as (
       - case when date_part('month', {as_of}) * 100 + date_part('day', {as_of})
                 < date_part('month', r.established_on) * 100 + date_part('day', r.established_on)
              then 1 else 0 end as int) as age_years,
-    coalesce(h.insured_headcount, 0) as insured_headcount,
-    h.headcount_month,
-    coalesce(lt.revenue, 0) as last_year_revenue,
-    t.last_tax_year,
-    coalesce(lt.tax_paid, 0) as last_year_tax_paid,
-    t.tax_paid_by_year,
+    coalesce(f.insured_headcount, 0) as insured_headcount,
+    f.headcount_month,
+    coalesce(f.revenue, 0) as last_year_revenue,
+    f.last_tax_year,
+    coalesce(f.tax_paid, 0) as last_year_tax_paid,
+    f.tax_paid_by_year,
     case
-      when coalesce(h.insured_headcount, 0) >= 1000 and coalesce(lt.revenue, 0) >= 400000000 then 'large'
-      when coalesce(h.insured_headcount, 0) >= 300 and coalesce(lt.revenue, 0) >= 20000000 then 'medium'
-      when coalesce(h.insured_headcount, 0) >= 20 and coalesce(lt.revenue, 0) >= 3000000 then 'small'
+      when coalesce(f.insured_headcount, 0) >= 1000 and coalesce(f.revenue, 0) >= 400000000 then 'large'
+      when coalesce(f.insured_headcount, 0) >= 300 and coalesce(f.revenue, 0) >= 20000000 then 'medium'
+      when coalesce(f.insured_headcount, 0) >= 20 and coalesce(f.revenue, 0) >= 3000000 then 'small'
       else 'micro'
     end as size_class,
-    ht.high_tech_recognised_on,
-    ht.high_tech_valid_until,
-    s.specialised_sme_level,
-    s.specialised_sme_recognised_on,
-    a.above_scale_first_year,
-    a.above_scale_last_year,
-    ab.abnormal_listed_on,
-    ab.uscc is not null as abnormal_operation,
-    c.credit_grade,
-    c.credit_year,
-    coalesce(c.credit_grade = 'D', false) as credit_bad
+    f.high_tech_recognised_on,
+    f.high_tech_valid_until,
+    f.specialised_sme_level,
+    f.specialised_sme_recognised_on,
+    f.above_scale_first_year,
+    f.above_scale_last_year,
+    f.abnormal_listed_on,
+    f.abnormal_listed_on is not null as abnormal_operation,
+    f.credit_grade,
+    f.credit_year,
+    coalesce(f.credit_grade = 'D', false) as credit_bad
   from reg r
-  left join headcount h on h.uscc = r.uscc
-  left join tax_years t on t.uscc = r.uscc
-  left join last_tax lt on lt.uscc = r.uscc
-  left join credit c on c.uscc = r.uscc
-  left join high_tech ht on ht.uscc = r.uscc
-  left join sme s on s.uscc = r.uscc
-  left join above_scale a on a.uscc = r.uscc
-  left join abnormal ab on ab.uscc = r.uscc
+  left join facts f on f.uscc = r.uscc
 )
 select *,
   concat_ws(',',
