@@ -58,6 +58,19 @@ pub struct BackgroundStats {
     pub tables_compacted: u64,
     pub files_vacuumed: u64,
     pub errors: u64,
+    /// Per incremental fold: seconds from the oldest events commit it took in to its commit
+    /// (the most recent 10,000).
+    pub lags: Vec<f64>,
+}
+
+impl BackgroundStats {
+    /// The `q`-quantile (0..=1) of the fold lags, if any fold was incremental.
+    pub fn lag_quantile(&self, q: f64) -> Option<f64> {
+        let mut l = self.lags.clone();
+        l.sort_by(f64::total_cmp);
+        let i = ((l.len() as f64 - 1.0) * q).round() as usize;
+        l.get(i).copied()
+    }
 }
 
 /// The running background work.
@@ -116,6 +129,11 @@ async fn run(
                     .filter(|r| r.events_version.is_some() && !r.up_to_date())
                     .count();
                 stats.folds += changed as u64;
+                stats
+                    .lags
+                    .extend(reports.iter().filter_map(|r| r.lag_seconds));
+                let excess = stats.lags.len().saturating_sub(10_000);
+                stats.lags.drain(..excess);
                 dirty |= changed > 0;
             }
             Err(e) => {

@@ -143,6 +143,12 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         "background: {} fold rounds, {} dataset folds, {} profile builds, {} errors",
         bg.fold_rounds, bg.folds, bg.profile_builds, bg.errors
     );
+    if let (Some(p50), Some(p99)) = (bg.lag_quantile(0.5), bg.lag_quantile(0.99)) {
+        println!(
+            "freshness: events commit → in current p50 {p50:.2} s, p99 {p99:.2} s ({} incremental folds)",
+            bg.lags.len()
+        );
+    }
     let dead = rt.block_on(count_by(&lake.dead_letters(), "error_class"))?;
     let dead_total: u64 = dead.iter().map(|(_, n)| n).sum();
     println!("{:<40} {:>10}", "_system/dead_letters", dead_total);

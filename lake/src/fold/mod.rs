@@ -50,7 +50,7 @@ use crate::{Error, LakeLocation, Result};
 pub const FOLD_APP_ID: &str = "gdx-fold";
 
 /// What one fold did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct FoldReport {
     pub dataset: String,
     /// The events version folded up to (None: no events table yet).
@@ -66,6 +66,9 @@ pub struct FoldReport {
     pub rows: u64,
     /// Keys in `deleted` after the fold.
     pub deleted: u64,
+    /// Seconds from the oldest events commit this fold took in to the fold's own commit:
+    /// how long a change waited before it was in `current` (incremental folds only).
+    pub lag_seconds: Option<f64>,
 }
 
 impl FoldReport {
@@ -122,9 +125,10 @@ pub fn current_schema(ds: &Dataset) -> SchemaRef {
 /// Data files that commits `from+1 ..= to` added with new data (compaction rewrites carry
 /// `dataChange: false` and hold nothing new). `None` when a commit is no longer readable
 /// (log cleaned up) or a file it added is gone again (compacted): the caller reads all.
-async fn added_files(events: &DeltaTable, from: u64, to: u64) -> Result<Option<Vec<String>>> {
+async fn added_files(events: &DeltaTable, from: u64, to: u64) -> Result<Option<Added>> {
     let store = events.log_store();
     let mut paths = Vec::new();
+    let mut oldest_ms: Option<i64> = None;
     for v in from + 1..=to {
         let Some(bytes) = store
             .read_commit_entry(v as _)
@@ -133,6 +137,7 @@ async fn added_files(events: &DeltaTable, from: u64, to: u64) -> Result<Option<V
         else {
             return Ok(None);
         };
+        let (mut commit_ms, before) = (None, paths.len());
         for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
             let Ok(action) = serde_json::from_slice::<serde_json::Value>(line) else {
                 return Ok(None);
@@ -143,6 +148,17 @@ async fn added_files(events: &DeltaTable, from: u64, to: u64) -> Result<Option<V
             {
                 paths.push(p.to_owned());
             }
+            if let Some(ts) = action
+                .pointer("/commitInfo/timestamp")
+                .and_then(|t| t.as_i64())
+            {
+                commit_ms = Some(ts);
+            }
+        }
+        if paths.len() > before
+            && let Some(ts) = commit_ms
+        {
+            oldest_ms = Some(oldest_ms.map_or(ts, |o: i64| o.min(ts)));
         }
     }
     let snapshot = events
@@ -153,7 +169,16 @@ async fn added_files(events: &DeltaTable, from: u64, to: u64) -> Result<Option<V
         .iter()
         .map(|f| f.path().into_owned())
         .collect();
-    Ok(paths.iter().all(|p| active.contains(p)).then_some(paths))
+    Ok(paths
+        .iter()
+        .all(|p| active.contains(p))
+        .then_some(Added { paths, oldest_ms }))
+}
+
+/// The event files new since the last fold, and when the oldest of their commits happened.
+struct Added {
+    paths: Vec<String>,
+    oldest_ms: Option<i64>,
 }
 
 /// Total rows of a table according to its file statistics.
@@ -213,15 +238,17 @@ pub async fn fold(lake: &LakeLocation, ds: &Dataset, opts: &FoldOptions) -> Resu
             .with_application_transactions(vec![Transaction::new(FOLD_APP_ID, to as i64)])
             .with_metadata([("gdx.events_version".to_owned(), serde_json::json!(to))])
     };
+    let added = match previous {
+        Some(prev) if prev < to => added_files(&events, prev, to).await?,
+        _ => None,
+    };
     if let (Some(mut cur), Some(prev)) = (current.clone(), previous) {
         if prev == to {
             report.rows = stats_rows(&cur);
             report.deleted = deleted.as_ref().map(stats_rows).unwrap_or(0);
             return Ok(report);
         }
-        if let Some(files) = added_files(&events, prev, to).await?
-            && files.is_empty()
-        {
+        if added.as_ref().is_some_and(|a| a.paths.is_empty()) {
             // Only offset commits since: record that the fold has seen them.
             commit_txns_only(&mut cur, txn())
                 .await
@@ -231,10 +258,8 @@ pub async fn fold(lake: &LakeLocation, ds: &Dataset, opts: &FoldOptions) -> Resu
             return Ok(report);
         }
     }
-    let files = match previous {
-        Some(prev) => added_files(&events, prev, to).await?,
-        None => None,
-    };
+    let oldest_ms = added.as_ref().and_then(|a| a.oldest_ms);
+    let files = added.map(|a| a.paths);
     report.full = files.is_none();
     report.files_read = match &files {
         Some(f) => f.len(),
@@ -301,6 +326,11 @@ pub async fn fold(lake: &LakeLocation, ds: &Dataset, opts: &FoldOptions) -> Resu
     let plan = resolved(&ctx, sorted().await?, Keep::Current, &fields, name)?;
     let table = write_plan(&ctx, plan, current, &current_url, txn(), name).await?;
     report.rows = stats_rows(&table);
+    if let Some(ms) = oldest_ms {
+        let lag = (chrono::Utc::now().timestamp_millis() - ms).max(0) as f64 / 1000.0;
+        report.lag_seconds = Some(lag);
+        metrics::histogram!("gdx_fold_lag_seconds", "dataset" => ds.id.to_string()).record(lag);
+    }
     Ok(report)
 }
 
