@@ -79,7 +79,9 @@ async fn the_latest_event_per_key_wins_and_folds_are_incremental_and_idempotent(
     let r = fold(&lake, &ds, &opts).await.unwrap();
     assert!(!r.full, "later folds read only what was added");
     assert_eq!(r.files_read, 2);
-    let lag = r.lag_seconds.expect("an incremental fold knows how long its input waited");
+    let lag = r
+        .lag_seconds
+        .expect("an incremental fold knows how long its input waited");
     assert!((0.0..60.0).contains(&lag), "{lag}");
     assert_eq!(
         rows(current.clone()).await,
