@@ -55,170 +55,27 @@ abnormal as (
   where listed_on <= {as_of} and (removed_on is null or removed_on > {as_of})
   group by uscc
 ),
--- Every per-enterprise fact of the other departments, gathered in one pass and one join.
+-- Every per-enterprise fact of the other departments, joined onto the bare key list first
+-- (cheap, narrow rows) and onto the wide registration rows once.
 facts as (
-  select uscc,
-    max(insured_headcount) as insured_headcount,
-    max(headcount_month) as headcount_month,
-    max(last_tax_year) as last_tax_year,
-    max(tax_paid_by_year) as tax_paid_by_year,
-    max(revenue) as revenue,
-    max(tax_paid) as tax_paid,
-    max(credit_grade) as credit_grade,
-    max(credit_year) as credit_year,
-    max(high_tech_recognised_on) as high_tech_recognised_on,
-    max(high_tech_valid_until) as high_tech_valid_until,
-    max(specialised_sme_level) as specialised_sme_level,
-    max(specialised_sme_recognised_on) as specialised_sme_recognised_on,
-    max(above_scale_first_year) as above_scale_first_year,
-    max(above_scale_last_year) as above_scale_last_year,
-    max(abnormal_listed_on) as abnormal_listed_on
-  from (
-    select uscc,
-      insured_headcount,
-      headcount_month,
-      cast(null as int) as last_tax_year,
-      cast(null as varchar) as tax_paid_by_year,
-      cast(null as decimal(18,2)) as revenue,
-      cast(null as decimal(18,2)) as tax_paid,
-      cast(null as varchar) as credit_grade,
-      cast(null as int) as credit_year,
-      cast(null as date) as high_tech_recognised_on,
-      cast(null as date) as high_tech_valid_until,
-      cast(null as varchar) as specialised_sme_level,
-      cast(null as date) as specialised_sme_recognised_on,
-      cast(null as int) as above_scale_first_year,
-      cast(null as int) as above_scale_last_year,
-      cast(null as date) as abnormal_listed_on
-    from headcount
-    union all
-    select uscc,
-      cast(null as int) as insured_headcount,
-      cast(null as varchar) as headcount_month,
-      last_tax_year,
-      tax_paid_by_year,
-      cast(null as decimal(18,2)) as revenue,
-      cast(null as decimal(18,2)) as tax_paid,
-      cast(null as varchar) as credit_grade,
-      cast(null as int) as credit_year,
-      cast(null as date) as high_tech_recognised_on,
-      cast(null as date) as high_tech_valid_until,
-      cast(null as varchar) as specialised_sme_level,
-      cast(null as date) as specialised_sme_recognised_on,
-      cast(null as int) as above_scale_first_year,
-      cast(null as int) as above_scale_last_year,
-      cast(null as date) as abnormal_listed_on
-    from tax_years
-    union all
-    select uscc,
-      cast(null as int) as insured_headcount,
-      cast(null as varchar) as headcount_month,
-      cast(null as int) as last_tax_year,
-      cast(null as varchar) as tax_paid_by_year,
-      revenue,
-      tax_paid,
-      cast(null as varchar) as credit_grade,
-      cast(null as int) as credit_year,
-      cast(null as date) as high_tech_recognised_on,
-      cast(null as date) as high_tech_valid_until,
-      cast(null as varchar) as specialised_sme_level,
-      cast(null as date) as specialised_sme_recognised_on,
-      cast(null as int) as above_scale_first_year,
-      cast(null as int) as above_scale_last_year,
-      cast(null as date) as abnormal_listed_on
-    from last_tax
-    union all
-    select uscc,
-      cast(null as int) as insured_headcount,
-      cast(null as varchar) as headcount_month,
-      cast(null as int) as last_tax_year,
-      cast(null as varchar) as tax_paid_by_year,
-      cast(null as decimal(18,2)) as revenue,
-      cast(null as decimal(18,2)) as tax_paid,
-      credit_grade,
-      credit_year,
-      cast(null as date) as high_tech_recognised_on,
-      cast(null as date) as high_tech_valid_until,
-      cast(null as varchar) as specialised_sme_level,
-      cast(null as date) as specialised_sme_recognised_on,
-      cast(null as int) as above_scale_first_year,
-      cast(null as int) as above_scale_last_year,
-      cast(null as date) as abnormal_listed_on
-    from credit
-    union all
-    select uscc,
-      cast(null as int) as insured_headcount,
-      cast(null as varchar) as headcount_month,
-      cast(null as int) as last_tax_year,
-      cast(null as varchar) as tax_paid_by_year,
-      cast(null as decimal(18,2)) as revenue,
-      cast(null as decimal(18,2)) as tax_paid,
-      cast(null as varchar) as credit_grade,
-      cast(null as int) as credit_year,
-      high_tech_recognised_on,
-      high_tech_valid_until,
-      cast(null as varchar) as specialised_sme_level,
-      cast(null as date) as specialised_sme_recognised_on,
-      cast(null as int) as above_scale_first_year,
-      cast(null as int) as above_scale_last_year,
-      cast(null as date) as abnormal_listed_on
-    from high_tech
-    union all
-    select uscc,
-      cast(null as int) as insured_headcount,
-      cast(null as varchar) as headcount_month,
-      cast(null as int) as last_tax_year,
-      cast(null as varchar) as tax_paid_by_year,
-      cast(null as decimal(18,2)) as revenue,
-      cast(null as decimal(18,2)) as tax_paid,
-      cast(null as varchar) as credit_grade,
-      cast(null as int) as credit_year,
-      cast(null as date) as high_tech_recognised_on,
-      cast(null as date) as high_tech_valid_until,
-      specialised_sme_level,
-      specialised_sme_recognised_on,
-      cast(null as int) as above_scale_first_year,
-      cast(null as int) as above_scale_last_year,
-      cast(null as date) as abnormal_listed_on
-    from sme
-    union all
-    select uscc,
-      cast(null as int) as insured_headcount,
-      cast(null as varchar) as headcount_month,
-      cast(null as int) as last_tax_year,
-      cast(null as varchar) as tax_paid_by_year,
-      cast(null as decimal(18,2)) as revenue,
-      cast(null as decimal(18,2)) as tax_paid,
-      cast(null as varchar) as credit_grade,
-      cast(null as int) as credit_year,
-      cast(null as date) as high_tech_recognised_on,
-      cast(null as date) as high_tech_valid_until,
-      cast(null as varchar) as specialised_sme_level,
-      cast(null as date) as specialised_sme_recognised_on,
-      above_scale_first_year,
-      above_scale_last_year,
-      cast(null as date) as abnormal_listed_on
-    from above_scale
-    union all
-    select uscc,
-      cast(null as int) as insured_headcount,
-      cast(null as varchar) as headcount_month,
-      cast(null as int) as last_tax_year,
-      cast(null as varchar) as tax_paid_by_year,
-      cast(null as decimal(18,2)) as revenue,
-      cast(null as decimal(18,2)) as tax_paid,
-      cast(null as varchar) as credit_grade,
-      cast(null as int) as credit_year,
-      cast(null as date) as high_tech_recognised_on,
-      cast(null as date) as high_tech_valid_until,
-      cast(null as varchar) as specialised_sme_level,
-      cast(null as date) as specialised_sme_recognised_on,
-      cast(null as int) as above_scale_first_year,
-      cast(null as int) as above_scale_last_year,
-      abnormal_listed_on
-    from abnormal
-  ) f
-  group by uscc
+  select k.uscc,
+    h.insured_headcount, h.headcount_month,
+    ty.last_tax_year, ty.tax_paid_by_year,
+    lt.revenue, lt.tax_paid,
+    c.credit_grade, c.credit_year,
+    ht.high_tech_recognised_on, ht.high_tech_valid_until,
+    s.specialised_sme_level, s.specialised_sme_recognised_on,
+    a.above_scale_first_year, a.above_scale_last_year,
+    ab.abnormal_listed_on
+  from (select uscc from reg) k
+  left join headcount h on h.uscc = k.uscc
+  left join tax_years ty on ty.uscc = k.uscc
+  left join last_tax lt on lt.uscc = k.uscc
+  left join credit c on c.uscc = k.uscc
+  left join high_tech ht on ht.uscc = k.uscc
+  left join sme s on s.uscc = k.uscc
+  left join above_scale a on a.uscc = k.uscc
+  left join abnormal ab on ab.uscc = k.uscc
 ),
 profiled as (
   select
