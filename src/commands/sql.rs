@@ -28,6 +28,7 @@ pub(crate) fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
         as_of: args.as_of,
         memory_limit: args.lake.memory_mb.max(64) << 20,
         max_rows: args.max_rows.max(1),
+        ..SessionOptions::default()
     };
     let session = rt.block_on(LakeSession::open(&lake, &catalog, &opts))?;
     if let Some(q) = &args.query {

@@ -75,6 +75,7 @@ pub async fn build(
     let mut session_opts = SessionOptions {
         as_of: opts.as_of,
         max_rows: usize::MAX,
+        state_only: true,
         ..SessionOptions::default()
     };
     if opts.memory_limit > 0 {

@@ -39,6 +39,9 @@ pub struct SessionOptions {
     pub memory_limit: usize,
     /// At most this many rows are returned; the rest is cut off and reported.
     pub max_rows: usize,
+    /// Register only the datasets' state tables (`<dept>.<dataset>`), as a profile build
+    /// needs: no events, profiles, dead letters or catalog tables to open.
+    pub state_only: bool,
 }
 
 impl Default for SessionOptions {
@@ -47,6 +50,7 @@ impl Default for SessionOptions {
             as_of: None,
             memory_limit: DEFAULT_MEMORY_LIMIT,
             max_rows: 10_000,
+            state_only: false,
         }
     }
 }
@@ -142,13 +146,21 @@ impl LakeSession {
             let name = format!("{}.{}", ds.id.department(), ds.id.name());
             let events_name = format!("{name}_events");
             let events_url = lake.events(&ds.id);
+            let current_url = lake.current(&ds.id);
+            if opts.state_only && opts.as_of.is_none() {
+                let (current, version) = provider(&current_url, &current_schema(ds), &name).await?;
+                if let Some(v) = version {
+                    s.versions.insert(name.clone(), v);
+                }
+                s.register(&name, current)?;
+                continue;
+            }
             let events_schema = crate::schema::events_schema(ds);
             let (events, events_version) =
                 provider(&events_url, &events_schema, &events_name).await?;
             if let Some(v) = events_version {
                 s.versions.insert(events_name.clone(), v);
             }
-            let current_url = lake.current(&ds.id);
             match &opts.as_of {
                 None => {
                     s.register(&events_name, events)?;
@@ -179,6 +191,9 @@ impl LakeSession {
                 }
             }
             delta_tables.insert(events_name, events_url);
+        }
+        if opts.state_only {
+            return Ok(s);
         }
         for p in Profile::ALL {
             let name = format!("profiles.{}", p.name());
