@@ -316,10 +316,15 @@ impl LakeSession {
                 close: close_names(name, &known),
             };
         }
-        if msg.contains("not supported")
-            || msg.contains("DDL")
-            || msg.contains("DML")
-            || msg.contains("Statement")
+        // The refusals of `SQLOptions` (DDL, DML incl. COPY, SET and other statements);
+        // other "not supported" errors are ordinary query errors.
+        if [
+            "DDL not supported",
+            "DML not supported",
+            "Statement not supported",
+        ]
+        .iter()
+        .any(|r| msg.contains(r))
         {
             return Error::ReadOnly(msg);
         }
