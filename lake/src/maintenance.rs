@@ -16,8 +16,8 @@ use std::num::NonZeroU64;
 use gdx_catalog::Catalog;
 use url::Url;
 
-use crate::fold::{delta_err, open};
 use crate::location::TableKind;
+use crate::table::{delta_err, open};
 use crate::{LakeLocation, Result};
 
 /// Default target size of compacted files.

@@ -20,7 +20,7 @@ fn df_err(url: &Url, e: datafusion::error::DataFusionError) -> Error {
 
 /// Runs `sql` over the table at `url` (registered as `t`); `None` when there is no table yet.
 async fn query(url: &Url, sql: &str) -> Result<Option<Vec<RecordBatch>>> {
-    let Ok(table) = deltalake::open_table(url.clone()).await else {
+    let Some(table) = crate::table::open(url).await? else {
         return Ok(None);
     };
     let ctx = SessionContext::new();
@@ -105,12 +105,12 @@ pub async fn ingest_delays_ms(url: &Url, since_us: i64) -> Result<Vec<i64>> {
 /// Paths of the data files of the table's newest version (local tables; empty when there
 /// is no table) — for handing the same Parquet files to another engine.
 pub async fn active_files(url: &Url) -> Result<Vec<String>> {
-    let Some(t) = crate::fold::open(url).await? else {
+    let Some(t) = crate::table::open(url).await? else {
         return Ok(Vec::new());
     };
     let uris = t
         .get_file_uris()
-        .map_err(|e| crate::fold::delta_err(url, e))?
+        .map_err(|e| crate::table::delta_err(url, e))?
         .map(|u| u.strip_prefix("file://").map(str::to_owned).unwrap_or(u))
         .collect();
     Ok(uris)

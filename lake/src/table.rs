@@ -55,12 +55,7 @@ impl EventTable {
             table: url.to_string(),
             source: Box::new(source),
         };
-        if url.scheme() == "file"
-            && let Ok(path) = url.to_file_path()
-        {
-            std::fs::create_dir_all(&path)
-                .map_err(|e| delta(deltalake::DeltaTableError::from(e)))?;
-        }
+        ensure_local_dir(&url).map_err(delta)?;
         let table = DeltaTable::try_from_url(url.clone()).await.map_err(delta)?;
         if table.version().is_some() {
             return Ok(Self { table, url });
@@ -157,6 +152,52 @@ impl EventTable {
     pub fn delta(&self) -> &DeltaTable {
         &self.table
     }
+}
+
+pub(crate) fn delta_err(url: &Url, e: deltalake::DeltaTableError) -> Error {
+    Error::Delta {
+        table: url.to_string(),
+        source: Box::new(e),
+    }
+}
+
+/// Creates the directory of a local table (object stores need no directories).
+pub(crate) fn ensure_local_dir(url: &Url) -> std::result::Result<(), deltalake::DeltaTableError> {
+    if url.scheme() == "file"
+        && let Ok(path) = url.to_file_path()
+    {
+        std::fs::create_dir_all(&path)?;
+    }
+    Ok(())
+}
+
+/// Opens the table at `url`; `None` when there is no table there yet (any other failure,
+/// such as a store that refuses access, is an error).
+pub(crate) async fn open(url: &Url) -> Result<Option<DeltaTable>> {
+    if url.scheme() == "file"
+        && let Ok(p) = url.to_file_path()
+        && !p.join("_delta_log").exists()
+    {
+        return Ok(None);
+    }
+    match deltalake::open_table(url.clone()).await {
+        Ok(t) => Ok(Some(t)),
+        Err(deltalake::DeltaTableError::NotATable(_)) => Ok(None),
+        Err(e) => Err(delta_err(url, e)),
+    }
+}
+
+/// Total rows of a table according to its file statistics.
+pub(crate) fn stats_rows(table: &DeltaTable) -> u64 {
+    table
+        .snapshot()
+        .map(|s| {
+            s.log_data()
+                .iter()
+                .map(|f| f.num_records().unwrap_or(0) as u64)
+                .sum()
+        })
+        .unwrap_or(0)
 }
 
 /// A commit without data that records application transactions (Kafka offsets, or the events

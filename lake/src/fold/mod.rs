@@ -42,8 +42,8 @@ use resolve::{Keep, Resolver};
 
 use crate::engine::{align, df_err, session};
 use crate::schema::{events_schema, provenance};
-use crate::table::commit_txns_only;
-use crate::{Error, LakeLocation, Result};
+use crate::table::{commit_txns_only, delta_err, ensure_local_dir, open, stats_rows};
+use crate::{LakeLocation, Result};
 
 /// The application transaction a fold records on `current` and `deleted`: the `events`
 /// version folded so far.
@@ -75,28 +75,6 @@ impl FoldReport {
     /// Whether the fold found nothing new.
     pub fn up_to_date(&self) -> bool {
         self.files_read == 0 && !self.full
-    }
-}
-
-pub(crate) fn delta_err(url: &Url, e: deltalake::DeltaTableError) -> Error {
-    Error::Delta {
-        table: url.to_string(),
-        source: Box::new(e),
-    }
-}
-
-/// Opens the table at `url`; `None` when there is no table there yet.
-pub(crate) async fn open(url: &Url) -> Result<Option<DeltaTable>> {
-    if url.scheme() == "file"
-        && let Ok(p) = url.to_file_path()
-        && !p.join("_delta_log").exists()
-    {
-        return Ok(None);
-    }
-    match deltalake::open_table(url.clone()).await {
-        Ok(t) => Ok(Some(t)),
-        Err(deltalake::DeltaTableError::NotATable(_)) => Ok(None),
-        Err(e) => Err(delta_err(url, e)),
     }
 }
 
@@ -179,19 +157,6 @@ async fn added_files(events: &DeltaTable, from: u64, to: u64) -> Result<Option<A
 struct Added {
     paths: Vec<String>,
     oldest_ms: Option<i64>,
-}
-
-/// Total rows of a table according to its file statistics.
-pub(crate) fn stats_rows(table: &DeltaTable) -> u64 {
-    table
-        .snapshot()
-        .map(|s| {
-            s.log_data()
-                .iter()
-                .map(|f| f.num_records().unwrap_or(0) as u64)
-                .sum()
-        })
-        .unwrap_or(0)
 }
 
 /// Options of a fold.
@@ -506,12 +471,7 @@ pub(crate) async fn write_plan(
     let table = match table {
         Some(t) => t,
         None => {
-            if url.scheme() == "file"
-                && let Ok(p) = url.to_file_path()
-            {
-                std::fs::create_dir_all(&p)
-                    .map_err(|e| delta_err(url, deltalake::DeltaTableError::from(e)))?;
-            }
+            ensure_local_dir(url).map_err(|e| delta_err(url, e))?;
             DeltaTable::try_from_url(url.clone())
                 .await
                 .map_err(|e| delta_err(url, e))?

@@ -11,8 +11,9 @@ use chrono::NaiveDate;
 use deltalake::kernel::transaction::CommitProperties;
 use gdx_catalog::Catalog;
 
-use crate::fold::{open, stats_rows, write_sql};
+use crate::fold::write_sql;
 use crate::sql::{AsOf, LakeSession, SessionOptions};
+use crate::table::{open, stats_rows};
 use crate::{LakeLocation, Result};
 
 /// The profiles the lake builds.

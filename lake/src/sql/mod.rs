@@ -25,8 +25,9 @@ use gdx_catalog::Catalog;
 use url::Url;
 
 use crate::engine::{DEFAULT_MEMORY_LIMIT, df_err, session};
-use crate::fold::{current_schema, open};
+use crate::fold::current_schema;
 use crate::profiles::{self, Profile};
+use crate::table::open;
 use crate::{Error, LakeLocation, Result};
 pub use time_travel::AsOf;
 
