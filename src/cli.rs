@@ -201,8 +201,14 @@ pub(crate) struct BenchIngestArgs {
     /// Partitions of the benchmark topic (the embedded broker keeps ~5 MB per partition).
     #[arg(long, env = "GDX_BENCH_PARTITIONS", default_value_t = 256)]
     pub(crate) partitions: i32,
-    /// Worker threads of the gdx ingest process.
-    #[arg(long, env = "GDX_BENCH_WORKERS", default_value_t = 2)]
+    /// Times the generated records are produced (a backlog larger than the simulator's
+    /// output without generating it: `--records 1000000 --copies 10` is a 10M backlog; give
+    /// it enough `--partitions` for the embedded broker's ~5 MB per partition).
+    #[arg(long, env = "GDX_BENCH_COPIES", default_value_t = 1)]
+    pub(crate) copies: usize,
+    /// Worker threads of the gdx ingest process (one already uses every core: it polls,
+    /// decodes and commits in a pipeline).
+    #[arg(long, env = "GDX_BENCH_WORKERS", default_value_t = 1)]
     pub(crate) workers: usize,
 }
 

@@ -9,6 +9,11 @@ mod commands;
 
 use clap::Parser;
 
+/// The allocator (chosen here, for the whole process): jemalloc; why is in the workspace
+/// manifest.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     init_tracing(&cli.log);

@@ -99,15 +99,13 @@ fn catalog_commands() {
     assert!(o.status.success(), "{}", stdout(&o));
     assert!(stdout(&o).contains("0 violations"));
 
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/catalog/district");
-    let o = gdx(&["catalog", "validate", dir]);
+    let root = std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo");
+    let dir = format!("{root}/catalog/district");
+    let o = gdx(&["catalog", "validate", &dir]);
     assert!(o.status.success(), "{}", stdout(&o));
 
-    let bad = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/catalog/tests/fixtures/pk-not-a-field"
-    );
-    let o = gdx(&["catalog", "validate", bad]);
+    let bad = format!("{root}/catalog/tests/fixtures/pk-not-a-field");
+    let o = gdx(&["catalog", "validate", &bad]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stdout(&o).contains("violation[pk-not-a-field]"),
@@ -115,15 +113,9 @@ fn catalog_commands() {
         stdout(&o)
     );
 
-    let base = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/catalog/tests/fixtures/field-removed/baseline"
-    );
-    let next = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/catalog/tests/fixtures/field-removed/next"
-    );
-    let o = gdx(&["catalog", "validate", next, "--baseline", base]);
+    let base = format!("{root}/catalog/tests/fixtures/field-removed/baseline");
+    let next = format!("{root}/catalog/tests/fixtures/field-removed/next");
+    let o = gdx(&["catalog", "validate", &next, "--baseline", &base]);
     assert_eq!(o.status.code(), Some(1));
     assert!(
         stdout(&o).contains("violation[field-removed]"),

@@ -62,7 +62,11 @@ mod tests {
 
     #[test]
     fn every_file_in_the_folder_is_compiled_in() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("district");
+        // Read at run time (cargo sets it), so a binary reused from another checkout through a
+        // shared target directory still checks this one.
+        let dir =
+            std::path::PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
+                .join("district");
         let mut on_disk: Vec<String> = std::fs::read_dir(dir)
             .unwrap()
             // An unreadable entry is skipped and then shows up as a difference below.

@@ -1,15 +1,20 @@
 //! One bad catalog per violation kind (in `tests/fixtures/<rule>/`): each must raise its rule
 //! and no other violation. Evolution fixtures hold `baseline/` (published) and `next/`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use gdx_catalog::validate::{validate, validate_evolution};
 use gdx_catalog::{Catalog, Finding, LoadError, Severity};
 
+/// The package directory, read when the test runs (cargo sets it), not baked in at compile
+/// time: a test binary reused from another checkout through a shared target directory would
+/// otherwise read that checkout's files.
+fn package_dir() -> PathBuf {
+    PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").expect("run by cargo"))
+}
+
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(name)
+    package_dir().join("tests/fixtures").join(name)
 }
 
 /// All violations found for a fixture directory.
@@ -134,7 +139,7 @@ fn load_dir_refuses_a_catalog_with_violations() {
 
 #[test]
 fn the_shipped_district_catalog_validates_from_its_files() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("district");
+    let dir = package_dir().join("district");
     let catalog = Catalog::load_dir(&dir).unwrap();
     assert!(catalog.len() >= 18);
 }

@@ -102,6 +102,18 @@ pub async fn ingest_delays_ms(url: &Url, since_us: i64) -> Result<Vec<i64>> {
     Ok(out)
 }
 
+/// Rows per ingestion stamp of an events table (every run a worker hands over shares one
+/// `_ingested_at`), oldest first: `(microseconds since the epoch, rows)`.
+pub async fn ingest_runs(url: &Url) -> Result<Vec<(i64, u64)>> {
+    let sql = "select cast(_ingested_at as bigint), count(*) from t group by 1 order by 1";
+    let mut out = Vec::new();
+    for b in query(url, sql).await?.unwrap_or_default() {
+        let (at, n) = (int64s(url, b.column(0))?, int64s(url, b.column(1))?);
+        out.extend(at.into_iter().zip(n.into_iter().map(|n| n as u64)));
+    }
+    Ok(out)
+}
+
 /// Paths of the data files of the table's newest version (local tables; empty when there
 /// is no table) — for handing the same Parquet files to another engine.
 pub async fn active_files(url: &Url) -> Result<Vec<String>> {

@@ -5,11 +5,14 @@
 //! the lake holds (Delta application transactions, app id `<job>/<cluster id>/<topic>/<partition>`)
 //! and assigns the partition at that offset + 1 — or stops it with an offset-gap alarm when
 //! the broker no longer has that offset → messages are buffered per topic → every
-//! `flush_rows` messages or `flush_interval` the buffers are decoded and committed
-//! ([`sink`]) → group offsets are committed afterwards, for lag monitoring only → before
-//! partitions are revoked, and on stop, buffers are flushed.
+//! `flush_rows` messages or `flush_interval` the run is handed to a flush task that decodes
+//! and commits it ([`sink`]) while the worker goes on polling the next run (at most one run
+//! in flight: the next hand-over waits for it) → group offsets are committed once a run has
+//! landed, for lag monitoring only → before partitions are revoked, and on stop, the run in
+//! flight lands and the buffers are flushed.
 
 mod dead_letters;
+mod decoding;
 mod sink;
 
 pub use sink::FlushStats;
@@ -22,13 +25,14 @@ use std::time::{Duration, Instant};
 use gdx_catalog::Catalog;
 use gdx_lake::LakeLocation;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::message::{Headers, Message as _};
+use rdkafka::message::{BorrowedMessage, Headers, Message as _};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext};
 use tokio::runtime::Handle;
 
 use crate::decode::{DEFAULT_MAX_MESSAGE_BYTES, Message};
+use decoding::Decoders;
 use sink::Sinks;
 
 /// Errors of an ingest worker.
@@ -52,6 +56,8 @@ pub enum Error {
     },
     #[error("cannot reach the Kafka cluster at {0} (no cluster id)")]
     NoCluster(String),
+    #[error("a flush task failed: {0}")]
+    Task(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -96,13 +102,20 @@ pub struct WorkerStats {
     pub commits: usize,
 }
 
+/// What a flush task hands back: the sinks it borrowed, and per topic what landed.
+type Landed = (Sinks, Result<Vec<(String, FlushStats)>>);
+
 struct State {
-    sinks: Sinks,
+    /// `None` while a flush task holds them.
+    sinks: Option<Sinks>,
+    /// The run being decoded and committed, and the group offsets to commit once it landed.
+    inflight: Option<(tokio::task::JoinHandle<Landed>, TopicPartitionList)>,
+    decoders: Decoders,
     /// Messages buffered per topic, in arrival order.
     buffers: BTreeMap<String, Vec<Message>>,
     buffered: usize,
     /// Next offset to accept per (topic, partition); anything below is already in the lake.
-    next: HashMap<(String, i32), i64>,
+    next: HashMap<String, HashMap<i32, i64>>,
     stats: WorkerStats,
     alarms: Vec<Error>,
     failure: Option<Error>,
@@ -137,33 +150,47 @@ impl ConsumerContext for Context {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 let mut assign = TopicPartitionList::new();
-                for e in tpl.elements() {
-                    let (topic, partition) = (e.topic().to_owned(), e.partition());
-                    if !is_feed_topic(&topic) {
-                        continue; // gdx's own output topics and Kafka's internal ones
+                // gdx's own output topics and Kafka's internal ones are not feeds.
+                let parts: Vec<(String, i32)> = tpl
+                    .elements()
+                    .iter()
+                    .filter(|e| is_feed_topic(e.topic()))
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect();
+                let resumed = land(&mut state, &self.rt).and_then(|()| {
+                    let sinks = state.sinks.as_mut().expect("no flush in flight");
+                    self.rt.block_on(sinks.resume_offsets(&parts))
+                });
+                match resumed {
+                    Ok(offsets) => {
+                        for ((topic, partition), offset) in parts.into_iter().zip(offsets) {
+                            match check_gap(consumer, &topic, partition, offset) {
+                                Ok(()) => {
+                                    let at = offset.map_or(Offset::Beginning, Offset::Offset);
+                                    assign
+                                        .add_partition_offset(&topic, partition, at)
+                                        .expect("valid offset");
+                                    state
+                                        .next
+                                        .entry(topic)
+                                        .or_default()
+                                        .insert(partition, offset.unwrap_or(0));
+                                }
+                                Err(alarm @ Error::OffsetGap { .. }) => {
+                                    tracing::error!(%alarm, "offset gap: partition stopped");
+                                    metrics::counter!("gdx_ingest_offset_gap_alarms_total", "topic" => topic).increment(1);
+                                    state.alarms.push(alarm);
+                                }
+                                Err(e) => {
+                                    tracing::error!(error = %e, topic, partition, "cannot read the partition's log start; partition not assigned");
+                                    state.failure.get_or_insert(e);
+                                }
+                            }
+                        }
                     }
-                    match self
-                        .rt
-                        .block_on(resume(&mut state.sinks, consumer, &topic, partition))
-                    {
-                        Ok(offset) => {
-                            state
-                                .next
-                                .insert((topic.clone(), partition), offset.unwrap_or(0));
-                            let at = offset.map_or(Offset::Beginning, Offset::Offset);
-                            assign
-                                .add_partition_offset(&topic, partition, at)
-                                .expect("valid offset");
-                        }
-                        Err(alarm @ Error::OffsetGap { .. }) => {
-                            tracing::error!(%alarm, "offset gap: partition stopped");
-                            metrics::counter!("gdx_ingest_offset_gap_alarms_total", "topic" => topic.clone()).increment(1);
-                            state.alarms.push(alarm);
-                        }
-                        Err(e) => {
-                            tracing::error!(error = %e, topic, partition, "cannot read the lake's offsets; partition not assigned");
-                            state.failure.get_or_insert(e);
-                        }
+                    Err(e) => {
+                        tracing::error!(error = %e, "cannot read the lake's offsets; partitions not assigned");
+                        state.failure.get_or_insert(e);
                     }
                 }
                 if let Err(e) = consumer.assign(&assign) {
@@ -187,7 +214,7 @@ impl ConsumerContext for Context {
             }
             _ => {
                 // Revocation (or a rebalance error): land what we hold before letting go.
-                if let Err(e) = self.rt.block_on(flush(&mut state, consumer)) {
+                if let Err(e) = drain(&mut state, consumer, &self.rt) {
                     state.failure.get_or_insert(e);
                 }
                 state.next.clear();
@@ -199,15 +226,14 @@ impl ConsumerContext for Context {
     }
 }
 
-/// Where a newly assigned partition resumes; an offset gap is an error.
-async fn resume(
-    sinks: &mut Sinks,
+/// An offset gap is an error: the lake's next offset must still be on the broker.
+fn check_gap(
     consumer: &BaseConsumer<Context>,
     topic: &str,
     partition: i32,
-) -> Result<Option<i64>> {
-    let offset = sinks.resume_offset(topic, partition).await?;
-    if let Some(next) = offset {
+    next: Option<i64>,
+) -> Result<()> {
+    if let Some(next) = next {
         let (low, _high) = consumer.fetch_watermarks(topic, partition, Duration::from_secs(10))?;
         if next < low {
             return Err(Error::OffsetGap {
@@ -219,42 +245,117 @@ async fn resume(
             });
         }
     }
-    Ok(offset)
+    Ok(())
 }
 
-async fn flush(state: &mut State, consumer: &BaseConsumer<Context>) -> Result<()> {
+/// Starts decoding the buffered run and hands it to a flush task once the previous run has
+/// landed (decoding overlaps that wait).
+fn start_flush(state: &mut State, consumer: &BaseConsumer<Context>, rt: &Handle) -> Result<()> {
     if state.buffered == 0 {
-        return Ok(());
+        return land_and_commit(state, consumer, rt);
     }
-    let now_us = chrono::Utc::now().timestamp_micros();
     let buffers = std::mem::take(&mut state.buffers);
-    let mut commit = TopicPartitionList::new();
-    for (topic, msgs) in &buffers {
-        let started = std::time::Instant::now();
-        let s = state.sinks.flush_topic(topic, msgs, now_us).await?;
-        metrics::histogram!("gdx_ingest_commit_seconds", "topic" => topic.clone())
-            .record(started.elapsed().as_secs_f64());
+    state.buffered = 0;
+    let now_us = chrono::Utc::now().timestamp_micros();
+    let runs: Vec<_> = buffers
+        .into_iter()
+        .map(|(topic, msgs)| state.decoders.start(rt, topic, msgs, now_us))
+        .collect();
+    let mut offsets = TopicPartitionList::new();
+    for run in &runs {
+        for (p, o) in &run.last {
+            offsets
+                .add_partition_offset(&run.topic, *p, Offset::Offset(o + 1))
+                .expect("valid offset");
+        }
+    }
+    land_and_commit(state, consumer, rt)?;
+    let mut sinks = state.sinks.take().expect("no flush in flight");
+    let task = rt.spawn(async move {
+        let mut landed = Vec::new();
+        for run in runs {
+            let started = Instant::now();
+            let topic = run.topic.clone();
+            match sinks.flush_run(run, now_us).await {
+                Ok(s) => {
+                    metrics::histogram!("gdx_ingest_commit_seconds", "topic" => topic.clone())
+                        .record(started.elapsed().as_secs_f64());
+                    landed.push((topic, s));
+                }
+                Err(e) => return (sinks, Err(e)),
+            }
+        }
+        (sinks, Ok(landed))
+    });
+    state.inflight = Some((task, offsets));
+    Ok(())
+}
+
+/// Waits for the run in flight to land (if any) and takes the sinks back.
+fn land(state: &mut State, rt: &Handle) -> Result<()> {
+    land_inner(state, rt).map(|_| ())
+}
+
+fn land_inner(state: &mut State, rt: &Handle) -> Result<Option<TopicPartitionList>> {
+    let Some((task, offsets)) = state.inflight.take() else {
+        return Ok(None);
+    };
+    let (sinks, landed) = rt.block_on(task).map_err(|e| Error::Task(e.to_string()))?;
+    state.sinks = Some(sinks);
+    for (topic, s) in landed? {
         metrics::counter!("gdx_ingest_messages_total", "topic" => topic.clone())
             .increment(s.messages as u64);
         metrics::counter!("gdx_ingest_rows_committed_total", "topic" => topic.clone())
             .increment(s.rows as u64);
-        metrics::counter!("gdx_ingest_dead_letters_total", "topic" => topic.clone())
+        metrics::counter!("gdx_ingest_dead_letters_total", "topic" => topic)
             .increment(s.dead_letters as u64);
         state.stats.rows += s.rows;
         state.stats.dead_letters += s.dead_letters;
         state.stats.commits += s.commits;
-        for (p, o) in crate::decode::last_offsets(msgs) {
-            commit
-                .add_partition_offset(topic, p, Offset::Offset(o + 1))
-                .expect("valid offset");
-        }
     }
-    state.buffered = 0;
-    // Group offsets are for lag monitoring only; the lake is the source of truth.
-    if let Err(e) = consumer.commit(&commit, CommitMode::Async) {
+    Ok(Some(offsets))
+}
+
+/// [`land`], then the group offsets of what landed (for lag monitoring only; the lake is the
+/// source of truth).
+fn land_and_commit(state: &mut State, consumer: &BaseConsumer<Context>, rt: &Handle) -> Result<()> {
+    if let Some(offsets) = land_inner(state, rt)?
+        && let Err(e) = consumer.commit(&offsets, CommitMode::Async)
+    {
         tracing::warn!(error = %e, "group offset commit failed (lag metrics only)");
     }
     Ok(())
+}
+
+/// Lands everything held: the run in flight, then the buffers.
+fn drain(state: &mut State, consumer: &BaseConsumer<Context>, rt: &Handle) -> Result<()> {
+    start_flush(state, consumer, rt)?;
+    land_and_commit(state, consumer, rt)
+}
+
+/// A polled message, copied out of librdkafka's buffer.
+fn owned(m: &BorrowedMessage<'_>) -> Message {
+    Message {
+        topic: m.topic().to_owned(),
+        partition: m.partition(),
+        offset: m.offset(),
+        key: m.key().map(<[u8]>::to_vec),
+        value: m.payload().map(<[u8]>::to_vec),
+        timestamp_ms: m.timestamp().to_millis(),
+        headers: m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|x| {
+                        (
+                            x.key.to_owned(),
+                            x.value.map(<[u8]>::to_vec).unwrap_or_default(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
 }
 
 /// The subscription: every topic named like a department feed.
@@ -281,15 +382,11 @@ pub fn run(
         .fetch_cluster_id(Duration::from_secs(10))
         .ok_or_else(|| Error::NoCluster(cfg.brokers.clone()))?;
     drop(probe);
-    let sinks = Sinks::new(
-        cfg.lake.clone(),
-        catalog.clone(),
-        cfg.job.clone(),
-        cluster,
-        cfg.max_message_bytes,
-    );
+    let sinks = Sinks::new(cfg.lake.clone(), catalog.clone(), cfg.job.clone(), cluster);
     let state = Arc::new(Mutex::new(State {
-        sinks,
+        sinks: Some(sinks),
+        inflight: None,
+        decoders: Decoders::new(catalog.clone(), cfg.max_message_bytes),
         buffers: BTreeMap::new(),
         buffered: 0,
         next: HashMap::new(),
@@ -312,6 +409,15 @@ pub fn run(
             (cfg.session_timeout.as_millis() / 4).max(100).to_string(),
         )
         .set("message.max.bytes", "10000000")
+        // A full prefetch queue (while a run is being committed) would otherwise pause
+        // fetching for a whole second (librdkafka's default), starving the next run.
+        .set("fetch.queue.backoff.ms", "20")
+        // Bounded prefetch: librdkafka's defaults (64 MB queue, 50 MB per fetch, 1 MB per
+        // partition) overshoot by up to 1 MB per assigned partition, hundreds of MB for a
+        // backlog over many partitions.
+        .set("queued.max.messages.kbytes", "32768")
+        .set("fetch.max.bytes", "16777216")
+        .set("max.partition.fetch.bytes", "262144")
         .set("statistics.interval.ms", "5000")
         .set("topic.metadata.refresh.interval.ms", "10000")
         .create_with_context(Context {
@@ -337,50 +443,50 @@ pub fn run(
             }
             other => other,
         };
+        let idle = polled.is_none();
         if let Some(result) = polled {
             let m = result?;
-            let key = (m.topic().to_owned(), m.partition());
             st.stats.messages += 1;
-            match st.next.get(&key) {
+            let next = st
+                .next
+                .get_mut(m.topic())
+                .and_then(|t| t.get_mut(&m.partition()));
+            match next {
                 Some(next) if m.offset() >= *next => {
-                    st.next.insert(key, m.offset() + 1);
-                    let msg = Message {
-                        topic: m.topic().to_owned(),
-                        partition: m.partition(),
-                        offset: m.offset(),
-                        key: m.key().map(<[u8]>::to_vec),
-                        value: m.payload().map(<[u8]>::to_vec),
-                        timestamp_ms: m.timestamp().to_millis(),
-                        headers: m
-                            .headers()
-                            .map(|h| {
-                                h.iter()
-                                    .map(|x| {
-                                        (
-                                            x.key.to_owned(),
-                                            x.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                                        )
-                                    })
-                                    .collect()
-                            })
-                            .unwrap_or_default(),
-                    };
-                    st.buffers.entry(msg.topic.clone()).or_default().push(msg);
+                    *next = m.offset() + 1;
+                    let msg = owned(&m);
+                    match st.buffers.get_mut(&msg.topic) {
+                        Some(run) => run.push(msg),
+                        None => {
+                            st.buffers.insert(msg.topic.clone(), vec![msg]);
+                        }
+                    }
                     st.buffered += 1;
                 }
                 // Already in the lake, or a partition we no longer own.
                 _ => st.stats.skipped_duplicates += 1,
             }
         }
-        if st.buffered >= cfg.flush_rows
-            || (st.buffered > 0 && last_flush.elapsed() >= cfg.flush_interval)
+        // A run that has landed is taken back at once: its group offsets (lag, and the
+        // producers' backpressure) must not wait for the next run to fill.
+        if st
+            .inflight
+            .as_ref()
+            .is_some_and(|(task, _)| task.is_finished())
         {
-            rt.block_on(flush(&mut st, &consumer))?;
+            land_and_commit(&mut st, &consumer, &rt)?;
+        }
+        // The clock is read when idle or every 512 messages, not for every message.
+        let check_clock = idle || st.buffered.is_multiple_of(512);
+        if st.buffered >= cfg.flush_rows
+            || (st.buffered > 0 && check_clock && last_flush.elapsed() >= cfg.flush_interval)
+        {
+            start_flush(&mut st, &consumer, &rt)?;
             last_flush = Instant::now();
         }
     }
     let mut st = state.lock().expect("worker state");
-    rt.block_on(flush(&mut st, &consumer))?;
+    drain(&mut st, &consumer, &rt)?;
     let stats = st.stats.clone();
     let alarms = std::mem::take(&mut st.alarms);
     drop(st);

@@ -10,13 +10,16 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use futures::{StreamExt, TryStreamExt};
+
 use gdx_catalog::Catalog;
-use gdx_lake::schema::dead_letter_schema;
+use gdx_lake::schema::{dead_letter_schema, events_schema};
 use gdx_lake::table::app_id;
 use gdx_lake::{EventTable, LakeLocation, PartitionTxn};
 
+use super::decoding::{Run, RunContent};
 use super::{Error, Result, dead_letters};
-use crate::decode::{DatasetDecoder, DeadLetter, ErrorClass, Message, last_offsets};
+use crate::decode::{DeadLetter, ErrorClass, Message, last_offsets};
 
 /// What one flush committed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -32,9 +35,7 @@ pub(crate) struct Sinks {
     catalog: Arc<Catalog>,
     job: String,
     cluster: String,
-    max_message_bytes: usize,
     tables: HashMap<String, EventTable>,
-    decoders: HashMap<String, DatasetDecoder>,
     dead: Option<EventTable>,
     /// Last offset the dead-letter table holds, per app id.
     dead_versions: HashMap<String, i64>,
@@ -46,16 +47,13 @@ impl Sinks {
         catalog: Arc<Catalog>,
         job: String,
         cluster: String,
-        max_message_bytes: usize,
     ) -> Self {
         Self {
             lake,
             catalog,
             job,
             cluster,
-            max_message_bytes,
             tables: HashMap::new(),
-            decoders: HashMap::new(),
             dead: None,
             dead_versions: HashMap::new(),
         }
@@ -71,15 +69,13 @@ impl Sinks {
                 .catalog
                 .by_topic(topic)
                 .ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
-            let decoder = DatasetDecoder::new(Arc::new(ds.clone()))
-                .with_max_message_bytes(self.max_message_bytes);
             let t = EventTable::open_or_create(
                 self.lake.events(&ds.id),
-                decoder.events_schema().clone(),
+                events_schema(ds),
                 ds.id.as_str(),
             )
-            .await?;
-            self.decoders.insert(topic.to_owned(), decoder);
+            .await?
+            .with_unique_columns(&ds.primary_key);
             self.tables.insert(topic.to_owned(), t);
         }
         Ok(self.tables.get_mut(topic).expect("inserted above"))
@@ -99,30 +95,47 @@ impl Sinks {
         Ok(self.dead.as_mut().expect("set above"))
     }
 
-    /// The first offset of `partition` the lake does not hold yet (None: from the beginning),
-    /// read fresh from the tables (another worker may have committed it).
-    pub(crate) async fn resume_offset(
+    /// For every `(topic, partition)`, the first offset the lake does not hold yet (None:
+    /// from the beginning), read fresh from the tables (another worker may have committed
+    /// it). Each table is reloaded once per call, however many of its partitions are asked.
+    pub(crate) async fn resume_offsets(
         &mut self,
-        topic: &str,
-        partition: i32,
-    ) -> Result<Option<i64>> {
-        let id = self.app_id(topic, partition);
-        let events = if self.catalog.by_topic(topic).is_some() {
-            let table = self.table(topic).await?;
-            table.refresh().await?;
-            Some(table.txn_version(&id).await?)
-        } else {
-            None
-        };
-        let dead = self.dead().await?;
-        dead.refresh().await?;
-        let dead_version = dead.txn_version(&id).await?;
-        match dead_version {
-            Some(v) => self.dead_versions.insert(id, v),
-            None => self.dead_versions.remove(&id),
-        };
-        // A topic outside the catalog only ever lands in the dead-letter table.
-        Ok(events.unwrap_or(dead_version).map(|v| v + 1))
+        parts: &[(String, i32)],
+    ) -> Result<Vec<Option<i64>>> {
+        let mut topics: Vec<&str> = parts.iter().map(|(t, _)| t.as_str()).collect();
+        topics.sort_unstable();
+        topics.dedup();
+        for topic in topics {
+            if self.catalog.by_topic(topic).is_some() {
+                self.table(topic).await?.refresh().await?;
+            }
+        }
+        self.dead().await?.refresh().await?;
+        let ids: Vec<String> = parts.iter().map(|(t, p)| self.app_id(t, *p)).collect();
+        let dead = self.dead.as_ref().expect("opened above");
+        let tables = &self.tables;
+        let lookups = parts.iter().zip(&ids).map(|((topic, _), id)| async move {
+            let events = match tables.get(topic.as_str()) {
+                Some(t) => Some(t.txn_version(id).await?),
+                None => None,
+            };
+            Ok::<_, Error>((events, dead.txn_version(id).await?))
+        });
+        // Each lookup replays the table's log on a blocking thread: a few at a time.
+        let found: Vec<(Option<Option<i64>>, Option<i64>)> = futures::stream::iter(lookups)
+            .buffered(8)
+            .try_collect()
+            .await?;
+        let mut offsets = Vec::with_capacity(parts.len());
+        for (id, (events, dead_version)) in ids.into_iter().zip(found) {
+            match dead_version {
+                Some(v) => self.dead_versions.insert(id, v),
+                None => self.dead_versions.remove(&id),
+            };
+            // A topic outside the catalog only ever lands in the dead-letter table.
+            offsets.push(events.unwrap_or(dead_version).map(|v| v + 1));
+        }
+        Ok(offsets)
     }
 
     /// Every message of a topic the catalog does not know becomes a dead letter.
@@ -163,24 +176,24 @@ impl Sinks {
         })
     }
 
-    /// Decodes and commits one topic's buffered messages (in offset order per partition).
-    pub(crate) async fn flush_topic(
-        &mut self,
-        topic: &str,
-        msgs: &[Message],
-        now_us: i64,
-    ) -> Result<FlushStats> {
-        if msgs.is_empty() {
-            return Ok(FlushStats::default());
-        }
-        if self.catalog.by_topic(topic).is_none() {
-            return self.flush_unknown(topic, msgs, now_us).await;
-        }
+    /// Commits one topic's run: its dead letters, then its event rows, each commit carrying
+    /// the offsets of every partition in the run.
+    pub(crate) async fn flush_run(&mut self, run: Run, now_us: i64) -> Result<FlushStats> {
+        let Run {
+            topic,
+            last,
+            messages,
+            content,
+        } = run;
+        let topic = topic.as_str();
+        let decoded = match content {
+            RunContent::Unknown(msgs) => return self.flush_unknown(topic, &msgs, now_us).await,
+            RunContent::Decoding(task) => task.await.map_err(|e| Error::Task(e.to_string()))??,
+        };
         self.table(topic).await?;
-        let decoded = self.decoders[topic].decode(msgs, now_us);
-        let last = last_offsets(msgs);
+        let started = std::time::Instant::now();
         let mut stats = FlushStats {
-            messages: msgs.len(),
+            messages,
             ..FlushStats::default()
         };
 
@@ -220,7 +233,7 @@ impl Sinks {
                 offset: *o,
             })
             .collect();
-        let batches: Vec<_> = decoded.batch.into_iter().collect();
+        let batches = decoded.batches;
         stats.rows = batches.iter().map(|b| b.num_rows()).sum();
         self.tables
             .get_mut(topic)
@@ -228,6 +241,13 @@ impl Sinks {
             .append(batches, &txns)
             .await?;
         stats.commits += 1;
+        tracing::debug!(
+            topic,
+            messages,
+            rows = stats.rows,
+            write_ms = started.elapsed().as_millis() as u64,
+            "flushed"
+        );
         Ok(stats)
     }
 }
