@@ -12,9 +12,10 @@ use arrow::datatypes::SchemaRef;
 use deltalake::DeltaTable;
 use deltalake::kernel::engine::arrow_conversion::TryIntoKernel;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TableReference};
-use deltalake::kernel::{StructType, Transaction};
+use deltalake::kernel::{Action, StructType, Transaction};
 use deltalake::operations::write::SchemaMode;
 use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use url::Url;
 
 use crate::{Error, Result};
@@ -144,6 +145,15 @@ impl EventTable {
         if batches.iter().all(|b| b.num_rows() == 0) {
             return self.commit_offsets_only(props).await;
         }
+        if batches.len() > 1 {
+            let writer = RecordBatchWriter::for_table(&self.table).map_err(|e| self.err(e))?;
+            if batches
+                .iter()
+                .all(|b| same_columns(&b.schema(), &writer.arrow_schema()))
+            {
+                return self.append_files_in_parallel(batches, props).await;
+            }
+        }
         let table = self
             .table
             .clone()
@@ -157,6 +167,45 @@ impl EventTable {
             .map_err(|e| self.err(e))?;
         self.table = table;
         Ok(self.table.version().unwrap_or(0))
+    }
+
+    /// One Parquet file per batch, encoded concurrently on the runtime's threads, then one
+    /// commit with all of them and the offsets. Only for batches in the table's own schema
+    /// (a batch that adds a column goes through delta-rs's write, which evolves the schema).
+    async fn append_files_in_parallel(
+        &mut self,
+        batches: Vec<RecordBatch>,
+        props: CommitProperties,
+    ) -> Result<u64> {
+        let writers: Vec<_> = batches
+            .into_iter()
+            .map(|batch| {
+                let writer = RecordBatchWriter::for_table(&self.table)
+                    .map(|w| w.with_writer_properties(writer_properties(&self.unique_columns)));
+                tokio::spawn(async move {
+                    let mut writer = writer?;
+                    writer.write(batch).await?;
+                    writer.flush().await
+                })
+            })
+            .collect();
+        let mut adds = Vec::new();
+        for w in writers {
+            let written = w.await.map_err(|e| {
+                self.err(deltalake::DeltaTableError::Generic(format!(
+                    "a Parquet writer task failed: {e}"
+                )))
+            })?;
+            adds.extend(
+                written
+                    .map_err(|e| self.err(e))?
+                    .into_iter()
+                    .map(Action::Add),
+            );
+        }
+        commit_actions(&mut self.table, props, adds)
+            .await
+            .map_err(|e| self.err(e))
     }
 
     /// A commit that only moves offsets (every message of the run was dead-lettered).
@@ -224,6 +273,26 @@ pub(crate) async fn commit_txns_only(
     table: &mut DeltaTable,
     props: CommitProperties,
 ) -> std::result::Result<u64, deltalake::DeltaTableError> {
+    commit_actions(table, props, Vec::new()).await
+}
+
+/// Whether two schemas have the same columns (names and types, in order); nullability and
+/// metadata may differ.
+fn same_columns(a: &arrow::datatypes::Schema, b: &arrow::datatypes::Schema) -> bool {
+    a.fields().len() == b.fields().len()
+        && a.fields()
+            .iter()
+            .zip(b.fields())
+            .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
+}
+
+/// An append commit of `actions` (added files) with the application transactions of
+/// `props`; reloads `table` to the new version.
+async fn commit_actions(
+    table: &mut DeltaTable,
+    props: CommitProperties,
+    actions: Vec<Action>,
+) -> std::result::Result<u64, deltalake::DeltaTableError> {
     let operation = DeltaOperation::Write {
         mode: SaveMode::Append,
         partition_by: None,
@@ -231,6 +300,7 @@ pub(crate) async fn commit_txns_only(
     };
     let snapshot = table.snapshot()?;
     let committed = CommitBuilder::from(props)
+        .with_actions(actions)
         .build(
             Some(snapshot as &dyn TableReference),
             table.log_store(),
@@ -252,7 +322,8 @@ fn writer_properties(unique: &[String]) -> deltalake::parquet::file::properties:
     use deltalake::parquet::schema::types::ColumnPath;
     let mut b = deltalake::parquet::file::properties::WriterProperties::builder()
         .set_created_by(format!("gdx {}", env!("CARGO_PKG_VERSION")))
-        .set_compression(Compression::SNAPPY);
+        .set_compression(Compression::SNAPPY)
+        .set_statistics_enabled(deltalake::parquet::file::properties::EnabledStatistics::Chunk);
     let provenance = [p::OFFSET, p::KAFKA_TS, p::EVENT_TIME, p::KEY, p::EVENT_ID];
     for c in provenance
         .into_iter()
@@ -289,6 +360,31 @@ mod tests {
             ],
         )
         .unwrap()
+    }
+
+    #[tokio::test]
+    async fn batches_become_files_written_side_by_side_in_one_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = Url::from_directory_path(dir.path().join("t")).unwrap();
+        let mut t = EventTable::open_or_create(url.clone(), schema(), "t")
+            .await
+            .unwrap();
+        let txn = |offset| PartitionTxn {
+            app_id: "a".into(),
+            offset,
+        };
+        let v = t
+            .append(vec![batch(0..10), batch(10..25), batch(25..40)], &[txn(39)])
+            .await
+            .unwrap();
+        assert_eq!(v, 1, "one commit");
+        assert_eq!(t.delta().get_file_uris().unwrap().count(), 3);
+        assert_eq!(stats_rows(t.delta()), 40, "every file has its statistics");
+        let reopened = EventTable::open_or_create(url, schema(), "t")
+            .await
+            .unwrap();
+        assert_eq!(reopened.txn_version("a").await.unwrap(), Some(39));
+        assert_eq!(crate::read::row_count(reopened.url()).await.unwrap(), 40);
     }
 
     #[tokio::test]
