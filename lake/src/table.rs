@@ -362,13 +362,27 @@ mod tests {
         .unwrap()
     }
 
-    #[tokio::test]
-    async fn batches_become_files_written_side_by_side_in_one_commit() {
+    /// A new table `t` in a temp dir (kept alive by the returned guard).
+    async fn fresh() -> (tempfile::TempDir, Url, EventTable) {
         let dir = tempfile::tempdir().unwrap();
         let url = Url::from_directory_path(dir.path().join("t")).unwrap();
-        let mut t = EventTable::open_or_create(url.clone(), schema(), "t")
+        let t = EventTable::open_or_create(url.clone(), schema(), "t")
             .await
             .unwrap();
+        (dir, url, t)
+    }
+
+    /// The Parquet footer of the table's first data file.
+    fn first_file_metadata(t: &EventTable) -> deltalake::parquet::file::metadata::ParquetMetaData {
+        use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
+        let file = t.delta().get_file_uris().unwrap().next().unwrap();
+        let file = std::fs::File::open(file.trim_start_matches("file://")).unwrap();
+        SerializedFileReader::new(file).unwrap().metadata().clone()
+    }
+
+    #[tokio::test]
+    async fn batches_become_files_written_side_by_side_in_one_commit() {
+        let (_dir, url, mut t) = fresh().await;
         let txn = |offset| PartitionTxn {
             app_id: "a".into(),
             offset,
@@ -389,17 +403,10 @@ mod tests {
 
     #[tokio::test]
     async fn unique_columns_are_written_without_a_dictionary() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = Url::from_directory_path(dir.path().join("t")).unwrap();
-        let mut t = EventTable::open_or_create(url.clone(), schema(), "t")
-            .await
-            .unwrap()
-            .with_unique_columns(&["k".to_owned()]);
+        let (_dir, url, t) = fresh().await;
+        let mut t = t.with_unique_columns(&["k".to_owned()]);
         t.append(vec![batch(0..100)], &[]).await.unwrap();
-        let file = t.delta().get_file_uris().unwrap().next().unwrap();
-        let file = std::fs::File::open(file.trim_start_matches("file://")).unwrap();
-        let meta = deltalake::parquet::file::reader::SerializedFileReader::new(file).unwrap();
-        let meta = deltalake::parquet::file::reader::FileReader::metadata(&meta);
+        let meta = first_file_metadata(&t);
         for c in meta.row_group(0).columns() {
             assert!(
                 c.dictionary_page_offset().is_none(),
@@ -412,10 +419,7 @@ mod tests {
             .await
             .unwrap();
         t.append(vec![batch(0..100)], &[]).await.unwrap();
-        let file = t.delta().get_file_uris().unwrap().next().unwrap();
-        let file = std::fs::File::open(file.trim_start_matches("file://")).unwrap();
-        let meta = deltalake::parquet::file::reader::SerializedFileReader::new(file).unwrap();
-        let meta = deltalake::parquet::file::reader::FileReader::metadata(&meta);
+        let meta = first_file_metadata(&t);
         let k = meta.row_group(0).column(0);
         assert_eq!(k.column_path().string(), "k");
         assert!(k.dictionary_page_offset().is_some());
@@ -423,11 +427,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_field_added_by_the_catalog_becomes_a_new_column() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = Url::from_directory_path(dir.path().join("t")).unwrap();
-        let mut t = EventTable::open_or_create(url.clone(), schema(), "t")
-            .await
-            .unwrap();
+        let (_dir, url, mut t) = fresh().await;
         t.append(
             vec![batch(0..3)],
             &[PartitionTxn {
@@ -491,11 +491,7 @@ mod tests {
 
     #[tokio::test]
     async fn offsets_commit_with_the_data_and_survive_reopening() {
-        let dir = tempfile::tempdir().unwrap();
-        let url = Url::from_directory_path(dir.path().join("t")).unwrap();
-        let mut t = EventTable::open_or_create(url.clone(), schema(), "t")
-            .await
-            .unwrap();
+        let (_dir, url, mut t) = fresh().await;
         let a = app_id("ingest", "cluster-1", "ps.x", 0);
         let b = app_id("ingest", "cluster-1", "ps.x", 1);
         assert_eq!(t.txn_version(&a).await.unwrap(), None);
