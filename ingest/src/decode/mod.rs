@@ -17,11 +17,12 @@ mod rows;
 
 pub use message::{DeadLetter, ErrorClass, Message, last_offsets};
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arrow::array::{Array, ArrayRef, RecordBatch, StructArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::json::ReaderBuilder;
+use arrow::json::reader::Decoder;
 use gdx_catalog::{Dataset, FeedFormat};
 use gdx_lake::schema::{events_schema, record_schema};
 
@@ -40,7 +41,15 @@ pub struct DatasetDecoder {
     envelope: SchemaRef,
     events: SchemaRef,
     max_bytes: usize,
+    /// arrow-json decoders kept between runs (shared by clones): a fresh one grows its tape
+    /// from nothing, reallocating and faulting in pages for every run.
+    pool: Arc<Mutex<Vec<(usize, Decoder)>>>,
 }
+
+/// Decoders kept per [`DatasetDecoder`]: one per chunk in flight is enough.
+const POOLED_DECODERS: usize = 4;
+/// Runs smaller than this get a fresh decoder.
+const MIN_POOLED_BATCH: usize = 1_024;
 
 /// Rows decoded from one run of messages.
 #[derive(Debug)]
@@ -87,6 +96,7 @@ impl DatasetDecoder {
             envelope,
             events,
             max_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            pool: Arc::default(),
         }
     }
 
@@ -170,9 +180,18 @@ impl DatasetDecoder {
     ) -> Result<rows::Values<'m>, arrow::error::ArrowError> {
         let debezium = self.ds.feed_format == FeedFormat::DebeziumJson;
         let schema = if debezium { &self.envelope } else { &self.wire };
-        let mut decoder = ReaderBuilder::new(schema.clone())
-            .with_batch_size(msgs.len().max(1))
-            .build_decoder()?;
+        let batch_size = msgs.len().max(1);
+        let pooled = {
+            let mut pool = self.pool.lock().expect("decoder pool");
+            let at = pool.iter().position(|(size, _)| *size == batch_size);
+            at.map(|i| pool.swap_remove(i).1)
+        };
+        let mut decoder = match pooled {
+            Some(d) => d,
+            None => ReaderBuilder::new(schema.clone())
+                .with_batch_size(batch_size)
+                .build_decoder()?,
+        };
         let mut ops = Vec::with_capacity(msgs.len());
         let mut decoded_msgs = Vec::with_capacity(msgs.len());
         for m in msgs {
@@ -192,6 +211,15 @@ impl DatasetDecoder {
             ops.push(Op::Upsert);
         }
         let batch = decoder.flush()?;
+        // Flushed, the decoder is empty again (an error above drops it, state and all).
+        // Small ones (the message-by-message slow path) are cheap to make: not kept.
+        if batch_size >= MIN_POOLED_BATCH {
+            let mut pool = self.pool.lock().expect("decoder pool");
+            if pool.len() >= POOLED_DECODERS {
+                pool.remove(0);
+            }
+            pool.push((batch_size, decoder));
+        }
         let rows_decoded = decoded_msgs.iter().filter(|(_, d)| *d).count();
         let batch = match batch {
             Some(b) if b.num_rows() == rows_decoded => Some(b),

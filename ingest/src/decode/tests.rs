@@ -335,3 +335,40 @@ fn money_and_composite_keys() {
         10
     );
 }
+
+#[test]
+fn a_reused_decoder_starts_clean_after_good_and_bad_runs() {
+    let d = decoder("ps.household_registration");
+    let n = MIN_POOLED_BATCH as i64;
+    let good = |from: i64, name: &str| -> Vec<Message> {
+        (from..from + n)
+            .map(|o| {
+                let v = person(&[("name", &format!("\"{name}{o}\""))]);
+                msg("ps.household_registration", o, Some("k"), Some(&v))
+            })
+            .collect()
+    };
+    let (first, dead) = run(&d, &good(0, "甲"));
+    assert!(dead.is_empty());
+    assert_eq!(first.unwrap().num_rows(), n as usize);
+    // A run of the same size that fails the fast path part-way (its decoder is dropped, half
+    // fed), then good runs that reuse the pooled one: each has exactly its own rows.
+    let mut bad = good(n, "乙");
+    bad[(n / 2) as usize].value = Some(b"{\"resident_id\": [".to_vec());
+    let (rows, dead) = run(&d, &bad);
+    assert_eq!(dead.len(), 1);
+    assert_eq!(rows.unwrap().num_rows(), n as usize - 1);
+    for (i, name) in ["丙", "丁"].into_iter().enumerate() {
+        let from = (2 + i as i64) * n;
+        let (b, dead) = run(&d, &good(from, name));
+        assert!(dead.is_empty());
+        let b = b.unwrap();
+        let names = strings(&b, "name");
+        assert_eq!(names.len(), n as usize);
+        assert_eq!(names[0].as_deref(), Some(format!("{name}{from}").as_str()));
+        assert_eq!(
+            names[n as usize - 1].as_deref(),
+            Some(format!("{name}{}", from + n - 1).as_str())
+        );
+    }
+}
