@@ -85,6 +85,11 @@ impl<'m> Values<'m> {
         let n = msgs.len();
         let columns = match batch {
             None => null_columns(record, n),
+            // Every message an upsert (the usual run): the decoded rows are the messages,
+            // in order; no copy.
+            Some(b) if b.num_rows() == n && ops.iter().all(|o| *o == Op::Upsert) => {
+                b.columns().to_vec()
+            }
             Some(b) => {
                 let idx = positions(ops.iter().map(|o| *o == Op::Upsert));
                 b.columns()
