@@ -16,13 +16,15 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[command(name = "gdx", version, about, long_about)]
 pub(crate) struct Cli {
     /// Log filter (tracing EnvFilter syntax, e.g. `info`, `gdx=debug`). Logs go to stderr and
-    /// never contain field values of graded data. The default silences two expected library
-    /// messages: Delta's probe of a table not created yet, and stats skipped for raw bytes.
+    /// never contain field values of graded data. The default silences three expected library
+    /// messages: Delta's probe of a table not created yet, stats skipped for raw bytes, and
+    /// the conflict check of a commit that another worker's commit overtook (routine when
+    /// several workers append to one table; a real conflict is still an error).
     #[arg(
         long,
         global = true,
         env = "GDX_LOG",
-        default_value = "warn,buoyant_kernel::snapshot::builder=off,deltalake_core::writer::stats=error"
+        default_value = "warn,buoyant_kernel::snapshot::builder=off,deltalake_core::writer::stats=error,deltalake_core::kernel::transaction=error"
     )]
     pub(crate) log: String,
 

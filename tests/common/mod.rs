@@ -57,7 +57,7 @@ pub fn rows(rt: &tokio::runtime::Runtime, url: &url::Url) -> u64 {
 
 /// Spawns `gdx ingest` against `brokers`, writing into `lake`.
 pub fn spawn_ingest(brokers: &str, lake: &Path, extra: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_gdx"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gdx"))
         .args([
             "ingest",
             "--brokers",
@@ -74,7 +74,22 @@ pub fn spawn_ingest(brokers: &str, lake: &Path, extra: &[&str]) -> std::process:
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .expect("spawn gdx ingest")
+        .expect("spawn gdx ingest");
+    drain_stderr(&mut child);
+    child
+}
+
+/// Copies a long-running child's log lines to the test's own output as they come (shown
+/// when the test fails): a pipe nobody reads fills up and blocks the child mid-write.
+pub fn drain_stderr(child: &mut std::process::Child) {
+    use std::io::BufRead;
+    let (pid, err) = (child.id(), child.stderr.take().expect("stderr piped"));
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            eprintln!("[gdx {pid}] {line}");
+        }
+    });
 }
 
 /// Polls `cond` every 200 ms until it holds or `secs` pass.
