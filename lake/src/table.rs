@@ -145,15 +145,10 @@ impl EventTable {
         if batches.iter().all(|b| b.num_rows() == 0) {
             return self.commit_offsets_only(props).await;
         }
-        // delta-rs's RecordBatchWriter refuses tables with features it cannot write; those,
-        // like batches that evolve the schema, take delta-rs's write operation below.
         if batches.len() > 1
-            && let Ok(writer) = RecordBatchWriter::for_table(&self.table)
-            && batches
-                .iter()
-                .all(|b| same_columns(&b.schema(), &writer.arrow_schema()))
+            && let Some(writers) = self.parallel_writers(&batches)
         {
-            return self.append_files_in_parallel(batches, props).await;
+            return self.append_files_in_parallel(batches, writers, props).await;
         }
         let table = self
             .table
@@ -170,21 +165,39 @@ impl EventTable {
         Ok(self.table.version().unwrap_or(0))
     }
 
+    /// One Parquet writer per batch, when every batch is in the table's own schema; `None`
+    /// for a batch that adds a column (delta-rs's write evolves the schema) or a table with
+    /// features delta-rs's RecordBatchWriter refuses to write.
+    fn parallel_writers(&self, batches: &[RecordBatch]) -> Option<Vec<RecordBatchWriter>> {
+        let props = writer_properties(&self.unique_columns);
+        let writers = batches
+            .iter()
+            .map(|_| {
+                RecordBatchWriter::for_table(&self.table)
+                    .ok()
+                    .map(|w| w.with_writer_properties(props.clone()))
+            })
+            .collect::<Option<Vec<_>>>()?;
+        let schema = writers.first()?.arrow_schema();
+        batches
+            .iter()
+            .all(|b| same_columns(&b.schema(), &schema))
+            .then_some(writers)
+    }
+
     /// One Parquet file per batch, encoded concurrently on the runtime's threads, then one
-    /// commit with all of them and the offsets. Only for batches in the table's own schema
-    /// (a batch that adds a column goes through delta-rs's write, which evolves the schema).
+    /// commit with all of them and the offsets.
     async fn append_files_in_parallel(
         &mut self,
         batches: Vec<RecordBatch>,
+        writers: Vec<RecordBatchWriter>,
         props: CommitProperties,
     ) -> Result<u64> {
         let writers: Vec<_> = batches
             .into_iter()
-            .map(|batch| {
-                let writer = RecordBatchWriter::for_table(&self.table)
-                    .map(|w| w.with_writer_properties(writer_properties(&self.unique_columns)));
+            .zip(writers)
+            .map(|(batch, mut writer)| {
                 tokio::spawn(async move {
-                    let mut writer = writer?;
                     writer.write(batch).await?;
                     writer.flush().await
                 })

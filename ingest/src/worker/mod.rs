@@ -157,7 +157,7 @@ impl ConsumerContext for Context {
                     .filter(|e| is_feed_topic(e.topic()))
                     .map(|e| (e.topic().to_owned(), e.partition()))
                     .collect();
-                let resumed = land(&mut state, &self.rt).and_then(|()| {
+                let resumed = land(&mut state, consumer, &self.rt).and_then(|()| {
                     let sinks = state.sinks.as_mut().expect("no flush in flight");
                     self.rt.block_on(sinks.resume_offsets(&parts))
                 });
@@ -252,7 +252,7 @@ fn check_gap(
 /// landed (decoding overlaps that wait).
 fn start_flush(state: &mut State, consumer: &BaseConsumer<Context>, rt: &Handle) -> Result<()> {
     if state.buffered == 0 {
-        return land_and_commit(state, consumer, rt);
+        return land(state, consumer, rt);
     }
     let buffers = std::mem::take(&mut state.buffers);
     state.buffered = 0;
@@ -269,7 +269,7 @@ fn start_flush(state: &mut State, consumer: &BaseConsumer<Context>, rt: &Handle)
                 .expect("valid offset");
         }
     }
-    land_and_commit(state, consumer, rt)?;
+    land(state, consumer, rt)?;
     let mut sinks = state.sinks.take().expect("no flush in flight");
     let task = rt.spawn(async move {
         let mut landed = Vec::new();
@@ -291,14 +291,11 @@ fn start_flush(state: &mut State, consumer: &BaseConsumer<Context>, rt: &Handle)
     Ok(())
 }
 
-/// Waits for the run in flight to land (if any) and takes the sinks back.
-fn land(state: &mut State, rt: &Handle) -> Result<()> {
-    land_inner(state, rt).map(|_| ())
-}
-
-fn land_inner(state: &mut State, rt: &Handle) -> Result<Option<TopicPartitionList>> {
+/// Waits for the run in flight to land (if any), takes the sinks back, then commits the
+/// group offsets of what landed (for lag monitoring only; the lake is the source of truth).
+fn land(state: &mut State, consumer: &BaseConsumer<Context>, rt: &Handle) -> Result<()> {
     let Some((task, offsets)) = state.inflight.take() else {
-        return Ok(None);
+        return Ok(());
     };
     let (sinks, landed) = rt.block_on(task).map_err(|e| Error::Task(e.to_string()))?;
     state.sinks = Some(sinks);
@@ -313,15 +310,7 @@ fn land_inner(state: &mut State, rt: &Handle) -> Result<Option<TopicPartitionLis
         state.stats.dead_letters += s.dead_letters;
         state.stats.commits += s.commits;
     }
-    Ok(Some(offsets))
-}
-
-/// [`land`], then the group offsets of what landed (for lag monitoring only; the lake is the
-/// source of truth).
-fn land_and_commit(state: &mut State, consumer: &BaseConsumer<Context>, rt: &Handle) -> Result<()> {
-    if let Some(offsets) = land_inner(state, rt)?
-        && let Err(e) = consumer.commit(&offsets, CommitMode::Async)
-    {
+    if let Err(e) = consumer.commit(&offsets, CommitMode::Async) {
         tracing::warn!(error = %e, "group offset commit failed (lag metrics only)");
     }
     Ok(())
@@ -330,7 +319,7 @@ fn land_and_commit(state: &mut State, consumer: &BaseConsumer<Context>, rt: &Han
 /// Lands everything held: the run in flight, then the buffers.
 fn drain(state: &mut State, consumer: &BaseConsumer<Context>, rt: &Handle) -> Result<()> {
     start_flush(state, consumer, rt)?;
-    land_and_commit(state, consumer, rt)
+    land(state, consumer, rt)
 }
 
 /// A polled message, copied out of librdkafka's buffer.
@@ -474,7 +463,7 @@ pub fn run(
             .as_ref()
             .is_some_and(|(task, _)| task.is_finished())
         {
-            land_and_commit(&mut st, &consumer, &rt)?;
+            land(&mut st, &consumer, &rt)?;
         }
         // The clock is read when idle or every 512 messages, not for every message.
         let check_clock = idle || st.buffered.is_multiple_of(512);

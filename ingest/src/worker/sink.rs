@@ -19,7 +19,7 @@ use gdx_lake::{EventTable, LakeLocation, PartitionTxn};
 
 use super::decoding::{Run, RunContent};
 use super::{Error, Result, dead_letters};
-use crate::decode::{DeadLetter, ErrorClass, Message, last_offsets};
+use crate::decode::{DeadLetter, ErrorClass, Message};
 
 /// What one flush committed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -138,36 +138,58 @@ impl Sinks {
         Ok(offsets)
     }
 
+    /// One application transaction per partition: `(partition, last offset)` → app id and offset.
+    fn txns<'a>(
+        &self,
+        topic: &str,
+        last: impl IntoIterator<Item = (&'a i32, &'a i64)>,
+    ) -> Vec<PartitionTxn> {
+        last.into_iter()
+            .map(|(p, o)| PartitionTxn {
+                app_id: self.app_id(topic, *p),
+                offset: *o,
+            })
+            .collect()
+    }
+
+    /// Whether the dead-letter table already holds this offset (a replay after a crash).
+    fn dead_letter_done(&self, topic: &str, partition: i32, offset: i64) -> bool {
+        self.dead_versions
+            .get(&self.app_id(topic, partition))
+            .is_some_and(|v| offset <= *v)
+    }
+
+    /// Commits dead letters with `txns` and remembers the offsets the table now holds.
+    async fn commit_dead_letters(
+        &mut self,
+        fresh: &[DeadLetter],
+        txns: Vec<PartitionTxn>,
+        now_us: i64,
+    ) -> Result<()> {
+        let batch = dead_letters::batch(fresh, now_us);
+        self.dead().await?.append(vec![batch], &txns).await?;
+        for t in txns {
+            self.dead_versions.insert(t.app_id, t.offset);
+        }
+        Ok(())
+    }
+
     /// Every message of a topic the catalog does not know becomes a dead letter.
     async fn flush_unknown(
         &mut self,
         topic: &str,
         msgs: &[Message],
+        last: &HashMap<i32, i64>,
         now_us: i64,
     ) -> Result<FlushStats> {
         let why = format!("topic {topic} is not in the catalog");
         let fresh: Vec<DeadLetter> = msgs
             .iter()
-            .filter(|m| {
-                self.dead_versions
-                    .get(&self.app_id(&m.topic, m.partition))
-                    .is_none_or(|v| m.offset > *v)
-            })
+            .filter(|m| !self.dead_letter_done(&m.topic, m.partition, m.offset))
             .map(|m| DeadLetter::new(m, ErrorClass::UnknownTopic, why.clone(), None))
             .collect();
-        let last = last_offsets(msgs);
-        let txns: Vec<PartitionTxn> = last
-            .iter()
-            .map(|(p, o)| PartitionTxn {
-                app_id: self.app_id(topic, *p),
-                offset: *o,
-            })
-            .collect();
-        let batch = dead_letters::batch(&fresh, now_us);
-        self.dead().await?.append(vec![batch], &txns).await?;
-        for t in txns {
-            self.dead_versions.insert(t.app_id, t.offset);
-        }
+        let txns = self.txns(topic, last);
+        self.commit_dead_letters(&fresh, txns, now_us).await?;
         Ok(FlushStats {
             messages: msgs.len(),
             rows: 0,
@@ -187,7 +209,9 @@ impl Sinks {
         } = run;
         let topic = topic.as_str();
         let decoded = match content {
-            RunContent::Unknown(msgs) => return self.flush_unknown(topic, &msgs, now_us).await,
+            RunContent::Unknown(msgs) => {
+                return self.flush_unknown(topic, &msgs, &last, now_us).await;
+            }
             RunContent::Decoding(task) => task.await.map_err(|e| Error::Task(e.to_string()))??,
         };
         self.table(topic).await?;
@@ -200,39 +224,19 @@ impl Sinks {
         let fresh: Vec<_> = decoded
             .dead_letters
             .into_iter()
-            .filter(|d| {
-                self.dead_versions
-                    .get(&self.app_id(&d.topic, d.partition))
-                    .is_none_or(|v| d.offset > *v)
-            })
+            .filter(|d| !self.dead_letter_done(&d.topic, d.partition, d.offset))
             .collect();
         if !fresh.is_empty() {
             let mut parts: Vec<i32> = fresh.iter().map(|d| d.partition).collect();
             parts.sort_unstable();
             parts.dedup();
-            let txns: Vec<PartitionTxn> = parts
-                .iter()
-                .map(|p| PartitionTxn {
-                    app_id: self.app_id(topic, *p),
-                    offset: last[p],
-                })
-                .collect();
-            let batch = dead_letters::batch(&fresh, now_us);
-            self.dead().await?.append(vec![batch], &txns).await?;
-            for t in txns {
-                self.dead_versions.insert(t.app_id, t.offset);
-            }
+            let txns = self.txns(topic, parts.iter().map(|p| (p, &last[p])));
+            self.commit_dead_letters(&fresh, txns, now_us).await?;
             stats.dead_letters = fresh.len();
             stats.commits += 1;
         }
 
-        let txns: Vec<PartitionTxn> = last
-            .iter()
-            .map(|(p, o)| PartitionTxn {
-                app_id: self.app_id(topic, *p),
-                offset: *o,
-            })
-            .collect();
+        let txns = self.txns(topic, &last);
         let batches = decoded.batches;
         stats.rows = batches.iter().map(|b| b.num_rows()).sum();
         self.tables
