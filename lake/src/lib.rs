@@ -36,6 +36,16 @@ pub enum Error {
         #[source]
         source: Box<deltalake::DeltaTableError>,
     },
+    #[error(
+        "delta table {table}: another writer moved {app_id} from offset {was:?} to {now:?} \
+         while this commit was pending; this worker no longer owns that partition"
+    )]
+    PartitionTakenOver {
+        table: String,
+        app_id: String,
+        was: Option<i64>,
+        now: Option<i64>,
+    },
     #[error("query on {table}: {source}")]
     Query {
         table: String,

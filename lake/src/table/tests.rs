@@ -1,0 +1,365 @@
+//! Appends, offsets, schema evolution and concurrent writers of one event table.
+
+use std::sync::Arc;
+
+use arrow::array::{Int64Array, StringArray};
+use arrow::datatypes::{DataType, Field, Schema};
+
+use super::*;
+
+fn schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Utf8, true),
+        Field::new("_offset", DataType::Int64, false),
+    ]))
+}
+
+fn batch(offsets: std::ops::Range<i64>) -> RecordBatch {
+    let keys: Vec<String> = offsets.clone().map(|o| format!("k{o}")).collect();
+    RecordBatch::try_new(
+        schema(),
+        vec![
+            Arc::new(StringArray::from(keys)),
+            Arc::new(Int64Array::from(offsets.collect::<Vec<_>>())),
+        ],
+    )
+    .unwrap()
+}
+
+/// A new table `t` in a temp dir (kept alive by the returned guard).
+async fn fresh() -> (tempfile::TempDir, Url, EventTable) {
+    let dir = tempfile::tempdir().unwrap();
+    let url = Url::from_directory_path(dir.path().join("t")).unwrap();
+    let t = EventTable::open_or_create(url.clone(), schema(), "t")
+        .await
+        .unwrap();
+    (dir, url, t)
+}
+
+/// The Parquet footer of the table's first data file.
+fn first_file_metadata(t: &EventTable) -> deltalake::parquet::file::metadata::ParquetMetaData {
+    use deltalake::parquet::file::reader::{FileReader, SerializedFileReader};
+    let file = t.delta().get_file_uris().unwrap().next().unwrap();
+    let file = std::fs::File::open(file.trim_start_matches("file://")).unwrap();
+    SerializedFileReader::new(file).unwrap().metadata().clone()
+}
+
+#[tokio::test]
+async fn batches_become_files_written_side_by_side_in_one_commit() {
+    let (_dir, url, mut t) = fresh().await;
+    let txn = |offset| PartitionTxn {
+        app_id: "a".into(),
+        offset,
+    };
+    let v = t
+        .append(vec![batch(0..10), batch(10..25), batch(25..40)], &[txn(39)])
+        .await
+        .unwrap();
+    assert_eq!(v, 1, "one commit");
+    assert_eq!(t.delta().get_file_uris().unwrap().count(), 3);
+    assert_eq!(stats_rows(t.delta()), 40, "every file has its statistics");
+    let reopened = EventTable::open_or_create(url, schema(), "t")
+        .await
+        .unwrap();
+    assert_eq!(reopened.txn_version("a").await.unwrap(), Some(39));
+    assert_eq!(crate::read::row_count(reopened.url()).await.unwrap(), 40);
+}
+
+#[tokio::test]
+async fn unique_columns_are_written_without_a_dictionary() {
+    let (_dir, url, t) = fresh().await;
+    let mut t = t.with_unique_columns(&["k".to_owned()]);
+    t.append(vec![batch(0..100)], &[]).await.unwrap();
+    let meta = first_file_metadata(&t);
+    for c in meta.row_group(0).columns() {
+        assert!(
+            c.dictionary_page_offset().is_none(),
+            "{} has a dictionary",
+            c.column_path()
+        );
+    }
+    // Other columns keep delta-rs's dictionary encoding.
+    let mut t = EventTable::open_or_create(url.join("../u/").unwrap(), schema(), "u")
+        .await
+        .unwrap();
+    t.append(vec![batch(0..100)], &[]).await.unwrap();
+    let meta = first_file_metadata(&t);
+    let k = meta.row_group(0).column(0);
+    assert_eq!(k.column_path().string(), "k");
+    assert!(k.dictionary_page_offset().is_some());
+}
+
+#[tokio::test]
+async fn a_field_added_by_the_catalog_becomes_a_new_column() {
+    let (_dir, url, mut t) = fresh().await;
+    t.append(
+        vec![batch(0..3)],
+        &[PartitionTxn {
+            app_id: "a".into(),
+            offset: 2,
+        }],
+    )
+    .await
+    .unwrap();
+    let v2 = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Utf8, true),
+        Field::new("_offset", DataType::Int64, false),
+        Field::new("phone", DataType::Utf8, true),
+    ]));
+    let b = RecordBatch::try_new(
+        v2.clone(),
+        vec![
+            Arc::new(StringArray::from(vec!["k3"])),
+            Arc::new(Int64Array::from(vec![3])),
+            Arc::new(StringArray::from(vec![Some("13800138000")])),
+        ],
+    )
+    .unwrap();
+    let mut reopened = EventTable::open_or_create(url.clone(), v2, "t")
+        .await
+        .unwrap();
+    // Two batches (a run decoded in chunks) that both carry the new column.
+    reopened
+        .append(
+            vec![b.clone(), b],
+            &[PartitionTxn {
+                app_id: "a".into(),
+                offset: 3,
+            }],
+        )
+        .await
+        .unwrap();
+    let names: Vec<String> = reopened
+        .delta()
+        .snapshot()
+        .unwrap()
+        .schema()
+        .fields()
+        .map(|f| f.name().to_owned())
+        .collect();
+    assert_eq!(names, vec!["k", "_offset", "phone"]);
+    let ctx = deltalake::datafusion::prelude::SessionContext::new();
+    ctx.register_table("t", reopened.delta().table_provider().await.unwrap())
+        .unwrap();
+    let n: usize = ctx
+        .sql("select * from t where phone is null")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.num_rows())
+        .sum();
+    assert_eq!(n, 3, "old rows read the new column as null");
+}
+
+#[tokio::test]
+async fn offsets_commit_with_the_data_and_survive_reopening() {
+    let (_dir, url, mut t) = fresh().await;
+    let a = app_id("ingest", "cluster-1", "ps.x", 0);
+    let b = app_id("ingest", "cluster-1", "ps.x", 1);
+    assert_eq!(t.txn_version(&a).await.unwrap(), None);
+    t.append(
+        vec![batch(0..10)],
+        &[PartitionTxn {
+            app_id: a.clone(),
+            offset: 9,
+        }],
+    )
+    .await
+    .unwrap();
+    t.append(
+        vec![batch(10..15)],
+        &[
+            PartitionTxn {
+                app_id: a.clone(),
+                offset: 14,
+            },
+            PartitionTxn {
+                app_id: b.clone(),
+                offset: 3,
+            },
+        ],
+    )
+    .await
+    .unwrap();
+
+    // A second handle (another worker, or a restart) sees the same offsets.
+    let other = EventTable::open_or_create(url.clone(), schema(), "t")
+        .await
+        .unwrap();
+    assert_eq!(other.txn_version(&a).await.unwrap(), Some(14));
+    assert_eq!(other.txn_version(&b).await.unwrap(), Some(3));
+    assert_eq!(
+        other
+            .txn_version(&app_id("ingest", "cluster-2", "ps.x", 0))
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(other.version(), Some(2));
+    let rows: usize = {
+        let ctx = deltalake::datafusion::prelude::SessionContext::new();
+        ctx.register_table("t", other.delta().table_provider().await.unwrap())
+            .unwrap();
+        ctx.sql("select * from t")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum()
+    };
+    assert_eq!(rows, 15);
+
+    // A commit without rows still records offsets (a run of messages that were all
+    // dead-lettered must move the partition on).
+    let mut other = other;
+    let before = other.version().unwrap();
+    other
+        .append(
+            Vec::new(),
+            &[PartitionTxn {
+                app_id: b.clone(),
+                offset: 9,
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(other.version(), Some(before + 1));
+    assert_eq!(other.txn_version(&b).await.unwrap(), Some(9));
+
+    // The first handle learns of commits made elsewhere after a refresh.
+    let mut second = other;
+    second
+        .append(
+            vec![batch(15..20)],
+            &[PartitionTxn {
+                app_id: a.clone(),
+                offset: 19,
+            }],
+        )
+        .await
+        .unwrap();
+    assert_eq!(t.txn_version(&a).await.unwrap(), Some(14));
+    t.refresh().await.unwrap();
+    assert_eq!(t.txn_version(&a).await.unwrap(), Some(19));
+}
+
+fn txn(app_id: &str, offset: i64) -> PartitionTxn {
+    PartitionTxn {
+        app_id: app_id.into(),
+        offset,
+    }
+}
+
+/// `batch` with a nullable `phone` column the first schema lacks (a field the catalog added).
+fn evolved_batch(offsets: std::ops::Range<i64>) -> RecordBatch {
+    let v2 = Arc::new(Schema::new(vec![
+        Field::new("k", DataType::Utf8, true),
+        Field::new("_offset", DataType::Int64, false),
+        Field::new("phone", DataType::Utf8, true),
+    ]));
+    let n = offsets.clone().count();
+    let old = batch(offsets);
+    RecordBatch::try_new(
+        v2,
+        vec![
+            old.column(0).clone(),
+            old.column(1).clone(),
+            Arc::new(StringArray::from(vec![Some("13800138000"); n])),
+        ],
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_racing_to_create_a_table_make_one_version_zero() {
+    for round in 0..5 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = Url::from_directory_path(dir.path().join("t")).unwrap();
+        let creators: Vec<_> = (0..6)
+            .map(|_| tokio::spawn(EventTable::open_or_create(url.clone(), schema(), "t")))
+            .collect();
+        for c in creators {
+            assert_eq!(
+                c.await.unwrap().unwrap().version(),
+                Some(0),
+                "round {round}"
+            );
+        }
+        let log = dir.path().join("t/_delta_log");
+        let commits = std::fs::read_dir(&log)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension() == Some("json".as_ref()))
+            .count();
+        assert_eq!(
+            commits, 1,
+            "round {round}: a losing creator committed again"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_append_survives_another_writer_evolving_the_schema() {
+    let (_dir, url, mut a) = fresh().await;
+    let mut b = EventTable::open_or_create(url.clone(), schema(), "t")
+        .await
+        .unwrap();
+    a.append(vec![evolved_batch(0..3)], &[txn("p0", 2)])
+        .await
+        .unwrap();
+    // `b` still holds version 0 and the old schema: a single batch (delta-rs's write) and
+    // a multi-batch run (parallel files) both commit after a reload.
+    b.append(vec![batch(100..104)], &[txn("p1", 103)])
+        .await
+        .unwrap();
+    a.append(vec![evolved_batch(3..5)], &[txn("p0", 4)])
+        .await
+        .unwrap();
+    b.append(vec![batch(104..110), batch(110..120)], &[txn("p1", 119)])
+        .await
+        .unwrap();
+    let mut check = EventTable::open_or_create(url, schema(), "t")
+        .await
+        .unwrap();
+    check.refresh().await.unwrap();
+    assert_eq!(check.txn_version("p0").await.unwrap(), Some(4));
+    assert_eq!(check.txn_version("p1").await.unwrap(), Some(119));
+    assert_eq!(crate::read::row_count(check.url()).await.unwrap(), 25);
+}
+
+#[tokio::test]
+async fn a_stale_writer_never_commits_a_partition_another_writer_moved() {
+    let (_dir, url, mut a) = fresh().await;
+    let mut b = EventTable::open_or_create(url.clone(), schema(), "t")
+        .await
+        .unwrap();
+    // Plain appends: Delta itself refuses a commit whose app id a newer commit carries.
+    a.append(vec![batch(0..5)], &[txn("p0", 4)]).await.unwrap();
+    let err = b
+        .append(vec![batch(0..5)], &[txn("p0", 4)])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("Concurrent transaction"), "{err}");
+    // The same partition moved together with a schema change: the retry after reloading
+    // must not commit either.
+    let mut c = EventTable::open_or_create(url.clone(), schema(), "t")
+        .await
+        .unwrap();
+    a.append(vec![evolved_batch(5..8)], &[txn("p0", 7)])
+        .await
+        .unwrap();
+    let err = c
+        .append(vec![batch(5..8)], &[txn("p0", 7)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::PartitionTakenOver { ref app_id, .. } if app_id == "p0"),
+        "{err}"
+    );
+    assert_eq!(crate::read::row_count(&url).await.unwrap(), 8);
+}
