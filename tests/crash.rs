@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use gdx_catalog::{ResidentId, district};
+use gdx_ingest::broker::EmbeddedBroker;
 use gdx_ingest::broker::LagGate;
 use gdx_lake::LakeLocation;
 use gdx_lake::read::count_by;
 use rdkafka::ClientConfig;
-use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 const TOTAL: usize = 200_000;
@@ -44,9 +44,9 @@ fn record(i: usize) -> (String, String) {
 #[test]
 fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     let topic = "mca.cremation";
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic(topic, 4, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let cluster = EmbeddedBroker::new(1).unwrap();
+    cluster.create_topic(topic, 4).unwrap();
+    let brokers = cluster.bootstrap();
     let tmp = tempfile::tempdir().unwrap();
     let lake_dir = tmp.path().join("lake");
 
@@ -159,9 +159,9 @@ fn assert_exactly_once(rt: &tokio::runtime::Runtime, events: &url::Url, total: u
 fn two_workers_then_one_leaves_mid_feed() {
     const N: usize = 60_000;
     let topic = "mca.cremation";
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic(topic, 4, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let cluster = EmbeddedBroker::new(1).unwrap();
+    cluster.create_topic(topic, 4).unwrap();
+    let brokers = cluster.bootstrap();
     let tmp = tempfile::tempdir().unwrap();
     let lake_dir = tmp.path().join("lake");
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -7,9 +7,9 @@ use std::io::Write;
 use std::process::Command;
 
 use gdx_catalog::district;
+use gdx_ingest::broker::EmbeddedBroker;
 use gdx_ingest::simulate::{self, Config, Quiet};
 use gdx_lake::LakeLocation;
-use rdkafka::mocking::MockCluster;
 
 #[test]
 fn publish_validates_and_ingest_lands_everything_then_stops_cleanly_on_sigterm() {
@@ -36,9 +36,9 @@ fn publish_validates_and_ingest_lands_everything_then_stops_cleanly_on_sigterm()
     writeln!(f, "{bad_id}").unwrap();
     drop(f);
 
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic(topic, 3, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    let cluster = EmbeddedBroker::new(1).unwrap();
+    cluster.create_topic(topic, 3).unwrap();
+    let brokers = cluster.bootstrap();
     let lake_dir = tmp.path().join("lake");
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()

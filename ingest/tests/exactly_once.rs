@@ -8,12 +8,12 @@ use std::time::{Duration, Instant};
 
 use datafusion::prelude::SessionContext;
 use gdx_catalog::district;
+use gdx_ingest::broker::EmbeddedBroker;
 use gdx_ingest::simulate::{self, Config, Quiet};
 use gdx_ingest::worker::{self, WorkerConfig};
 use gdx_lake::LakeLocation;
 use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 const TOPICS: [&str; 3] = [
@@ -142,12 +142,12 @@ fn feeds_land_exactly_once_and_replays_add_nothing() {
     };
     simulate::write_district(&cfg, &district::catalog(), &feeds, &Quiet).unwrap();
 
-    let cluster = MockCluster::new(1).unwrap();
+    let cluster = EmbeddedBroker::new(1).unwrap();
     for t in TOPICS {
-        cluster.create_topic(t, 3, 1).unwrap();
+        cluster.create_topic(t, 3).unwrap();
     }
-    cluster.create_topic("zz.not_catalogued", 2, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    cluster.create_topic("zz.not_catalogued", 2).unwrap();
+    let brokers = cluster.bootstrap();
     let produced = produce(&brokers, &feeds);
     {
         let p: BaseProducer = ClientConfig::new()
@@ -265,10 +265,10 @@ fn false_after(d: Duration) -> bool {
 fn an_offset_lost_to_retention_raises_the_gap_alarm() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let cluster = MockCluster::new(1).unwrap();
+    let cluster = EmbeddedBroker::new(1).unwrap();
     let topic = "mca.cremation";
-    cluster.create_topic(topic, 1, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
+    cluster.create_topic(topic, 1).unwrap();
+    let brokers = cluster.bootstrap();
     let producer: BaseProducer = ClientConfig::new()
         .set("bootstrap.servers", &brokers)
         .create()

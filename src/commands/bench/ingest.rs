@@ -13,13 +13,13 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use gdx_catalog::district;
+use gdx_ingest::broker::EmbeddedBroker;
 use gdx_ingest::publish::send_blocking;
 use gdx_ingest::simulate::{self, Config, Quiet};
 use gdx_lake::LakeLocation;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 
@@ -113,9 +113,9 @@ pub(crate) fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
     let n = lines.len() * copies;
     let bytes: usize = lines.iter().map(|(k, v)| k.len() + v.len()).sum::<usize>() * copies;
 
-    let cluster = MockCluster::new(1)?;
-    cluster.create_topic(TOPIC, args.partitions, 1)?;
-    let brokers = cluster.bootstrap_servers();
+    let cluster = EmbeddedBroker::new(1)?;
+    cluster.create_topic(TOPIC, args.partitions)?;
+    let brokers = cluster.bootstrap();
     let per_partition = bytes / args.partitions as usize;
     anyhow::ensure!(
         per_partition < 4_500_000,
