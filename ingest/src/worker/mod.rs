@@ -355,6 +355,21 @@ fn is_feed_topic(topic: &str) -> bool {
     !topic.starts_with("gdx.") && !topic.starts_with('_')
 }
 
+/// The worker's fetch settings (also given to `gdx bench ingest`'s bare consumer, so the
+/// physical limit it measures is not held back by librdkafka's defaults).
+pub fn tune_fetching(config: &mut ClientConfig) -> &mut ClientConfig {
+    config
+        // A full prefetch queue (while a run is being committed) would otherwise pause
+        // fetching for a whole second (librdkafka's default), starving the next run.
+        .set("fetch.queue.backoff.ms", "20")
+        // Bounded prefetch: librdkafka's defaults (64 MB queue, 50 MB per fetch, 1 MB per
+        // partition) overshoot by up to 1 MB per assigned partition, hundreds of MB for a
+        // backlog over many partitions.
+        .set("queued.max.messages.kbytes", "32768")
+        .set("fetch.max.bytes", "16777216")
+        .set("max.partition.fetch.bytes", "262144")
+}
+
 /// Runs one worker until `stop` is set (then flushes and returns) or a fatal error.
 /// Blocking: call it on a thread of its own; lake I/O runs on `rt`.
 pub fn run(
@@ -383,7 +398,7 @@ pub fn run(
         alarms: Vec::new(),
         failure: None,
     }));
-    let consumer: BaseConsumer<Context> = ClientConfig::new()
+    let consumer: BaseConsumer<Context> = tune_fetching(&mut ClientConfig::new())
         .set("bootstrap.servers", &cfg.brokers)
         .set("group.id", &cfg.group)
         .set("enable.auto.commit", "false")
@@ -398,15 +413,6 @@ pub fn run(
             (cfg.session_timeout.as_millis() / 4).max(100).to_string(),
         )
         .set("message.max.bytes", "10000000")
-        // A full prefetch queue (while a run is being committed) would otherwise pause
-        // fetching for a whole second (librdkafka's default), starving the next run.
-        .set("fetch.queue.backoff.ms", "20")
-        // Bounded prefetch: librdkafka's defaults (64 MB queue, 50 MB per fetch, 1 MB per
-        // partition) overshoot by up to 1 MB per assigned partition, hundreds of MB for a
-        // backlog over many partitions.
-        .set("queued.max.messages.kbytes", "32768")
-        .set("fetch.max.bytes", "16777216")
-        .set("max.partition.fetch.bytes", "262144")
         .set("statistics.interval.ms", "5000")
         .set("topic.metadata.refresh.interval.ms", "10000")
         .create_with_context(Context {
