@@ -87,13 +87,12 @@ impl EventTable {
             .await;
         let table = match created {
             Ok(t) => t,
-            // Someone else created it between our load and our create.
-            Err(_) => {
+            // Someone else created it between our load and our create; if nobody did, the
+            // create's own error (a store refusing the write, say) is the one to report.
+            Err(create_error) => {
                 let t = DeltaTable::try_from_url(url.clone()).await.map_err(delta)?;
                 if t.version().is_none() {
-                    return Err(delta(deltalake::DeltaTableError::NotATable(
-                        url.to_string(),
-                    )));
+                    return Err(delta(create_error));
                 }
                 t
             }
