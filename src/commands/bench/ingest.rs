@@ -301,7 +301,7 @@ pub(crate) fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
         ("librdkafka defaults", &defaults),
     ] {
         println!(
-            "  (a) bare, {name:<20}    : {:>8.2} s  {:>9.0} msg/s  first to last message {:.0} msg/s  (passes: {} s){}",
+            "  (a) bare, {name:<20}       : {:>8.2} s  {:>9.0} msg/s  first to last message {:.0} msg/s  (passes: {} s){}",
             bare.whole,
             n as f64 / bare.whole,
             n as f64 / bare.steady.max(1e-9),
@@ -319,7 +319,7 @@ pub(crate) fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
         n as f64 / gdx_secs
     );
     println!(
-        "  (b') gdx steady state (hand-overs)  : {:>8.2} s  {:>9.0} msg/s  ({} runs)",
+        "  (b') gdx steady state (hand-overs)   : {:>8.2} s  {:>9.0} msg/s  ({} runs)",
         steady_secs,
         steady_rows as f64 / steady_secs.max(1e-9),
         runs.len()
