@@ -30,10 +30,39 @@ fn batch(offsets: std::ops::Range<i64>) -> RecordBatch {
 async fn fresh() -> (tempfile::TempDir, Url, EventTable) {
     let dir = tempfile::tempdir().unwrap();
     let url = Url::from_directory_path(dir.path().join("t")).unwrap();
-    let t = EventTable::open_or_create(url.clone(), schema(), "t")
-        .await
-        .unwrap();
+    let t = handle(&url).await;
     (dir, url, t)
+}
+
+/// The offset commit of one partition.
+fn txn(app_id: &str, offset: i64) -> PartitionTxn {
+    PartitionTxn {
+        app_id: app_id.into(),
+        offset,
+    }
+}
+
+/// Another handle on the table at `url` (another worker, or a restart).
+async fn handle(url: &Url) -> EventTable {
+    EventTable::open_or_create(url.clone(), schema(), "t")
+        .await
+        .unwrap()
+}
+
+/// Rows `sql` returns with the table registered as `t`.
+async fn rows_of(table: &EventTable, sql: &str) -> usize {
+    let ctx = deltalake::datafusion::prelude::SessionContext::new();
+    ctx.register_table("t", table.delta().table_provider().await.unwrap())
+        .unwrap();
+    ctx.sql(sql)
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap()
+        .iter()
+        .map(|b| b.num_rows())
+        .sum()
 }
 
 /// The Parquet footer of the table's first data file.
@@ -47,20 +76,17 @@ fn first_file_metadata(t: &EventTable) -> deltalake::parquet::file::metadata::Pa
 #[tokio::test]
 async fn batches_become_files_written_side_by_side_in_one_commit() {
     let (_dir, url, mut t) = fresh().await;
-    let txn = |offset| PartitionTxn {
-        app_id: "a".into(),
-        offset,
-    };
     let v = t
-        .append(vec![batch(0..10), batch(10..25), batch(25..40)], &[txn(39)])
+        .append(
+            vec![batch(0..10), batch(10..25), batch(25..40)],
+            &[txn("a", 39)],
+        )
         .await
         .unwrap();
     assert_eq!(v, 1, "one commit");
     assert_eq!(t.delta().get_file_uris().unwrap().count(), 3);
     assert_eq!(stats_rows(t.delta()), 40, "every file has its statistics");
-    let reopened = EventTable::open_or_create(url, schema(), "t")
-        .await
-        .unwrap();
+    let reopened = handle(&url).await;
     assert_eq!(reopened.txn_version("a").await.unwrap(), Some(39));
     assert_eq!(crate::read::row_count(reopened.url()).await.unwrap(), 40);
 }
@@ -92,15 +118,7 @@ async fn unique_columns_are_written_without_a_dictionary() {
 #[tokio::test]
 async fn a_field_added_by_the_catalog_becomes_a_new_column() {
     let (_dir, url, mut t) = fresh().await;
-    t.append(
-        vec![batch(0..3)],
-        &[PartitionTxn {
-            app_id: "a".into(),
-            offset: 2,
-        }],
-    )
-    .await
-    .unwrap();
+    t.append(vec![batch(0..3)], &[txn("a", 2)]).await.unwrap();
     let v2 = Arc::new(Schema::new(vec![
         Field::new("k", DataType::Utf8, true),
         Field::new("_offset", DataType::Int64, false),
@@ -120,13 +138,7 @@ async fn a_field_added_by_the_catalog_becomes_a_new_column() {
         .unwrap();
     // Two batches (a run decoded in chunks) that both carry the new column.
     reopened
-        .append(
-            vec![b.clone(), b],
-            &[PartitionTxn {
-                app_id: "a".into(),
-                offset: 3,
-            }],
-        )
+        .append(vec![b.clone(), b], &[txn("a", 3)])
         .await
         .unwrap();
     let names: Vec<String> = reopened
@@ -138,19 +150,7 @@ async fn a_field_added_by_the_catalog_becomes_a_new_column() {
         .map(|f| f.name().to_owned())
         .collect();
     assert_eq!(names, vec!["k", "_offset", "phone"]);
-    let ctx = deltalake::datafusion::prelude::SessionContext::new();
-    ctx.register_table("t", reopened.delta().table_provider().await.unwrap())
-        .unwrap();
-    let n: usize = ctx
-        .sql("select * from t where phone is null")
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap()
-        .iter()
-        .map(|b| b.num_rows())
-        .sum();
+    let n = rows_of(&reopened, "select * from t where phone is null").await;
     assert_eq!(n, 3, "old rows read the new column as null");
 }
 
@@ -160,35 +160,13 @@ async fn offsets_commit_with_the_data_and_survive_reopening() {
     let a = app_id("ingest", "cluster-1", "ps.x", 0);
     let b = app_id("ingest", "cluster-1", "ps.x", 1);
     assert_eq!(t.txn_version(&a).await.unwrap(), None);
-    t.append(
-        vec![batch(0..10)],
-        &[PartitionTxn {
-            app_id: a.clone(),
-            offset: 9,
-        }],
-    )
-    .await
-    .unwrap();
-    t.append(
-        vec![batch(10..15)],
-        &[
-            PartitionTxn {
-                app_id: a.clone(),
-                offset: 14,
-            },
-            PartitionTxn {
-                app_id: b.clone(),
-                offset: 3,
-            },
-        ],
-    )
-    .await
-    .unwrap();
-
-    // A second handle (another worker, or a restart) sees the same offsets.
-    let other = EventTable::open_or_create(url.clone(), schema(), "t")
+    t.append(vec![batch(0..10)], &[txn(&a, 9)]).await.unwrap();
+    t.append(vec![batch(10..15)], &[txn(&a, 14), txn(&b, 3)])
         .await
         .unwrap();
+
+    // A second handle (another worker, or a restart) sees the same offsets.
+    let other = handle(&url).await;
     assert_eq!(other.txn_version(&a).await.unwrap(), Some(14));
     assert_eq!(other.txn_version(&b).await.unwrap(), Some(3));
     assert_eq!(
@@ -199,61 +177,25 @@ async fn offsets_commit_with_the_data_and_survive_reopening() {
         None
     );
     assert_eq!(other.version(), Some(2));
-    let rows: usize = {
-        let ctx = deltalake::datafusion::prelude::SessionContext::new();
-        ctx.register_table("t", other.delta().table_provider().await.unwrap())
-            .unwrap();
-        ctx.sql("select * from t")
-            .await
-            .unwrap()
-            .collect()
-            .await
-            .unwrap()
-            .iter()
-            .map(|b| b.num_rows())
-            .sum()
-    };
-    assert_eq!(rows, 15);
+    assert_eq!(rows_of(&other, "select * from t").await, 15);
 
     // A commit without rows still records offsets (a run of messages that were all
     // dead-lettered must move the partition on).
     let mut other = other;
     let before = other.version().unwrap();
-    other
-        .append(
-            Vec::new(),
-            &[PartitionTxn {
-                app_id: b.clone(),
-                offset: 9,
-            }],
-        )
-        .await
-        .unwrap();
+    other.append(Vec::new(), &[txn(&b, 9)]).await.unwrap();
     assert_eq!(other.version(), Some(before + 1));
     assert_eq!(other.txn_version(&b).await.unwrap(), Some(9));
 
     // The first handle learns of commits made elsewhere after a refresh.
     let mut second = other;
     second
-        .append(
-            vec![batch(15..20)],
-            &[PartitionTxn {
-                app_id: a.clone(),
-                offset: 19,
-            }],
-        )
+        .append(vec![batch(15..20)], &[txn(&a, 19)])
         .await
         .unwrap();
     assert_eq!(t.txn_version(&a).await.unwrap(), Some(14));
     t.refresh().await.unwrap();
     assert_eq!(t.txn_version(&a).await.unwrap(), Some(19));
-}
-
-fn txn(app_id: &str, offset: i64) -> PartitionTxn {
-    PartitionTxn {
-        app_id: app_id.into(),
-        offset,
-    }
 }
 
 /// `batch` with a nullable `phone` column the first schema lacks (a field the catalog added).
@@ -306,9 +248,7 @@ async fn workers_racing_to_create_a_table_make_one_version_zero() {
 #[tokio::test]
 async fn an_append_survives_another_writer_evolving_the_schema() {
     let (_dir, url, mut a) = fresh().await;
-    let mut b = EventTable::open_or_create(url.clone(), schema(), "t")
-        .await
-        .unwrap();
+    let mut b = handle(&url).await;
     a.append(vec![evolved_batch(0..3)], &[txn("p0", 2)])
         .await
         .unwrap();
@@ -323,9 +263,7 @@ async fn an_append_survives_another_writer_evolving_the_schema() {
     b.append(vec![batch(104..110), batch(110..120)], &[txn("p1", 119)])
         .await
         .unwrap();
-    let mut check = EventTable::open_or_create(url, schema(), "t")
-        .await
-        .unwrap();
+    let mut check = handle(&url).await;
     check.refresh().await.unwrap();
     assert_eq!(check.txn_version("p0").await.unwrap(), Some(4));
     assert_eq!(check.txn_version("p1").await.unwrap(), Some(119));
@@ -335,9 +273,7 @@ async fn an_append_survives_another_writer_evolving_the_schema() {
 #[tokio::test]
 async fn a_stale_writer_never_commits_a_partition_another_writer_moved() {
     let (_dir, url, mut a) = fresh().await;
-    let mut b = EventTable::open_or_create(url.clone(), schema(), "t")
-        .await
-        .unwrap();
+    let mut b = handle(&url).await;
     // Plain appends: Delta itself refuses a commit whose app id a newer commit carries.
     a.append(vec![batch(0..5)], &[txn("p0", 4)]).await.unwrap();
     let err = b
@@ -347,9 +283,7 @@ async fn a_stale_writer_never_commits_a_partition_another_writer_moved() {
     assert!(err.to_string().contains("Concurrent transaction"), "{err}");
     // The same partition moved together with a schema change: the retry after reloading
     // must not commit either.
-    let mut c = EventTable::open_or_create(url.clone(), schema(), "t")
-        .await
-        .unwrap();
+    let mut c = handle(&url).await;
     a.append(vec![evolved_batch(5..8)], &[txn("p0", 7)])
         .await
         .unwrap();
