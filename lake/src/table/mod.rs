@@ -158,7 +158,8 @@ impl EventTable {
         loop {
             match self.append_once(batches.clone(), props.clone()).await {
                 Err(e) if attempt < commit::MAX_ATTEMPTS && commit::table_changed_under(&e) => {
-                    tracing::info!(
+                    // delta-rs has just logged the refusal as an error: say it is handled.
+                    tracing::warn!(
                         table = %self.url,
                         attempt,
                         "another writer changed the table's schema; retrying the append"
