@@ -92,14 +92,15 @@ fn publish_validates_and_ingest_lands_everything_then_stops_cleanly_on_sigterm()
         common::rows(&rt, &events)
     );
 
-    // Prometheus metrics while it runs.
-    let metrics = http_get(&metrics_addr, "/metrics");
-    assert!(
-        metrics.contains(&format!(
-            "gdx_ingest_rows_committed_total{{topic=\"{topic}\"}} {n}"
-        )),
-        "{metrics}"
-    );
+    // Prometheus metrics while it runs. The counters move when the worker takes a landed
+    // run back, a moment after its commit is visible in the lake.
+    let committed = format!("gdx_ingest_rows_committed_total{{topic=\"{topic}\"}} {n}");
+    let mut metrics = String::new();
+    let counted = common::wait_until(10, || {
+        metrics = http_get(&metrics_addr, "/metrics");
+        metrics.contains(&committed)
+    });
+    assert!(counted, "{metrics}");
     assert!(metrics.contains("gdx_ingest_commit_seconds"), "{metrics}");
     assert!(
         !metrics.contains("张") && !metrics.contains("420106"),
