@@ -355,8 +355,8 @@ fn is_feed_topic(topic: &str) -> bool {
     !topic.starts_with("gdx.") && !topic.starts_with('_')
 }
 
-/// The worker's fetch settings (also given to `gdx bench ingest`'s bare consumer, so the
-/// physical limit it measures is not held back by librdkafka's defaults).
+/// The worker's fetch settings (also one of the two configurations `gdx bench ingest`'s bare
+/// consumer runs with).
 pub fn tune_fetching(config: &mut ClientConfig) -> &mut ClientConfig {
     config
         // A full prefetch queue (while a run is being committed) would otherwise pause

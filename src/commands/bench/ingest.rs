@@ -4,7 +4,8 @@
 //!
 //! Data flow: the simulator's `ps.household_registration` feed (realistic records) → an
 //! embedded broker with enough partitions that the whole backlog fits its per-partition
-//! retention → (a) a bare librdkafka consumer reads it all → (b) `gdx ingest` runs as a child
+//! retention → (a) a bare librdkafka consumer reads it all (with the worker's fetch settings and with
+//! librdkafka's defaults; the faster is the limit) → (b) `gdx ingest` runs as a child
 //! process into a temp lake until every row is visible → a trickle of fresh messages measures
 //! Kafka timestamp → ingestion delay → figures.
 
@@ -178,11 +179,10 @@ pub(crate) fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
     );
 
     // (a) The physical limit: a bare consumer that touches every payload byte, with the
-    // worker's fetch settings and with librdkafka's defaults (each wins somewhere: the
-    // defaults pause fetching for a second when their queue fills, the worker's smaller
-    // per-partition fetches cost more requests over thousands of partitions); the median of
-    // three alternating passes each (one pass is short, and this machine is noisy), and the
-    // faster of the two is the limit.
+    // worker's fetch settings and with librdkafka's defaults (neither wins everywhere: the
+    // defaults pause fetching for a second when their queue fills, the worker's queue is half
+    // as deep); the median of three alternating passes each (one pass is short, and this
+    // machine is noisy), and the faster of the two is the limit.
     let mut tuned = Vec::new();
     let mut defaults = Vec::new();
     for _ in 0..3 {
