@@ -77,6 +77,24 @@ pub fn provenance_fields() -> Vec<Field> {
     ]
 }
 
+/// Columns whose values are (nearly) unique per row, written without dictionary encoding:
+/// the primary key, personal identifiers and contact data (ID and certificate numbers, names,
+/// phones, addresses, bank cards, e-mails, USCCs) and timestamps. A dictionary for them
+/// costs a hash and a compare per value and then overflows anyway (or holds as many entries
+/// as rows); codes, categories and dates keep theirs.
+pub fn near_unique_columns(ds: &Dataset) -> Vec<String> {
+    let mut cols: Vec<String> = ds.primary_key.clone();
+    for f in &ds.fields {
+        let unique = f.ty == FieldType::Timestamp
+            || f.pii
+                .is_some_and(|k| !matches!(k, gdx_catalog::PiiKind::BirthDate));
+        if unique && !cols.contains(&f.name) {
+            cols.push(f.name.clone());
+        }
+    }
+    cols
+}
+
 /// The `events` table: typed fields (nullable: deletes carry only the key) + provenance.
 pub fn events_schema(ds: &Dataset) -> SchemaRef {
     let mut fields: Vec<Field> = ds
@@ -126,6 +144,23 @@ pub fn dead_letter_schema() -> SchemaRef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn personal_identifiers_keys_and_timestamps_are_near_unique_codes_and_dates_are_not() {
+        let c = gdx_catalog::district::catalog();
+        let ds = c.get("ps.household_registration").unwrap();
+        assert_eq!(
+            near_unique_columns(ds),
+            ["resident_id", "name", "address", "phone", "updated_at"]
+        );
+        // A composite key's parts are listed once each, before the other columns.
+        let mut ds = ds.clone();
+        ds.primary_key = vec!["household_id".into(), "resident_id".into()];
+        assert_eq!(
+            near_unique_columns(&ds)[..3],
+            ["household_id", "resident_id", "name"]
+        );
+    }
 
     #[test]
     fn schemas_follow_the_catalog() {

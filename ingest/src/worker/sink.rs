@@ -75,7 +75,7 @@ impl Sinks {
                 ds.id.as_str(),
             )
             .await?
-            .with_unique_columns(&ds.primary_key);
+            .with_unique_columns(&gdx_lake::schema::near_unique_columns(ds));
             self.tables.insert(topic.to_owned(), t);
         }
         Ok(self.tables.get_mut(topic).expect("inserted above"))
@@ -212,7 +212,12 @@ impl Sinks {
             RunContent::Unknown(msgs) => {
                 return self.flush_unknown(topic, &msgs, &last, now_us).await;
             }
-            RunContent::Decoding(task) => task.await.map_err(|e| Error::Task(e.to_string()))??,
+            RunContent::Decoding(task) => {
+                let t = std::time::Instant::now();
+                let r = task.await.map_err(|e| Error::Task(e.to_string()))??;
+                tracing::debug!(wait_ms = t.elapsed().as_secs_f64() * 1e3, "XDECODE");
+                r
+            }
         };
         self.table(topic).await?;
         let started = std::time::Instant::now();
