@@ -51,11 +51,17 @@ const POOLED_DECODERS: usize = 4;
 /// Runs smaller than this get a fresh decoder.
 const MIN_POOLED_BATCH: usize = 1_024;
 
+/// Messages decoded together. arrow-json's tape for this many (~2 MB) and the arrays built
+/// from it stay in the CPU caches; a whole run at once (25,000 messages a core) made every
+/// copy out of the tape a cache miss: 12 % more CPU per message in `gdx bench ingest`.
+pub const DECODE_SLICE: usize = 4_096;
+
 /// Rows decoded from one run of messages.
 #[derive(Debug)]
 pub struct Decoded {
-    /// Event rows in the `events` schema (none when every message was dead-lettered).
-    pub batch: Option<RecordBatch>,
+    /// Event rows in the `events` schema, one batch per [`DECODE_SLICE`] messages (none for
+    /// a slice whose every message was dead-lettered).
+    pub batches: Vec<RecordBatch>,
     pub dead_letters: Vec<DeadLetter>,
 }
 
@@ -113,8 +119,26 @@ impl DatasetDecoder {
         &self.events
     }
 
-    /// Decodes `msgs` (all of this dataset's topic); `ingested_at_us` stamps the rows.
+    /// Decodes `msgs` (all of this dataset's topic), a slice of [`DECODE_SLICE`] at a time;
+    /// `ingested_at_us` stamps the rows.
     pub fn decode(&self, msgs: &[Message], ingested_at_us: i64) -> Decoded {
+        let mut out = Decoded {
+            batches: Vec::with_capacity(msgs.len().div_ceil(DECODE_SLICE)),
+            dead_letters: Vec::new(),
+        };
+        for slice in msgs.chunks(DECODE_SLICE) {
+            let (batch, mut dead) = self.decode_slice(slice, ingested_at_us);
+            out.batches.extend(batch);
+            out.dead_letters.append(&mut dead);
+        }
+        out
+    }
+
+    fn decode_slice(
+        &self,
+        msgs: &[Message],
+        ingested_at_us: i64,
+    ) -> (Option<RecordBatch>, Vec<DeadLetter>) {
         let mut dead = Vec::new();
         let mut candidates: Vec<&Message> = Vec::with_capacity(msgs.len());
         for m in msgs {
@@ -141,10 +165,7 @@ impl DatasetDecoder {
         let (values, mut rejected) = self.decode_values(&candidates);
         dead.append(&mut rejected);
         let batch = values.and_then(|v| rows::assemble(self, v, ingested_at_us, &mut dead));
-        Decoded {
-            batch,
-            dead_letters: dead,
-        }
+        (batch, dead)
     }
 
     /// Decodes the values of `msgs` into records; returns the accepted rows and the rejects.

@@ -50,13 +50,52 @@ fn strings(b: &RecordBatch, col: &str) -> Vec<Option<String>> {
 
 fn run(d: &DatasetDecoder, msgs: &[Message]) -> (Option<RecordBatch>, Vec<DeadLetter>) {
     let out = d.decode(msgs, 1_800_000_000_000_000);
-    let rows = out.batch.as_ref().map_or(0, |b| b.num_rows());
+    let rows: usize = out.batches.iter().map(RecordBatch::num_rows).sum();
     assert_eq!(
         rows + out.dead_letters.len(),
         msgs.len(),
         "every message is a row or a dead letter"
     );
-    (out.batch, out.dead_letters)
+    let batch = out.batches.first().map(|b| {
+        arrow::compute::concat_batches(&b.schema(), &out.batches).expect("one events schema")
+    });
+    (batch, out.dead_letters)
+}
+
+#[test]
+fn a_long_run_is_decoded_slice_by_slice_and_a_bad_message_costs_only_itself() {
+    let d = decoder("ps.household_registration");
+    let n = DECODE_SLICE * 2 + 10;
+    let bad_at = DECODE_SLICE + 5;
+    let msgs: Vec<Message> = (0..n as i64)
+        .map(|o| {
+            let value = if o as usize == bad_at {
+                "{not json".to_owned()
+            } else {
+                PERSON.to_owned()
+            };
+            msg("ps.household_registration", o, None, Some(&value))
+        })
+        .collect();
+    let out = d.decode(&msgs, 1_800_000_000_000_000);
+    let rows: Vec<usize> = out.batches.iter().map(RecordBatch::num_rows).collect();
+    assert_eq!(rows, vec![DECODE_SLICE, DECODE_SLICE - 1, 10]);
+    assert_eq!(out.dead_letters.len(), 1);
+    assert_eq!(out.dead_letters[0].offset, bad_at as i64);
+    assert_eq!(out.dead_letters[0].class, ErrorClass::NotJson);
+    let offsets: Vec<i64> = out
+        .batches
+        .iter()
+        .flat_map(|b| {
+            b.column_by_name("_offset")
+                .unwrap()
+                .as_primitive::<Int64Type>()
+                .values()
+                .to_vec()
+        })
+        .collect();
+    let expected: Vec<i64> = (0..n as i64).filter(|o| *o as usize != bad_at).collect();
+    assert_eq!(offsets, expected, "every other message once, in order");
 }
 
 #[test]

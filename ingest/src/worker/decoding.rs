@@ -119,7 +119,7 @@ async fn decode_parallel(
     };
     for t in tasks {
         let d = t.await.map_err(|e| Error::Task(e.to_string()))?;
-        run.batches.extend(d.batch);
+        run.batches.extend(d.batches);
         run.dead_letters.extend(d.dead_letters);
     }
     Ok(run)

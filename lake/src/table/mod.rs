@@ -20,9 +20,11 @@ use url::Url;
 use crate::{Error, Result};
 
 mod commit;
+mod layout;
 
 use commit::commit_actions;
 pub(crate) use commit::commit_txns_only;
+use layout::{group_into_files, writer_properties};
 
 /// The offset a commit records for one Kafka partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +47,8 @@ pub struct EventTable {
     url: Url,
     /// Columns written without dictionary encoding (unique per row).
     unique_columns: Vec<String>,
+    /// Parquet files an append writes side by side.
+    files_per_append: usize,
 }
 
 impl EventTable {
@@ -105,6 +109,7 @@ impl EventTable {
             table,
             url,
             unique_columns: Vec::new(),
+            files_per_append: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
     }
 
@@ -112,6 +117,13 @@ impl EventTable {
     /// without dictionary encoding like the unique provenance columns.
     pub fn with_unique_columns(mut self, columns: &[String]) -> Self {
         self.unique_columns = columns.to_vec();
+        self
+    }
+
+    /// How many Parquet files one append writes side by side, each encoded on its own
+    /// thread (default: one per core; never more than the batches appended).
+    pub fn with_files_per_append(mut self, files: usize) -> Self {
+        self.files_per_append = files.max(1);
         self
     }
 
@@ -180,15 +192,16 @@ impl EventTable {
         if batches.iter().all(|b| b.num_rows() == 0) {
             return commit_txns_only(&mut self.table, props).await;
         }
-        if batches.len() > 1
-            && let Some(writers) = self.parallel_writers(&batches)
+        let files = group_into_files(batches, self.files_per_append);
+        if files.len() > 1
+            && let Some(writers) = self.parallel_writers(&files)
         {
-            return self.append_files_in_parallel(batches, writers, props).await;
+            return self.append_files_in_parallel(files, writers, props).await;
         }
         let table = self
             .table
             .clone()
-            .write(batches)
+            .write(files.into_iter().flatten())
             // Additive evolution: a field the catalog added (nullable, validated by the
             // catalog's evolution rules) becomes a new column; old rows read it as null.
             .with_schema_mode(SchemaMode::Merge)
@@ -221,12 +234,12 @@ impl EventTable {
         Ok(())
     }
 
-    /// One Parquet writer per batch, when every batch is in the table's own schema; `None`
+    /// One Parquet writer per file, when every batch is in the table's own schema; `None`
     /// for a batch that adds a column (delta-rs's write evolves the schema) or a table with
     /// features delta-rs's RecordBatchWriter refuses to write.
-    fn parallel_writers(&self, batches: &[RecordBatch]) -> Option<Vec<RecordBatchWriter>> {
+    fn parallel_writers(&self, files: &[Vec<RecordBatch>]) -> Option<Vec<RecordBatchWriter>> {
         let props = writer_properties(&self.unique_columns);
-        let writers = batches
+        let writers = files
             .iter()
             .map(|_| {
                 RecordBatchWriter::for_table(&self.table)
@@ -235,26 +248,29 @@ impl EventTable {
             })
             .collect::<Option<Vec<_>>>()?;
         let schema = writers.first()?.arrow_schema();
-        batches
+        files
             .iter()
+            .flatten()
             .all(|b| same_columns(&b.schema(), &schema))
             .then_some(writers)
     }
 
-    /// One Parquet file per batch, encoded concurrently on the runtime's threads, then one
-    /// commit with all of them and the offsets.
+    /// The files encoded concurrently on the runtime's threads, then one commit with all of
+    /// them and the offsets.
     async fn append_files_in_parallel(
         &mut self,
-        batches: Vec<RecordBatch>,
+        files: Vec<Vec<RecordBatch>>,
         writers: Vec<RecordBatchWriter>,
         props: CommitProperties,
     ) -> std::result::Result<u64, deltalake::DeltaTableError> {
-        let writers: Vec<_> = batches
+        let writers: Vec<_> = files
             .into_iter()
             .zip(writers)
-            .map(|(batch, mut writer)| {
+            .map(|(batches, mut writer)| {
                 tokio::spawn(async move {
-                    writer.write(batch).await?;
+                    for batch in batches {
+                        writer.write(batch).await?;
+                    }
                     writer.flush().await
                 })
             })
@@ -329,28 +345,6 @@ fn same_columns(a: &arrow::datatypes::Schema, b: &arrow::datatypes::Schema) -> b
             .iter()
             .zip(b.fields())
             .all(|(x, y)| x.name() == y.name() && x.data_type() == y.data_type())
-}
-
-/// Parquet settings of appended files: delta-rs's (Snappy), minus dictionary encoding for
-/// columns unique per row — the provenance columns and `unique` (their dictionaries
-/// overflow and fall back to plain encoding after the writer has hashed every value for
-/// nothing: 7 % less CPU per message in `gdx bench ingest`).
-fn writer_properties(unique: &[String]) -> deltalake::parquet::file::properties::WriterProperties {
-    use crate::schema::provenance as p;
-    use deltalake::parquet::basic::Compression;
-    use deltalake::parquet::schema::types::ColumnPath;
-    let mut b = deltalake::parquet::file::properties::WriterProperties::builder()
-        .set_created_by(format!("gdx {}", env!("CARGO_PKG_VERSION")))
-        .set_compression(Compression::SNAPPY)
-        .set_statistics_enabled(deltalake::parquet::file::properties::EnabledStatistics::Chunk);
-    let provenance = [p::OFFSET, p::KAFKA_TS, p::EVENT_TIME, p::KEY, p::EVENT_ID];
-    for c in provenance
-        .into_iter()
-        .chain(unique.iter().map(String::as_str))
-    {
-        b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
-    }
-    b.build()
 }
 
 #[cfg(test)]

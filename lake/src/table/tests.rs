@@ -75,20 +75,27 @@ fn first_file_metadata(t: &EventTable) -> deltalake::parquet::file::metadata::Pa
 
 #[tokio::test]
 async fn batches_become_files_written_side_by_side_in_one_commit() {
-    let (_dir, url, mut t) = fresh().await;
-    let v = t
-        .append(
-            vec![batch(0..10), batch(10..25), batch(25..40)],
-            &[txn("a", 39)],
-        )
+    let (_dir, url, t) = fresh().await;
+    let mut t = t.with_files_per_append(2);
+    let batches = vec![
+        batch(0..10),
+        batch(10..25),
+        batch(25..40),
+        batch(40..45),
+        batch(45..60),
+    ];
+    let v = t.append(batches, &[txn("a", 59)]).await.unwrap();
+    assert_eq!(v, 1, "one commit");
+    assert_eq!(t.delta().get_file_uris().unwrap().count(), 2, "two files");
+    assert_eq!(stats_rows(t.delta()), 60, "every file has its statistics");
+    let mut t = t.with_files_per_append(3);
+    t.append(vec![batch(60..70); 3], &[txn("a", 69)])
         .await
         .unwrap();
-    assert_eq!(v, 1, "one commit");
-    assert_eq!(t.delta().get_file_uris().unwrap().count(), 3);
-    assert_eq!(stats_rows(t.delta()), 40, "every file has its statistics");
+    assert_eq!(t.delta().get_file_uris().unwrap().count(), 5);
     let reopened = handle(&url).await;
-    assert_eq!(reopened.txn_version("a").await.unwrap(), Some(39));
-    assert_eq!(crate::read::row_count(reopened.url()).await.unwrap(), 40);
+    assert_eq!(reopened.txn_version("a").await.unwrap(), Some(69));
+    assert_eq!(crate::read::row_count(reopened.url()).await.unwrap(), 90);
 }
 
 #[tokio::test]
@@ -248,7 +255,7 @@ async fn workers_racing_to_create_a_table_make_one_version_zero() {
 #[tokio::test]
 async fn an_append_survives_another_writer_evolving_the_schema() {
     let (_dir, url, mut a) = fresh().await;
-    let mut b = handle(&url).await;
+    let mut b = handle(&url).await.with_files_per_append(2);
     a.append(vec![evolved_batch(0..3)], &[txn("p0", 2)])
         .await
         .unwrap();

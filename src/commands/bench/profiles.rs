@@ -46,7 +46,7 @@ async fn load_feed(
         }
         let last = msgs.last().map(|m| m.offset).unwrap_or(0);
         let decoded = decoder.decode(msgs, now_us);
-        let batches: Vec<_> = decoded.batch.into_iter().collect();
+        let batches = decoded.batches;
         rows += batches.iter().map(|b| b.num_rows() as u64).sum::<u64>();
         table
             .append(

@@ -1,0 +1,132 @@
+//! How an append lays its rows out in Parquet files.
+//!
+//! Data flow: the batches of one append (in order) → [`group_into_files`] cuts them into at
+//! most one run of consecutive batches per file, with about equal rows → each file is encoded
+//! with [`writer_properties`] on a thread of its own → one commit adds them all.
+
+use arrow::array::RecordBatch;
+use deltalake::parquet::basic::Compression;
+use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use deltalake::parquet::schema::types::ColumnPath;
+
+/// Parquet settings of appended files: delta-rs's (Snappy), minus dictionary encoding for
+/// columns unique per row — the provenance columns and `unique` (for events tables,
+/// [`crate::schema::near_unique_columns`]). Their dictionaries overflow and fall back to
+/// plain encoding after the writer has hashed every value for nothing: 7 % less CPU per
+/// message in `gdx bench ingest` for the provenance columns and key, 5 % more for the
+/// personal identifiers and timestamps, with files 0.7 % larger.
+pub(super) fn writer_properties(unique: &[String]) -> WriterProperties {
+    use crate::schema::provenance as p;
+    let mut b = WriterProperties::builder()
+        .set_created_by(format!("gdx {}", env!("CARGO_PKG_VERSION")))
+        .set_compression(Compression::SNAPPY)
+        .set_statistics_enabled(EnabledStatistics::Chunk);
+    let provenance = [p::OFFSET, p::KAFKA_TS, p::EVENT_TIME, p::KEY, p::EVENT_ID];
+    for c in provenance
+        .into_iter()
+        .chain(unique.iter().map(String::as_str))
+    {
+        b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
+    }
+    b.build()
+}
+
+/// Cuts `batches` into at most `files` runs of consecutive batches with about equal rows
+/// (a file never splits a batch; order is kept). Empty batches are dropped.
+pub(super) fn group_into_files(batches: Vec<RecordBatch>, files: usize) -> Vec<Vec<RecordBatch>> {
+    let batches: Vec<RecordBatch> = batches.into_iter().filter(|b| b.num_rows() > 0).collect();
+    let total: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let files = files.clamp(1, batches.len().max(1));
+    let mut out: Vec<Vec<RecordBatch>> = Vec::with_capacity(files);
+    let mut current = Vec::new();
+    let mut rows_done = 0;
+    for b in batches {
+        rows_done += b.num_rows();
+        current.push(b);
+        // Close file k once the rows so far reach k/files of the total.
+        let closed = out.len() + 1;
+        if closed < files && rows_done * files >= total * closed {
+            out.push(std::mem::take(&mut current));
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::Int64Array;
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    use super::*;
+
+    fn batch(rows: std::ops::Range<i64>) -> RecordBatch {
+        let schema = Arc::new(Schema::new(vec![Field::new("k", DataType::Int64, false)]));
+        RecordBatch::try_new(schema, vec![Arc::new(Int64Array::from_iter_values(rows))]).unwrap()
+    }
+
+    fn shape(files: &[Vec<RecordBatch>]) -> Vec<Vec<usize>> {
+        files
+            .iter()
+            .map(|f| f.iter().map(RecordBatch::num_rows).collect())
+            .collect()
+    }
+
+    #[test]
+    fn batches_are_cut_into_files_of_about_equal_rows_in_order() {
+        let batches: Vec<_> = (0..13).map(|i| batch(i * 10..i * 10 + 10)).collect();
+        let files = group_into_files(batches, 2);
+        assert_eq!(shape(&files), vec![vec![10; 7], vec![10; 6]]);
+        let keys: Vec<i64> = files
+            .iter()
+            .flatten()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(keys, (0..130).collect::<Vec<_>>(), "order kept");
+    }
+
+    #[test]
+    fn never_more_files_than_batches_nor_empty_ones() {
+        assert_eq!(
+            shape(&group_into_files(vec![batch(0..5)], 4)),
+            vec![vec![5]]
+        );
+        assert_eq!(
+            shape(&group_into_files(
+                vec![batch(0..0), batch(0..3), batch(0..0)],
+                2
+            )),
+            vec![vec![3]]
+        );
+        assert!(group_into_files(Vec::new(), 2).is_empty());
+        assert_eq!(
+            shape(&group_into_files(
+                vec![batch(0..3), batch(0..3), batch(0..3)],
+                8
+            )),
+            vec![vec![3], vec![3], vec![3]]
+        );
+    }
+
+    #[test]
+    fn an_uneven_run_still_gives_each_file_a_share() {
+        // One big batch first: the rest go together into the second file.
+        let files = group_into_files(vec![batch(0..100), batch(0..5), batch(0..5)], 2);
+        assert_eq!(shape(&files), vec![vec![100], vec![5, 5]]);
+        assert_eq!(
+            shape(&group_into_files(vec![batch(0..10); 4], 1)),
+            vec![vec![10; 4]]
+        );
+    }
+}
