@@ -64,8 +64,14 @@ impl IdKind {
 
     /// Checks `raw` as this kind and returns its canonical form.
     pub fn check(self, raw: &str) -> Result<String, IdError> {
+        self.check_at(raw, chrono::Utc::now().date_naive())
+    }
+
+    /// [`IdKind::check`] with `today` as the latest possible birth date (read the clock once
+    /// for a whole batch, not per value).
+    pub fn check_at(self, raw: &str, today: chrono::NaiveDate) -> Result<String, IdError> {
         Ok(match self {
-            IdKind::ResidentId => ResidentId::parse(raw)?.as_str().to_owned(),
+            IdKind::ResidentId => ResidentId::parse_at(raw, today)?.as_str().to_owned(),
             IdKind::Uscc => Uscc::parse(raw)?.as_str().to_owned(),
             IdKind::BankCard => BankCard::parse(raw)?.as_str().to_owned(),
             IdKind::Mobile => Mobile::parse(raw)?.as_str().to_owned(),

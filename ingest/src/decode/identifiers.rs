@@ -23,6 +23,7 @@ pub(super) fn check(ds: &Dataset, columns: &[ArrayRef], is_upsert: &[bool]) -> C
     let mut out = columns.to_vec();
     let mut flags: Vec<Vec<usize>> = vec![Vec::new(); rows];
     let mut rejects: Vec<Option<(ErrorClass, String)>> = vec![None; rows];
+    let today = chrono::Utc::now().date_naive();
     for (i, f) in ds.fields.iter().enumerate() {
         let Some(kind) = f.id_kind() else { continue };
         let Some(policy) = f.check else { continue };
@@ -36,7 +37,7 @@ pub(super) fn check(ds: &Dataset, columns: &[ArrayRef], is_upsert: &[bool]) -> C
                 continue;
             }
             let raw = col.value(r);
-            match kind.check(raw) {
+            match kind.check_at(raw, today) {
                 Ok(canonical) if canonical != raw => replaced.push((r, canonical)),
                 Ok(_) => {}
                 Err(e) => match policy {
