@@ -338,3 +338,70 @@ fn an_offset_lost_to_retention_raises_the_gap_alarm() {
         worker::Error::OffsetGap { stored: 49, .. }
     ));
 }
+
+#[test]
+fn a_burst_lands_once_the_consumer_is_caught_up_and_a_trickle_waits_for_the_interval() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let cluster = EmbeddedBroker::new(1).unwrap();
+    let topic = "mca.cremation";
+    cluster.create_topic(topic, 1).unwrap();
+    let brokers = cluster.bootstrap();
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    let produce = |range: std::ops::Range<usize>| {
+        for i in range {
+            let value = format!(
+                r#"{{"cremation_no":"HH{i:011}","resident_id":"11010519491231002X","name":"张秀英","date_of_death":"2025-02-01","cremated_on":"2025-02-04","funeral_home":"武昌殡仪馆"}}"#
+            );
+            send(
+                &producer,
+                topic,
+                &format!("HH{i:011}"),
+                Some(&value),
+                OwnedHeaders::new(),
+            );
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+    };
+    produce(0..300);
+
+    let lake = LakeLocation::parse(tmp.path().join("lake").to_str().unwrap()).unwrap();
+    let mut wcfg = WorkerConfig::new(&brokers, lake.clone());
+    // Neither the size nor the time trigger can fire during the test.
+    wcfg.flush_rows = 1_000;
+    wcfg.flush_interval = Duration::from_secs(600);
+    let events = lake.events(&district::catalog().get(topic).unwrap().id);
+    let rows = || {
+        rt.block_on(counts(&events, false))
+            .get(topic)
+            .map_or(0, |c| c.0)
+    };
+    let stop = AtomicBool::new(false);
+    let catalog = Arc::new(district::catalog());
+    let handle = rt.handle().clone();
+    let (burst, trickle, stats) = std::thread::scope(|s| {
+        let t = s.spawn(|| worker::run(&wcfg, catalog, handle.clone(), &stop));
+        let started = Instant::now();
+        while rows() < 300 && started.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let burst = rows();
+        // A trickle below a tenth of a run stays buffered until the interval.
+        produce(300..320);
+        std::thread::sleep(Duration::from_secs(3));
+        let trickle = rows();
+        // Stopped before asserting, so a failure cannot leave the worker running.
+        stop.store(true, Ordering::Relaxed);
+        (burst, trickle, t.join().unwrap().unwrap().0)
+    });
+    assert_eq!(
+        burst, 300,
+        "the burst (≥ a tenth of a run) landed when idle"
+    );
+    assert_eq!(trickle, 300, "20 rows are not committed on their own");
+    assert_eq!(rows(), 320, "stopping lands the buffered trickle");
+    assert_eq!((stats.rows, stats.commits), (320, 2), "{stats:?}");
+}

@@ -5,7 +5,8 @@
 //! the lake holds (Delta application transactions, app id `<job>/<cluster id>/<topic>/<partition>`)
 //! and assigns the partition at that offset + 1 — or stops it with an offset-gap alarm when
 //! the broker no longer has that offset → messages are buffered per topic → every
-//! `flush_rows` messages or `flush_interval` the run is handed to a flush task that decodes
+//! `flush_rows` messages or `flush_interval` (or at once when the consumer has caught up
+//! with a tenth of `flush_rows` buffered) the run is handed to a flush task that decodes
 //! and commits it ([`sink`]) while the worker goes on polling the next run (at most one run
 //! in flight: the next hand-over waits for it) → group offsets are committed once a run has
 //! landed, for lag monitoring only → before partitions are revoked, and on stop, the run in
@@ -347,6 +348,10 @@ fn owned(m: &BorrowedMessage<'_>) -> Message {
     }
 }
 
+/// A run of at least `flush_rows / IDLE_FLUSH_DIVISOR` messages lands as soon as the
+/// consumer is idle, without waiting for the flush interval.
+const IDLE_FLUSH_DIVISOR: usize = 10;
+
 /// The subscription: every topic named like a department feed.
 const FEED_TOPICS: &str = "^[a-z][a-z0-9]*[.][a-z][a-z0-9_]*$";
 
@@ -473,7 +478,12 @@ pub fn run(
         }
         // The clock is read when idle or every 512 messages, not for every message.
         let check_clock = idle || st.buffered.is_multiple_of(512);
+        // Caught up with a sizeable run buffered (the end of a burst or backlog): nothing
+        // is coming to fill it, so it lands now; a trickle still waits for the interval
+        // rather than committing a few rows at a time.
+        let burst_done = idle && st.buffered >= (cfg.flush_rows / IDLE_FLUSH_DIVISOR).max(1);
         if st.buffered >= cfg.flush_rows
+            || burst_done
             || (st.buffered > 0 && check_clock && last_flush.elapsed() >= cfg.flush_interval)
         {
             start_flush(&mut st, &consumer, &rt)?;
