@@ -255,6 +255,25 @@ fn feeds_land_exactly_once_and_replays_add_nothing() {
     check();
 }
 
+/// An embedded broker with a one-partition `topic`, its bootstrap address, and a producer.
+fn one_partition_feed(topic: &str) -> (EmbeddedBroker, String, BaseProducer) {
+    let cluster = EmbeddedBroker::new(1).unwrap();
+    cluster.create_topic(topic, 1).unwrap();
+    let brokers = cluster.bootstrap();
+    let producer = ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    (cluster, brokers, producer)
+}
+
+/// A valid `mca.cremation` record number `i`.
+fn cremation(i: usize, funeral_home: &str) -> String {
+    format!(
+        r#"{{"cremation_no":"HH{i:011}","resident_id":"11010519491231002X","name":"张秀英","date_of_death":"2025-02-01","cremated_on":"2025-02-04","funeral_home":"{funeral_home}"}}"#
+    )
+}
+
 /// A condition that becomes true after `d` (run a worker for a while).
 fn false_after(d: Duration) -> bool {
     std::thread::sleep(d);
@@ -265,20 +284,9 @@ fn false_after(d: Duration) -> bool {
 fn an_offset_lost_to_retention_raises_the_gap_alarm() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let cluster = EmbeddedBroker::new(1).unwrap();
     let topic = "mca.cremation";
-    cluster.create_topic(topic, 1).unwrap();
-    let brokers = cluster.bootstrap();
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()
-        .unwrap();
-    let rec = |i: usize| {
-        format!(
-            r#"{{"cremation_no":"HH{i:011}","resident_id":"11010519491231002X","name":"张秀英","date_of_death":"2025-02-01","cremated_on":"2025-02-04","funeral_home":"{}"}}"#,
-            "武昌殡仪馆".repeat(40)
-        )
-    };
+    let (_cluster, brokers, producer) = one_partition_feed(topic);
+    let rec = |i: usize| cremation(i, &"武昌殡仪馆".repeat(40));
     for i in 0..50 {
         send(
             &producer,
@@ -343,19 +351,11 @@ fn an_offset_lost_to_retention_raises_the_gap_alarm() {
 fn a_burst_lands_once_the_consumer_is_caught_up_and_a_trickle_waits_for_the_interval() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let cluster = EmbeddedBroker::new(1).unwrap();
     let topic = "mca.cremation";
-    cluster.create_topic(topic, 1).unwrap();
-    let brokers = cluster.bootstrap();
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .create()
-        .unwrap();
+    let (_cluster, brokers, producer) = one_partition_feed(topic);
     let produce = |range: std::ops::Range<usize>| {
         for i in range {
-            let value = format!(
-                r#"{{"cremation_no":"HH{i:011}","resident_id":"11010519491231002X","name":"张秀英","date_of_death":"2025-02-01","cremated_on":"2025-02-04","funeral_home":"武昌殡仪馆"}}"#
-            );
+            let value = cremation(i, "武昌殡仪馆");
             send(
                 &producer,
                 topic,
