@@ -208,17 +208,15 @@ impl Sinks {
             content,
         } = run;
         let topic = topic.as_str();
+        // How long the run's decoding still took once the previous run had landed.
+        let waited = std::time::Instant::now();
         let decoded = match content {
             RunContent::Unknown(msgs) => {
                 return self.flush_unknown(topic, &msgs, &last, now_us).await;
             }
-            RunContent::Decoding(task) => {
-                let t = std::time::Instant::now();
-                let r = task.await.map_err(|e| Error::Task(e.to_string()))??;
-                tracing::debug!(wait_ms = t.elapsed().as_secs_f64() * 1e3, "XDECODE");
-                r
-            }
+            RunContent::Decoding(task) => task.await.map_err(|e| Error::Task(e.to_string()))??,
         };
+        let decode_wait_ms = waited.elapsed().as_millis() as u64;
         self.table(topic).await?;
         let started = std::time::Instant::now();
         let mut stats = FlushStats {
@@ -254,6 +252,7 @@ impl Sinks {
             topic,
             messages,
             rows = stats.rows,
+            decode_wait_ms,
             write_ms = started.elapsed().as_millis() as u64,
             "flushed"
         );
