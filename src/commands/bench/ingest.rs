@@ -95,6 +95,10 @@ fn bare_pass(brokers: &str, partitions: i32, n: usize, tuned: bool) -> anyhow::R
         .set("group.id", "bench-raw")
         .set("enable.auto.commit", "false")
         .create()?;
+    // Partition leaders first: a partition assigned before its leader is known waits out
+    // librdkafka's hard-coded 500 ms offset-query backoff ("no current leader"), a start-up
+    // artifact gdx's group-assigned consumer does not pay.
+    raw.fetch_metadata(Some(TOPIC), Duration::from_secs(10))?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition_offset(TOPIC, p, Offset::Beginning)?;
