@@ -45,7 +45,7 @@ pub fn app_id(job: &str, cluster: &str, topic: &str, partition: i32) -> String {
 pub struct EventTable {
     table: DeltaTable,
     url: Url,
-    /// Columns written without dictionary encoding (unique per row).
+    /// Columns written without dictionary encoding (unique or nearly unique per row).
     unique_columns: Vec<String>,
     /// Parquet files an append writes side by side.
     files_per_append: usize,
@@ -113,8 +113,9 @@ impl EventTable {
         }
     }
 
-    /// Names columns whose values are unique per row (a dataset's primary key), written
-    /// without dictionary encoding like the unique provenance columns.
+    /// Names columns whose values are unique or nearly unique per row (for events tables,
+    /// [`crate::schema::near_unique_columns`]), written without dictionary encoding like the
+    /// unique provenance columns.
     pub fn with_unique_columns(mut self, columns: &[String]) -> Self {
         self.unique_columns = columns.to_vec();
         self
