@@ -271,9 +271,9 @@ pub(crate) fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
         t.elapsed().as_secs_f64()
     );
     let gdx_secs = t.elapsed().as_secs_f64();
-    // Steady state: from the first run's hand-over to the last one's (every run's rows
+    // Steady state: from the first run's hand-over to the last full one's (every run's rows
     // share one ingestion stamp), excluding process start-up, the consumer-group join and
-    // the time-based flush of the tail.
+    // the tail, whose hand-over waits for the consumer to find nothing more to read.
     let runs = rt.block_on(gdx_lake::read::ingest_runs(&events))?;
     // What the backlog became on disk (before the trickle adds its small files).
     let files = rt.block_on(gdx_lake::read::active_files(&events))?;
@@ -283,7 +283,7 @@ pub(crate) fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
         .map(|m| m.len())
         .sum();
     let (steady_secs, steady_rows) = if runs.len() > 3 {
-        let last = runs.len() - 2; // the last run waited for the flush interval
+        let last = runs.len() - 2; // the tail run waited for the consumer to go idle
         (
             (runs[last].0 - runs[0].0) as f64 / 1e6,
             runs[1..=last].iter().map(|r| r.1 as usize).sum::<usize>(),
