@@ -95,6 +95,37 @@ pub fn near_unique_columns(ds: &Dataset) -> Vec<String> {
     cols
 }
 
+/// Columns holding personal data: fields whose PII kind describes a natural person (ID,
+/// certificate and bank card numbers, names, phones, addresses, e-mails, birth dates), and
+/// the `_key` provenance column when the primary key includes one of them. They get no
+/// statistics ([`crate::table::ColumnLayout::personal`]).
+pub fn personal_columns(ds: &Dataset) -> Vec<String> {
+    let personal = |name: &str| {
+        ds.field(name)
+            .and_then(|f| f.pii)
+            .is_some_and(|k| k.is_personal())
+    };
+    let mut cols: Vec<String> = ds
+        .fields
+        .iter()
+        .filter(|f| personal(&f.name))
+        .map(|f| f.name.clone())
+        .collect();
+    if ds.primary_key.iter().any(|k| personal(k)) {
+        cols.push(provenance::KEY.to_owned());
+    }
+    cols
+}
+
+/// How an `events` table's columns are written: near-unique ones without a dictionary,
+/// personal ones without statistics.
+pub fn events_layout(ds: &Dataset) -> crate::table::ColumnLayout {
+    crate::table::ColumnLayout {
+        unique: near_unique_columns(ds),
+        personal: personal_columns(ds),
+    }
+}
+
 /// The `events` table: typed fields (nullable: deletes carry only the key) + provenance.
 pub fn events_schema(ds: &Dataset) -> SchemaRef {
     let mut fields: Vec<Field> = ds
@@ -160,6 +191,35 @@ mod tests {
             near_unique_columns(&ds)[..3],
             ["household_id", "resident_id", "name"]
         );
+    }
+
+    #[test]
+    fn personal_fields_and_a_key_made_of_one_are_personal_columns() {
+        let c = gdx_catalog::district::catalog();
+        let ds = c.get("ps.household_registration").unwrap();
+        assert_eq!(
+            personal_columns(ds),
+            [
+                "resident_id",
+                "name",
+                "birth_date",
+                "address",
+                "phone",
+                provenance::KEY
+            ]
+        );
+        // An enterprise's USCC is not personal data, and neither is a key made of it.
+        let ent = c
+            .datasets()
+            .find(|d| {
+                d.primary_key.len() == 1
+                    && d.field(&d.primary_key[0])
+                        .and_then(|f| f.pii)
+                        .is_some_and(|k| !k.is_personal())
+            })
+            .expect("a dataset keyed by a USCC");
+        assert!(!personal_columns(ent).contains(&provenance::KEY.to_owned()));
+        assert!(!personal_columns(ent).contains(&ent.primary_key[0]));
     }
 
     #[test]

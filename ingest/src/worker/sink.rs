@@ -13,7 +13,7 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 
 use gdx_catalog::Catalog;
-use gdx_lake::schema::{dead_letter_schema, events_schema};
+use gdx_lake::schema::{dead_letter_schema, events_layout, events_schema};
 use gdx_lake::table::app_id;
 use gdx_lake::{EventTable, LakeLocation, PartitionTxn};
 
@@ -69,13 +69,13 @@ impl Sinks {
                 .catalog
                 .by_topic(topic)
                 .ok_or_else(|| Error::UnknownTopic(topic.to_owned()))?;
-            let t = EventTable::open_or_create(
+            let t = EventTable::open_or_create_with(
                 self.lake.events(&ds.id),
                 events_schema(ds),
                 ds.id.as_str(),
+                events_layout(ds),
             )
-            .await?
-            .with_unique_columns(&gdx_lake::schema::near_unique_columns(ds));
+            .await?;
             self.tables.insert(topic.to_owned(), t);
         }
         Ok(self.tables.get_mut(topic).expect("inserted above"))

@@ -41,8 +41,8 @@ use futures::{StreamExt, TryStreamExt};
 use resolve::{Keep, Resolver};
 
 use crate::engine::{align, df_err, session};
-use crate::schema::{events_schema, provenance};
-use crate::table::{commit_txns_only, delta_err, ensure_local_dir, open, stats_rows};
+use crate::schema::{events_schema, personal_columns, provenance};
+use crate::table::{ColumnLayout, commit_txns_only, delta_err, ensure_local_dir, open, stats_rows};
 use crate::{LakeLocation, Result};
 
 /// The application transaction a fold records on `current` and `deleted`: the `events`
@@ -271,6 +271,7 @@ pub async fn fold(lake: &LakeLocation, ds: &Dataset, opts: &FoldOptions) -> Resu
         .await?
             > 0;
     let fields: Vec<String> = ds.fields.iter().map(|f| f.name.clone()).collect();
+    let personal = personal_columns(ds);
     // A physical plan executes once (repartitioning keeps state): one per pass.
     let sorted = async || -> Result<Arc<dyn ExecutionPlan>> {
         ctx.sql(
@@ -285,11 +286,11 @@ pub async fn fold(lake: &LakeLocation, ds: &Dataset, opts: &FoldOptions) -> Resu
     };
     if has_deletes {
         let plan = resolved(&ctx, sorted().await?, Keep::Deleted, &fields, name)?;
-        let table = write_plan(&ctx, plan, deleted, &deleted_url, txn(), name).await?;
+        let table = write_plan(&ctx, plan, deleted, &deleted_url, txn(), name, &personal).await?;
         report.deleted = stats_rows(&table);
     }
     let plan = resolved(&ctx, sorted().await?, Keep::Current, &fields, name)?;
-    let table = write_plan(&ctx, plan, current, &current_url, txn(), name).await?;
+    let table = write_plan(&ctx, plan, current, &current_url, txn(), name, &personal).await?;
     report.rows = stats_rows(&table);
     if let Some(ms) = oldest_ms {
         let lag = (chrono::Utc::now().timestamp_millis() - ms).max(0) as f64 / 1000.0;
@@ -441,7 +442,8 @@ async fn count(ctx: &SessionContext, sql: &str, name: &str) -> Result<u64> {
 }
 
 /// Overwrites (or creates) the table at `url` with the result of `sql`, streaming: the
-/// query runs inside the write under the session's memory budget.
+/// query runs inside the write under the session's memory budget. `personal` columns get
+/// no statistics ([`ColumnLayout::personal`]).
 pub(crate) async fn write_sql(
     ctx: &SessionContext,
     sql: &str,
@@ -449,6 +451,7 @@ pub(crate) async fn write_sql(
     url: &Url,
     props: CommitProperties,
     name: &str,
+    personal: &[String],
 ) -> Result<DeltaTable> {
     let plan = ctx
         .sql(sql)
@@ -456,10 +459,11 @@ pub(crate) async fn write_sql(
         .map_err(|e| df_err(name, e))?
         .logical_plan()
         .clone();
-    write_plan(ctx, plan, table, url, props, name).await
+    write_plan(ctx, plan, table, url, props, name, personal).await
 }
 
-/// Overwrites (or creates) the table at `url` with the rows of `plan`.
+/// Overwrites (or creates) the table at `url` with the rows of `plan`; `personal` columns
+/// get no statistics, and a table created here lists the others as its statistics columns.
 pub(crate) async fn write_plan(
     ctx: &SessionContext,
     plan: LogicalPlan,
@@ -467,6 +471,7 @@ pub(crate) async fn write_plan(
     url: &Url,
     props: CommitProperties,
     name: &str,
+    personal: &[String],
 ) -> Result<DeltaTable> {
     let table = match table {
         Some(t) => t,
@@ -477,6 +482,11 @@ pub(crate) async fn write_plan(
                 .map_err(|e| delta_err(url, e))?
         }
     };
+    let layout = ColumnLayout {
+        unique: Vec::new(),
+        personal: personal.to_vec(),
+    };
+    let stats_columns = layout.stats_columns(plan.schema().as_arrow());
     table
         .write(Vec::new())
         .with_input_plan(plan)
@@ -484,6 +494,15 @@ pub(crate) async fn write_plan(
         .with_save_mode(SaveMode::Overwrite)
         .with_schema_mode(SchemaMode::Overwrite)
         .with_table_name(name)
+        .with_writer_properties(layout.writer_properties())
+        .with_configuration(stats_columns.map(|c| {
+            (
+                deltalake::TableProperty::DataSkippingStatsColumns
+                    .as_ref()
+                    .to_owned(),
+                Some(c),
+            )
+        }))
         .with_commit_properties(props)
         .await
         .map_err(|e| delta_err(url, e))

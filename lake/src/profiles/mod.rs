@@ -99,6 +99,13 @@ pub async fn build(
         })
         .collect();
     let inputs_json = serde_json::to_string(&inputs).unwrap_or_default();
+    // A profile column named like a personal field of the catalog carries that field's data.
+    let mut personal: Vec<String> = catalog
+        .datasets()
+        .flat_map(crate::schema::personal_columns)
+        .collect();
+    personal.sort_unstable();
+    personal.dedup();
     let mut out = Vec::new();
     for p in Profile::ALL {
         let started = std::time::Instant::now();
@@ -115,7 +122,16 @@ pub async fn build(
         ]);
         let existing = open(&url).await?;
         let name = format!("profiles.{}", p.name());
-        let table = write_sql(session.context(), &query, existing, &url, props, &name).await?;
+        let table = write_sql(
+            session.context(),
+            &query,
+            existing,
+            &url,
+            props,
+            &name,
+            &personal,
+        )
+        .await?;
         out.push(BuildReport {
             profile: p.name(),
             rows: stats_rows(&table),

@@ -2,33 +2,73 @@
 //!
 //! Data flow: the batches of one append (in order) → [`group_into_files`] cuts them into at
 //! most one run of consecutive batches per file, with about equal rows → each file is encoded
-//! with [`writer_properties`] on a thread of its own → one commit adds them all.
+//! with [`ColumnLayout::writer_properties`] on a thread of its own → one commit adds them all.
 
 use arrow::array::RecordBatch;
 use deltalake::parquet::basic::Compression;
 use deltalake::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use deltalake::parquet::schema::types::ColumnPath;
 
-/// Parquet settings of appended files: delta-rs's (Snappy), minus dictionary encoding for
-/// columns unique per row — the provenance columns and `unique` (for events tables,
-/// [`crate::schema::near_unique_columns`]). Their dictionaries overflow and fall back to
-/// plain encoding after the writer has hashed every value for nothing: 7 % less CPU per
-/// message in `gdx bench ingest` for the provenance columns and key, 5 % more for the
-/// personal identifiers and timestamps, with files 0.7 % larger.
-pub(super) fn writer_properties(unique: &[String]) -> WriterProperties {
-    use crate::schema::provenance as p;
-    let mut b = WriterProperties::builder()
-        .set_created_by(format!("gdx {}", env!("CARGO_PKG_VERSION")))
-        .set_compression(Compression::SNAPPY)
-        .set_statistics_enabled(EnabledStatistics::Chunk);
-    let provenance = [p::OFFSET, p::KAFKA_TS, p::EVENT_TIME, p::KEY, p::EVENT_ID];
-    for c in provenance
-        .into_iter()
-        .chain(unique.iter().map(String::as_str))
-    {
-        b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
+/// How a table's columns are written, beyond their types.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ColumnLayout {
+    /// Columns unique or nearly unique per row (for events tables,
+    /// [`crate::schema::near_unique_columns`]), written without dictionary encoding like the
+    /// unique provenance columns.
+    pub unique: Vec<String>,
+    /// Columns holding personal data (for events tables, [`crate::schema::personal_columns`]):
+    /// they get no statistics, neither in the Parquet footers nor in the Delta log, where
+    /// every commit would otherwise copy a smallest and a largest name, ID number, phone and
+    /// address in clear text. For random identifiers those bounds prune nothing anyway.
+    pub personal: Vec<String>,
+}
+
+impl ColumnLayout {
+    /// The table property that keeps personal columns out of the Delta log's statistics for
+    /// every writer (delta-rs's compaction, other engines): `delta.dataSkippingStatsColumns`
+    /// listing the other columns of `schema`. `None` when no column is personal (Delta's
+    /// default then applies). A column added later is not listed, so it has no statistics
+    /// until it is: personal data stays out of the log by default.
+    pub(crate) fn stats_columns(&self, schema: &arrow::datatypes::Schema) -> Option<String> {
+        if self.personal.is_empty() {
+            return None;
+        }
+        let listed: Vec<&str> = schema
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .filter(|name| !self.personal.iter().any(|p| p == name))
+            .collect();
+        Some(listed.join(","))
     }
-    b.build()
+
+    /// Parquet settings of appended files: delta-rs's (Snappy), minus dictionary encoding
+    /// for the unique columns and minus statistics for the personal ones. Dictionaries for
+    /// unique columns overflow and fall back to plain encoding after the writer has hashed
+    /// every value for nothing: 7 % less CPU per message in `gdx bench ingest` for the
+    /// provenance columns and key, 5 % more for the personal identifiers and timestamps, with
+    /// files 0.7 % larger.
+    pub(crate) fn writer_properties(&self) -> WriterProperties {
+        use crate::schema::provenance as p;
+        let mut b = WriterProperties::builder()
+            .set_created_by(format!("gdx {}", env!("CARGO_PKG_VERSION")))
+            .set_compression(Compression::SNAPPY)
+            .set_statistics_enabled(EnabledStatistics::Chunk);
+        let provenance = [p::OFFSET, p::KAFKA_TS, p::EVENT_TIME, p::KEY, p::EVENT_ID];
+        for c in provenance
+            .into_iter()
+            .chain(self.unique.iter().map(String::as_str))
+        {
+            b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
+        }
+        for c in &self.personal {
+            b = b.set_column_statistics_enabled(
+                ColumnPath::from(c.as_str()),
+                EnabledStatistics::None,
+            );
+        }
+        b.build()
+    }
 }
 
 /// Cuts `batches` into at most `files` runs of consecutive batches with about equal rows

@@ -24,7 +24,8 @@ mod layout;
 
 use commit::commit_actions;
 pub(crate) use commit::commit_txns_only;
-use layout::{group_into_files, writer_properties};
+pub use layout::ColumnLayout;
+use layout::group_into_files;
 
 /// The offset a commit records for one Kafka partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,8 +46,8 @@ pub fn app_id(job: &str, cluster: &str, topic: &str, partition: i32) -> String {
 pub struct EventTable {
     table: DeltaTable,
     url: Url,
-    /// Columns written without dictionary encoding (unique or nearly unique per row).
-    unique_columns: Vec<String>,
+    /// Which columns skip the Parquet dictionary and which are personal (no statistics).
+    layout: ColumnLayout,
     /// Parquet files an append writes side by side.
     files_per_append: usize,
 }
@@ -62,6 +63,18 @@ impl EventTable {
     /// Opens the table at `url`, creating it with `schema` if there is none yet. Two workers
     /// racing to create the same table both end up with it.
     pub async fn open_or_create(url: Url, schema: SchemaRef, name: &str) -> Result<Self> {
+        Self::open_or_create_with(url, schema, name, ColumnLayout::default()).await
+    }
+
+    /// [`Self::open_or_create`] for a table whose columns are written as `layout` says; a
+    /// table created here also lists its non-personal columns as the only ones with Delta
+    /// statistics ([`ColumnLayout::personal`]).
+    pub async fn open_or_create_with(
+        url: Url,
+        schema: SchemaRef,
+        name: &str,
+        layout: ColumnLayout,
+    ) -> Result<Self> {
         let delta = |source: deltalake::DeltaTableError| Error::Delta {
             table: url.to_string(),
             source: Box::new(source),
@@ -69,8 +82,9 @@ impl EventTable {
         ensure_local_dir(&url).map_err(delta)?;
         let table = DeltaTable::try_from_url(url.clone()).await.map_err(delta)?;
         if table.version().is_some() {
-            return Ok(Self::new(table, url));
+            return Ok(Self::new(table, url, layout));
         }
+        let stats_columns = layout.stats_columns(&schema);
         let columns: StructType =
             schema
                 .as_ref()
@@ -84,6 +98,10 @@ impl EventTable {
             .with_table_name(name)
             .with_columns(columns.fields().cloned())
             .with_configuration_property(deltalake::TableProperty::AppendOnly, Some("true"))
+            .with_configuration_property(
+                deltalake::TableProperty::DataSkippingStatsColumns,
+                stats_columns,
+            )
             // A creator that loses the race must fail, not retry: delta-rs would otherwise
             // commit its create actions again as version 1, and that metadata change
             // aborts every other writer's concurrent append.
@@ -101,24 +119,16 @@ impl EventTable {
                 t
             }
         };
-        Ok(Self::new(table, url))
+        Ok(Self::new(table, url, layout))
     }
 
-    fn new(table: DeltaTable, url: Url) -> Self {
+    fn new(table: DeltaTable, url: Url, layout: ColumnLayout) -> Self {
         Self {
             table,
             url,
-            unique_columns: Vec::new(),
+            layout,
             files_per_append: std::thread::available_parallelism().map_or(1, |n| n.get()),
         }
-    }
-
-    /// Names columns whose values are unique or nearly unique per row (for events tables,
-    /// [`crate::schema::near_unique_columns`]), written without dictionary encoding like the
-    /// unique provenance columns.
-    pub fn with_unique_columns(mut self, columns: &[String]) -> Self {
-        self.unique_columns = columns.to_vec();
-        self
     }
 
     /// How many Parquet files one append writes side by side, each encoded on its own
@@ -206,7 +216,7 @@ impl EventTable {
             // Additive evolution: a field the catalog added (nullable, validated by the
             // catalog's evolution rules) becomes a new column; old rows read it as null.
             .with_schema_mode(SchemaMode::Merge)
-            .with_writer_properties(writer_properties(&self.unique_columns))
+            .with_writer_properties(self.layout.writer_properties())
             .with_commit_properties(props)
             .await?;
         self.table = table;
@@ -239,7 +249,7 @@ impl EventTable {
     /// for a batch that adds a column (delta-rs's write evolves the schema) or a table with
     /// features delta-rs's RecordBatchWriter refuses to write.
     fn parallel_writers(&self, files: &[Vec<RecordBatch>]) -> Option<Vec<RecordBatchWriter>> {
-        let props = writer_properties(&self.unique_columns);
+        let props = self.layout.writer_properties();
         let writers = files
             .iter()
             .map(|_| {

@@ -100,8 +100,15 @@ async fn batches_become_files_written_side_by_side_in_one_commit() {
 
 #[tokio::test]
 async fn unique_columns_are_written_without_a_dictionary() {
-    let (_dir, url, t) = fresh().await;
-    let mut t = t.with_unique_columns(&["k".to_owned()]);
+    let dir = tempfile::tempdir().unwrap();
+    let url = Url::from_directory_path(dir.path().join("t")).unwrap();
+    let layout = ColumnLayout {
+        unique: vec!["k".to_owned()],
+        ..ColumnLayout::default()
+    };
+    let mut t = EventTable::open_or_create_with(url.clone(), schema(), "t", layout)
+        .await
+        .unwrap();
     t.append(vec![batch(0..100)], &[]).await.unwrap();
     let meta = first_file_metadata(&t);
     for c in meta.row_group(0).columns() {
@@ -120,6 +127,81 @@ async fn unique_columns_are_written_without_a_dictionary() {
     let k = meta.row_group(0).column(0);
     assert_eq!(k.column_path().string(), "k");
     assert!(k.dictionary_page_offset().is_some());
+}
+
+/// Per add action in the table's log files: the columns its statistics name.
+fn logged_stats_columns(dir: &std::path::Path) -> Vec<std::collections::BTreeSet<String>> {
+    let mut logs: Vec<_> = std::fs::read_dir(dir.join("_delta_log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    logs.sort();
+    let mut out = Vec::new();
+    for log in logs {
+        for line in std::fs::read_to_string(log).unwrap().lines() {
+            let action: serde_json::Value = serde_json::from_str(line).unwrap();
+            let Some(stats) = action["add"]["stats"].as_str() else {
+                continue;
+            };
+            let stats: serde_json::Value = serde_json::from_str(stats).unwrap();
+            let mut cols = std::collections::BTreeSet::new();
+            for part in ["minValues", "maxValues", "nullCount"] {
+                if let Some(o) = stats[part].as_object() {
+                    cols.extend(o.keys().cloned());
+                }
+            }
+            out.push(cols);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn personal_columns_have_no_statistics_in_the_files_or_the_log_even_after_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = Url::from_directory_path(dir.path().join("t")).unwrap();
+    let layout = ColumnLayout {
+        personal: vec!["k".to_owned()],
+        ..ColumnLayout::default()
+    };
+    let mut t = EventTable::open_or_create_with(url.clone(), schema(), "t", layout)
+        .await
+        .unwrap()
+        .with_files_per_append(2);
+    // One file (delta-rs's write), then two side by side (gdx's parallel writers).
+    t.append(vec![batch(0..10)], &[]).await.unwrap();
+    t.append(vec![batch(10..20), batch(20..30)], &[])
+        .await
+        .unwrap();
+    let meta = first_file_metadata(&t);
+    let (k, offset) = (meta.row_group(0).column(0), meta.row_group(0).column(1));
+    assert_eq!(k.column_path().string(), "k");
+    assert!(k.statistics().is_none(), "no Parquet statistics for k");
+    assert!(offset.statistics().is_some(), "other columns keep theirs");
+    let expected: std::collections::BTreeSet<String> = ["_offset".to_owned()].into();
+    let logged = logged_stats_columns(&dir.path().join("t"));
+    assert_eq!(logged, vec![expected.clone(); 3], "three files, no k");
+    assert_eq!(
+        t.delta()
+            .snapshot()
+            .unwrap()
+            .metadata()
+            .configuration()
+            .get("delta.dataSkippingStatsColumns")
+            .map(String::as_str),
+        Some("_offset")
+    );
+    // Compaction rewrites the files with delta-rs's own Parquet settings: the table property
+    // still keeps k out of the log.
+    let upkeep = crate::maintenance::optimize("t", &url, 1 << 20)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(upkeep.files_added, 1);
+    let logged = logged_stats_columns(&dir.path().join("t"));
+    assert_eq!(logged.last(), Some(&expected));
+    assert_eq!(crate::read::row_count(&url).await.unwrap(), 30);
 }
 
 #[tokio::test]
