@@ -4,7 +4,7 @@
 //! Data flow: actions (Add files) + application transactions → [`commit_actions`] →
 //! delta-rs's CommitBuilder (concurrent blind appends are merged; a commit touching the same
 //! app id, or a winning commit that changed metadata or protocol, is refused) → the table
-//! handle is reloaded to the new version.
+//! handle moves to the new version's snapshot.
 
 use deltalake::DeltaTable;
 use deltalake::DeltaTableError;
@@ -31,7 +31,7 @@ pub(super) fn table_changed_under(e: &DeltaTableError) -> bool {
 }
 
 /// A commit without data that records application transactions (Kafka offsets, or the events
-/// version a fold reached); reloads `table` to the new version.
+/// version a fold reached); `table` moves to the new version.
 pub(crate) async fn commit_txns_only(
     table: &mut DeltaTable,
     props: CommitProperties,
@@ -40,7 +40,7 @@ pub(crate) async fn commit_txns_only(
 }
 
 /// An append commit of `actions` (added files) with the application transactions of
-/// `props`; reloads `table` to the new version.
+/// `props`; `table` moves to the new version.
 pub(super) async fn commit_actions(
     table: &mut DeltaTable,
     props: CommitProperties,
@@ -61,6 +61,8 @@ pub(super) async fn commit_actions(
         )
         .await?;
     let version = committed.version();
-    table.update_state().await?;
+    // The commit's own post-commit snapshot already holds every version up to this one
+    // (other writers' too); reloading would list and replay the log a second time.
+    table.state = Some(committed.snapshot());
     Ok(version)
 }
