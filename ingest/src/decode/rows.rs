@@ -1,10 +1,11 @@
 //! From decoded records to event rows: operations, keys, provenance, filtering of rejects.
 
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray, StructArray,
-    TimestampMicrosecondArray, UInt32Array,
+    Array, ArrayRef, BooleanArray, Int32Array, Int64Array, RecordBatch, StringArray, StringBuilder,
+    StructArray, TimestampMicrosecondArray, UInt32Array,
 };
 use arrow::compute::{cast, concat, filter, take};
 use arrow::datatypes::{DataType, SchemaRef};
@@ -44,8 +45,9 @@ fn null_columns(schema: &SchemaRef, n: usize) -> Vec<ArrayRef> {
         .collect()
 }
 
-/// The primary key of each row as text (`|`-joined), or None where a part is null.
-fn key_strings(columns: &[ArrayRef], schema: &SchemaRef, pk: &[String]) -> Vec<Option<String>> {
+/// The primary key of each row as text (`|`-joined), null where a part is null. A key of
+/// one text column is that column itself, not a copy.
+fn key_column(columns: &[ArrayRef], schema: &SchemaRef, pk: &[String]) -> StringArray {
     let rows = columns.first().map_or(0, |c| c.len());
     let parts: Vec<StringArray> = pk
         .iter()
@@ -58,21 +60,24 @@ fn key_strings(columns: &[ArrayRef], schema: &SchemaRef, pk: &[String]) -> Vec<O
                 .clone()
         })
         .collect();
-    (0..rows)
-        .map(|r| {
-            let mut out = String::new();
-            for (j, p) in parts.iter().enumerate() {
-                if p.is_null(r) {
-                    return None;
-                }
-                if j > 0 {
-                    out.push('|');
-                }
-                out.push_str(p.value(r));
+    if let [only] = parts.as_slice() {
+        return only.clone();
+    }
+    let mut keys = StringBuilder::with_capacity(rows, rows * 24);
+    for r in 0..rows {
+        if parts.iter().any(|p| p.is_null(r)) {
+            keys.append_null();
+            continue;
+        }
+        for (j, p) in parts.iter().enumerate() {
+            if j > 0 {
+                keys.write_str("|").expect("in memory");
             }
-            Some(out)
-        })
-        .collect()
+            keys.write_str(p.value(r)).expect("in memory");
+        }
+        keys.append_value("");
+    }
+    keys.finish()
 }
 
 impl<'m> Values<'m> {
@@ -184,10 +189,16 @@ impl<'m> Values<'m> {
             .map(|c| take(c, &idx, None).expect("indices in range"))
             .collect();
         // Keys of deletes come from `before`'s primary key.
-        let before_keys = key_strings(&before_cols, record, pk);
+        let before_keys = key_column(&before_cols, record, pk);
         let delete_keys = delete_keys
             .into_iter()
-            .map(|r| r.and_then(|r| before_keys[r].clone()))
+            .map(|r| {
+                r.and_then(|r| {
+                    before_keys
+                        .is_valid(r)
+                        .then(|| before_keys.value(r).to_owned())
+                })
+            })
             .collect();
         Ok(Values {
             msgs,
@@ -256,27 +267,32 @@ pub(super) fn assemble(
     let n = v.msgs.len();
     let is_upsert: Vec<bool> = v.ops.iter().map(|o| *o == Op::Upsert).collect();
     let checked = identifiers::check(ds, &v.columns, &is_upsert);
-    let record_keys = key_strings(&checked.columns, &dec.record, &ds.primary_key);
+    let record_keys = key_column(&checked.columns, &dec.record, &ds.primary_key);
 
     let mut keep = Vec::with_capacity(n);
-    let mut keys: Vec<String> = Vec::with_capacity(n);
+    // `_key` is the record key column itself while every row is a kept upsert; the first
+    // other row switches to building it (rows not kept get an empty key, filtered out below).
+    let mut built: Option<StringBuilder> = None;
     for (r, m) in v.msgs.iter().copied().enumerate() {
         if let Some((class, why)) = &checked.rejects[r] {
             dead.push(DeadLetter::new(m, *class, why.clone(), Some(&ds.id)));
             keep.push(false);
-            keys.push(String::new());
+            keys_from(&mut built, &record_keys, r).append_value("");
             continue;
         }
-        let key = match v.ops[r] {
-            Op::Upsert => record_keys[r].clone(),
+        let key: Option<std::borrow::Cow<'_, str>> = match v.ops[r] {
+            Op::Upsert => record_keys.is_valid(r).then(|| record_keys.value(r).into()),
             Op::Delete => v.delete_keys[r]
-                .clone()
-                .or_else(|| m.key_str().map(|k| canonical_key(ds, &k))),
+                .as_deref()
+                .map(Into::into)
+                .or_else(|| m.key_str().map(|k| canonical_key(ds, &k).into())),
         };
         match key {
             Some(k) if !k.is_empty() => {
                 keep.push(true);
-                keys.push(k);
+                if v.ops[r] == Op::Delete || built.is_some() {
+                    keys_from(&mut built, &record_keys, r).append_value(k);
+                }
             }
             _ => {
                 dead.push(DeadLetter::new(
@@ -286,10 +302,14 @@ pub(super) fn assemble(
                     Some(&ds.id),
                 ));
                 keep.push(false);
-                keys.push(String::new());
+                keys_from(&mut built, &record_keys, r).append_value("");
             }
         }
     }
+    let keys: ArrayRef = match built {
+        Some(mut b) => Arc::new(b.finish()),
+        None => Arc::new(record_keys),
+    };
     let kept = keep.iter().filter(|k| **k).count();
     if kept == 0 {
         return None;
@@ -331,7 +351,7 @@ pub(super) fn assemble(
             .map(|o| if *o == Op::Upsert { "upsert" } else { "delete" })
             .collect::<Vec<_>>(),
     )));
-    columns.push(Arc::new(StringArray::from(keys)));
+    columns.push(keys);
     columns.push(Arc::new(Int32Array::from(vec![
         ds.schema_version as i32;
         n
@@ -374,6 +394,21 @@ pub(super) fn assemble(
         .map(|c| filter(c, &mask).expect("same length"))
         .collect();
     Some(RecordBatch::try_new(dec.events.clone(), cols).expect("filtered columns"))
+}
+
+/// The `_key` builder, started on row `r` with the record keys of the rows before it.
+fn keys_from<'b>(
+    built: &'b mut Option<StringBuilder>,
+    record_keys: &StringArray,
+    r: usize,
+) -> &'b mut StringBuilder {
+    built.get_or_insert_with(|| {
+        let mut b = StringBuilder::with_capacity(record_keys.len(), record_keys.value_data().len());
+        for i in 0..r {
+            b.append_value(record_keys.value(i));
+        }
+        b
+    })
 }
 
 /// A tombstone's key in the canonical form upserts use (normalised identifiers).

@@ -411,3 +411,65 @@ fn a_reused_decoder_starts_clean_after_good_and_bad_runs() {
         );
     }
 }
+
+#[test]
+fn each_row_keeps_its_own_key_around_rejects_and_deletes() {
+    let d = decoder("ps.household_registration");
+    let t = "ps.household_registration";
+    let upsert = |offset, id: &str| {
+        msg(
+            t,
+            offset,
+            None,
+            Some(&person(&[("resident_id", &format!("\"{id}\""))])),
+        )
+    };
+    let some = |v: &[&str]| v.iter().map(|s| Some((*s).to_owned())).collect::<Vec<_>>();
+    // Only upserts: the key column is the (normalised) record key.
+    let (b, dead) = run(
+        &d,
+        &[
+            upsert(0, "420106198001010015"),
+            upsert(1, "11010519491231002x"),
+            upsert(2, "420106199002020025"),
+        ],
+    );
+    assert!(dead.is_empty());
+    let b = b.unwrap();
+    let ids = some(&[
+        "420106198001010015",
+        "11010519491231002X",
+        "420106199002020025",
+    ]);
+    assert_eq!(strings(&b, "_key"), ids);
+    assert_eq!(strings(&b, "resident_id"), ids);
+    // A reject and a tombstone in between: every kept row still has its own key.
+    let (b, dead) = run(
+        &d,
+        &[
+            upsert(0, "420106198001010015"),
+            upsert(1, "11010519491231002x"),
+            upsert(2, "110105194912310021"),
+            msg(t, 3, Some("440524188001010014"), None),
+            upsert(4, "420106199002020025"),
+        ],
+    );
+    assert_eq!(
+        dead.iter().map(|x| (x.offset, x.class)).collect::<Vec<_>>(),
+        [(2, ErrorClass::BadCheckDigit)]
+    );
+    let b = b.unwrap();
+    assert_eq!(
+        strings(&b, "_key"),
+        some(&[
+            "420106198001010015",
+            "11010519491231002X",
+            "440524188001010014",
+            "420106199002020025"
+        ])
+    );
+    assert_eq!(
+        strings(&b, "_op"),
+        some(&["upsert", "upsert", "delete", "upsert"])
+    );
+}
