@@ -98,7 +98,7 @@ pub fn feed_message(
 ) -> Result<Message, String> {
     let line = parse_line(offset as usize + 1, text)?;
     Ok(Message {
-        topic: topic.to_owned(),
+        topic: topic.into(),
         partition,
         offset,
         key: Some(line.key.into_bytes()),
@@ -106,8 +106,9 @@ pub fn feed_message(
         timestamp_ms: None,
         headers: line
             .event_time
-            .map(|t| vec![("event-time".to_owned(), t.into_bytes())])
-            .unwrap_or_default(),
+            .iter()
+            .map(|t| ("event-time", t.as_bytes()))
+            .collect(),
     })
 }
 
@@ -193,10 +194,11 @@ fn send_chunk(
     let bad: std::collections::HashMap<i64, String> = match decoder {
         None => Default::default(),
         Some(decoder) => {
+            let topic: std::sync::Arc<str> = ds.topic.as_str().into();
             let msgs: Vec<Message> = chunk
                 .iter()
                 .map(|l| Message {
-                    topic: ds.topic.clone(),
+                    topic: topic.clone(),
                     offset: l.number as i64,
                     key: Some(l.key.clone().into_bytes()),
                     value: l.value.clone().map(String::into_bytes),

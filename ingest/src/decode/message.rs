@@ -1,5 +1,7 @@
 //! Messages in, dead letters out, and the classification of why a message was refused.
 
+use std::sync::Arc;
+
 use arrow::error::ArrowError;
 use gdx_catalog::{Dataset, DatasetId, FeedFormat};
 use serde_json::Value;
@@ -7,7 +9,8 @@ use serde_json::Value;
 /// One Kafka message as ingest sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Message {
-    pub topic: String,
+    /// Shared by the messages of a topic (one allocation per topic, not per message).
+    pub topic: Arc<str>,
     pub partition: i32,
     pub offset: i64,
     pub key: Option<Vec<u8>>,
@@ -15,15 +18,68 @@ pub struct Message {
     pub value: Option<Vec<u8>>,
     /// Kafka timestamp, milliseconds since the epoch.
     pub timestamp_ms: Option<i64>,
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: Headers,
+}
+
+/// A message's headers, in order, stored flat: names and values in one buffer, and where
+/// each ends (two allocations per message however many headers it has).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Headers {
+    bytes: Vec<u8>,
+    /// Per header: end of its name, end of its value, in `bytes`.
+    ends: Vec<(u32, u32)>,
+}
+
+impl Headers {
+    pub fn with_capacity(headers: usize, bytes: usize) -> Self {
+        Self {
+            bytes: Vec::with_capacity(bytes),
+            ends: Vec::with_capacity(headers),
+        }
+    }
+
+    pub fn push(&mut self, name: &str, value: &[u8]) {
+        self.bytes.extend_from_slice(name.as_bytes());
+        let name_end = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(value);
+        self.ends.push((name_end, self.bytes.len() as u32));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// `(name, value)` in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        let mut start = 0usize;
+        self.ends.iter().map(move |&(name_end, value_end)| {
+            let (n, v) = (name_end as usize, value_end as usize);
+            let name = std::str::from_utf8(&self.bytes[start..n]).expect("pushed as str");
+            let value = &self.bytes[n..v];
+            start = v;
+            (name, value)
+        })
+    }
+
+    /// The first header called `name`.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+    }
+}
+
+impl<N: AsRef<str>, V: AsRef<[u8]>> FromIterator<(N, V)> for Headers {
+    fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
+        let mut h = Headers::default();
+        for (n, v) in iter {
+            h.push(n.as_ref(), v.as_ref());
+        }
+        h
+    }
 }
 
 impl Message {
     pub fn header(&self, name: &str) -> Option<&[u8]> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_slice())
+        self.headers.get(name)
     }
 
     pub fn header_str(&self, name: &str) -> Option<&str> {
@@ -85,7 +141,7 @@ pub struct DeadLetter {
     pub offset: i64,
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
-    pub headers: Vec<(String, Vec<u8>)>,
+    pub headers: Headers,
     pub timestamp_ms: Option<i64>,
     pub class: ErrorClass,
     /// What is wrong; names fields, never their values.
@@ -101,7 +157,7 @@ impl DeadLetter {
         dataset: Option<&DatasetId>,
     ) -> Self {
         DeadLetter {
-            topic: m.topic.clone(),
+            topic: m.topic.to_string(),
             partition: m.partition,
             offset: m.offset,
             key: m.key.clone(),
@@ -192,5 +248,35 @@ fn redact(text: &str) -> String {
     match text.find(['"', '\'']) {
         Some(i) if text[..i].contains("field") || i > 20 => format!("{}…", text[..i].trim_end()),
         _ => text.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod headers_tests {
+    use super::Headers;
+
+    #[test]
+    fn headers_keep_order_empty_and_binary_values_and_the_first_of_a_name_wins() {
+        let h: Headers = [
+            ("event-id", &b"e-1"[..]),
+            ("empty", b""),
+            ("bin", &[0xff, 0x00]),
+            ("event-id", b"e-2"),
+        ]
+        .into_iter()
+        .collect();
+        assert_eq!(
+            h.iter().collect::<Vec<_>>(),
+            [
+                ("event-id", &b"e-1"[..]),
+                ("empty", b""),
+                ("bin", &[0xff, 0x00]),
+                ("event-id", b"e-2")
+            ]
+        );
+        assert_eq!(h.get("event-id"), Some(&b"e-1"[..]));
+        assert_eq!(h.get("empty"), Some(&b""[..]));
+        assert_eq!(h.get("missing"), None);
+        assert!(!h.is_empty() && Headers::default().is_empty());
     }
 }

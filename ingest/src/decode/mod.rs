@@ -15,7 +15,7 @@ mod identifiers;
 mod message;
 mod rows;
 
-pub use message::{DeadLetter, ErrorClass, Message, last_offsets};
+pub use message::{DeadLetter, ErrorClass, Headers, Message, last_offsets};
 
 use std::sync::{Arc, Mutex};
 

@@ -317,7 +317,7 @@ pub(super) fn assemble(
     let utc = |a: TimestampMicrosecondArray| -> ArrayRef { Arc::new(a.with_timezone("UTC")) };
     let mut columns: Vec<ArrayRef> = checked.columns;
     columns.push(Arc::new(StringArray::from(
-        v.msgs.iter().map(|m| m.topic.as_str()).collect::<Vec<_>>(),
+        v.msgs.iter().map(|m| &*m.topic).collect::<Vec<_>>(),
     )));
     columns.push(Arc::new(Int32Array::from(
         v.msgs.iter().map(|m| m.partition).collect::<Vec<_>>(),

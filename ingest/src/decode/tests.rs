@@ -20,10 +20,12 @@ fn msg(topic: &str, offset: i64, key: Option<&str>, value: Option<&str>) -> Mess
         key: key.map(|k| k.as_bytes().to_vec()),
         value: value.map(|v| v.as_bytes().to_vec()),
         timestamp_ms: Some(1_735_691_400_000),
-        headers: vec![
-            ("event-time".into(), b"2025-01-01T08:30:00+08:00".to_vec()),
-            ("source-system".into(), b"hukou".to_vec()),
-        ],
+        headers: [
+            ("event-time", "2025-01-01T08:30:00+08:00"),
+            ("source-system", "hukou"),
+        ]
+        .into_iter()
+        .collect(),
     }
 }
 

@@ -8,10 +8,10 @@ use arrow::array::{
 };
 use gdx_lake::schema::dead_letter_schema;
 
-use crate::decode::DeadLetter;
+use crate::decode::{DeadLetter, Headers};
 
 /// Headers as a JSON object; values that are not UTF-8 are written as hex.
-fn headers_json(h: &[(String, Vec<u8>)]) -> Option<String> {
+fn headers_json(h: &Headers) -> Option<String> {
     if h.is_empty() {
         return None;
     }
@@ -21,7 +21,7 @@ fn headers_json(h: &[(String, Vec<u8>)]) -> Option<String> {
             let text = std::str::from_utf8(v)
                 .map(str::to_owned)
                 .unwrap_or_else(|_| v.iter().map(|b| format!("{b:02x}")).collect());
-            (k.clone(), serde_json::Value::String(text))
+            (k.to_owned(), serde_json::Value::String(text))
         })
         .collect();
     Some(serde_json::Value::Object(map).to_string())

@@ -26,13 +26,13 @@ use std::time::{Duration, Instant};
 use gdx_catalog::Catalog;
 use gdx_lake::LakeLocation;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext};
-use rdkafka::message::{BorrowedMessage, Headers, Message as _};
+use rdkafka::message::{BorrowedMessage, Headers as _, Message as _};
 use rdkafka::topic_partition_list::{Offset, TopicPartitionList};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientConfig, ClientContext};
 use tokio::runtime::Handle;
 
-use crate::decode::{DEFAULT_MAX_MESSAGE_BYTES, Message};
+use crate::decode::{DEFAULT_MAX_MESSAGE_BYTES, Headers, Message};
 use decoding::Decoders;
 use sink::Sinks;
 
@@ -323,28 +323,33 @@ fn drain(state: &mut State, consumer: &BaseConsumer<Context>, rt: &Handle) -> Re
     land(state, consumer, rt)
 }
 
-/// A polled message, copied out of librdkafka's buffer.
-fn owned(m: &BorrowedMessage<'_>) -> Message {
+/// A polled message, copied out of librdkafka's buffer; `topic` is the topic's shared name
+/// (the previous message's, reused when it is the same topic).
+fn owned(m: &BorrowedMessage<'_>, topic: &mut Arc<str>) -> Message {
+    if &**topic != m.topic() {
+        *topic = m.topic().into();
+    }
+    let headers = match m.headers() {
+        None => Headers::default(),
+        Some(h) => {
+            let (count, bytes) = h.iter().fold((0, 0), |(c, b), x| {
+                (c + 1, b + x.key.len() + x.value.map_or(0, <[u8]>::len))
+            });
+            let mut out = Headers::with_capacity(count, bytes);
+            for x in h.iter() {
+                out.push(x.key, x.value.unwrap_or_default());
+            }
+            out
+        }
+    };
     Message {
-        topic: m.topic().to_owned(),
+        topic: topic.clone(),
         partition: m.partition(),
         offset: m.offset(),
         key: m.key().map(<[u8]>::to_vec),
         value: m.payload().map(<[u8]>::to_vec),
         timestamp_ms: m.timestamp().to_millis(),
-        headers: m
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|x| {
-                        (
-                            x.key.to_owned(),
-                            x.value.map(<[u8]>::to_vec).unwrap_or_default(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default(),
+        headers,
     }
 }
 
@@ -437,6 +442,7 @@ pub fn run(
     // `unknown_topic` dead letters instead of being ignored.
     consumer.subscribe(&[FEED_TOPICS])?;
     let mut last_flush = Instant::now();
+    let mut topic: Arc<str> = Arc::from("");
     while !stop.load(Ordering::Relaxed) {
         let polled = consumer.poll(Duration::from_millis(100));
         let mut st = state.lock().expect("worker state");
@@ -463,11 +469,11 @@ pub fn run(
             match next {
                 Some(next) if m.offset() >= *next => {
                     *next = m.offset() + 1;
-                    let msg = owned(&m);
-                    match st.buffers.get_mut(&msg.topic) {
+                    let msg = owned(&m, &mut topic);
+                    match st.buffers.get_mut(&*msg.topic) {
                         Some(run) => run.push(msg),
                         None => {
-                            st.buffers.insert(msg.topic.clone(), vec![msg]);
+                            st.buffers.insert(msg.topic.to_string(), vec![msg]);
                         }
                     }
                     st.buffered += 1;
