@@ -208,6 +208,25 @@ fn no_personal_data_in_any_delta_log(lake: &Path, catalog: &gdx_catalog::Catalog
         }
     }
     assert!(tables.iter().any(|t| t.ends_with("profiles/citizen")));
+    // `current` is sorted by key: its files keep the key's statistics for point lookups.
+    let current = lake.join("ps/household_registration/current");
+    for f in std::fs::read_dir(&current).unwrap() {
+        let f = f.unwrap().path();
+        if f.extension().is_some_and(|e| e == "parquet") {
+            use parquet::file::reader::{FileReader, SerializedFileReader};
+            let meta = SerializedFileReader::new(std::fs::File::open(&f).unwrap())
+                .unwrap()
+                .metadata()
+                .clone();
+            let rg = meta.row_group(0);
+            let id = rg
+                .columns()
+                .iter()
+                .find(|c| c.column_path().string() == "resident_id")
+                .unwrap();
+            assert!(id.statistics().is_some(), "{}", f.display());
+        }
+    }
     // At least an events and a current file per dataset.
     assert!(checked >= 2 * catalog.datasets().count(), "{checked} files");
 }

@@ -98,7 +98,7 @@ pub fn near_unique_columns(ds: &Dataset) -> Vec<String> {
 /// Columns holding personal data: fields whose PII kind describes a natural person (ID,
 /// certificate and bank card numbers, names, phones, addresses, e-mails, birth dates), and
 /// the `_key` provenance column when the primary key includes one of them. They get no
-/// statistics ([`crate::table::ColumnLayout::personal`]).
+/// statistics in the Delta log ([`crate::table::ColumnLayout::personal`]).
 pub fn personal_columns(ds: &Dataset) -> Vec<String> {
     let personal = |name: &str| {
         ds.field(name)
@@ -118,11 +118,12 @@ pub fn personal_columns(ds: &Dataset) -> Vec<String> {
 }
 
 /// How an `events` table's columns are written: near-unique ones without a dictionary,
-/// personal ones without statistics.
+/// personal ones without statistics (in arrival order, their bounds prune nothing).
 pub fn events_layout(ds: &Dataset) -> crate::table::ColumnLayout {
     crate::table::ColumnLayout {
         unique: near_unique_columns(ds),
         personal: personal_columns(ds),
+        personal_file_statistics: false,
     }
 }
 

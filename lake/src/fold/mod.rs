@@ -443,7 +443,7 @@ async fn count(ctx: &SessionContext, sql: &str, name: &str) -> Result<u64> {
 
 /// Overwrites (or creates) the table at `url` with the result of `sql`, streaming: the
 /// query runs inside the write under the session's memory budget. `personal` columns get
-/// no statistics ([`ColumnLayout::personal`]).
+/// no statistics in the Delta log ([`ColumnLayout::personal`]).
 pub(crate) async fn write_sql(
     ctx: &SessionContext,
     sql: &str,
@@ -463,7 +463,8 @@ pub(crate) async fn write_sql(
 }
 
 /// Overwrites (or creates) the table at `url` with the rows of `plan`; `personal` columns
-/// get no statistics, and a table created here lists the others as its statistics columns.
+/// get no statistics in the Delta log (a table created here lists the others as its
+/// statistics columns).
 pub(crate) async fn write_plan(
     ctx: &SessionContext,
     plan: LogicalPlan,
@@ -482,9 +483,12 @@ pub(crate) async fn write_plan(
                 .map_err(|e| delta_err(url, e))?
         }
     };
+    // Sorted by key, these tables keep in-file statistics for point lookups; only the log
+    // goes without the personal columns'.
     let layout = ColumnLayout {
         unique: Vec::new(),
         personal: personal.to_vec(),
+        personal_file_statistics: true,
     };
     let stats_columns = layout.stats_columns(plan.schema().as_arrow());
     table

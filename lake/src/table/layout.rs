@@ -16,11 +16,17 @@ pub struct ColumnLayout {
     /// [`crate::schema::near_unique_columns`]), written without dictionary encoding like the
     /// unique provenance columns.
     pub unique: Vec<String>,
-    /// Columns holding personal data (for events tables, [`crate::schema::personal_columns`]):
-    /// they get no statistics, neither in the Parquet footers nor in the Delta log, where
-    /// every commit would otherwise copy a smallest and a largest name, ID number, phone and
-    /// address in clear text. For random identifiers those bounds prune nothing anyway.
+    /// Columns holding personal data (for a dataset's tables,
+    /// [`crate::schema::personal_columns`]): they get no statistics in the Delta log, where
+    /// every commit would otherwise copy a file's smallest and largest name, ID number, phone
+    /// and address in clear text, into a log that is read and copied far more widely than
+    /// the files.
     pub personal: Vec<String>,
+    /// Whether the Parquet files themselves keep statistics for the personal columns: worth
+    /// it for a table sorted by them (`current`, by key: point lookups skip row groups and
+    /// pages inside a file), not for events in arrival order, whose bounds on random
+    /// identifiers prune nothing and cost a compare per value.
+    pub personal_file_statistics: bool,
 }
 
 impl ColumnLayout {
@@ -43,7 +49,8 @@ impl ColumnLayout {
     }
 
     /// Parquet settings of appended files: delta-rs's (Snappy), minus dictionary encoding
-    /// for the unique columns and minus statistics for the personal ones. Dictionaries for
+    /// for the unique columns and, unless [`Self::personal_file_statistics`], minus
+    /// statistics for the personal ones. Dictionaries for
     /// unique columns overflow and fall back to plain encoding after the writer has hashed
     /// every value for nothing: 7 % less CPU per message in `gdx bench ingest` for the
     /// provenance columns and key, 5 % more for the personal identifiers and timestamps, with
@@ -61,11 +68,13 @@ impl ColumnLayout {
         {
             b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
         }
-        for c in &self.personal {
-            b = b.set_column_statistics_enabled(
-                ColumnPath::from(c.as_str()),
-                EnabledStatistics::None,
-            );
+        if !self.personal_file_statistics {
+            for c in &self.personal {
+                b = b.set_column_statistics_enabled(
+                    ColumnPath::from(c.as_str()),
+                    EnabledStatistics::None,
+                );
+            }
         }
         b.build()
     }

@@ -202,6 +202,26 @@ async fn personal_columns_have_no_statistics_in_the_files_or_the_log_even_after_
     let logged = logged_stats_columns(&dir.path().join("t"));
     assert_eq!(logged.last(), Some(&expected));
     assert_eq!(crate::read::row_count(&url).await.unwrap(), 30);
+
+    // A table sorted by its personal columns keeps their statistics inside its files.
+    let sorted = ColumnLayout {
+        personal: vec!["k".to_owned()],
+        personal_file_statistics: true,
+        ..ColumnLayout::default()
+    };
+    let url = url.join("../u/").unwrap();
+    let mut u = EventTable::open_or_create_with(url, schema(), "u", sorted)
+        .await
+        .unwrap();
+    u.append(vec![batch(0..10)], &[]).await.unwrap();
+    assert!(
+        first_file_metadata(&u)
+            .row_group(0)
+            .column(0)
+            .statistics()
+            .is_some()
+    );
+    assert_eq!(logged_stats_columns(&dir.path().join("u")), vec![expected]);
 }
 
 #[tokio::test]
