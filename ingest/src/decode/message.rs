@@ -49,21 +49,28 @@ impl Headers {
         self.ends.is_empty()
     }
 
-    /// `(name, value)` in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+    /// `(name, value)` as bytes, in order.
+    fn spans(&self) -> impl Iterator<Item = (&[u8], &[u8])> {
         let mut start = 0usize;
         self.ends.iter().map(move |&(name_end, value_end)| {
             let (n, v) = (name_end as usize, value_end as usize);
-            let name = std::str::from_utf8(&self.bytes[start..n]).expect("pushed as str");
-            let value = &self.bytes[n..v];
+            let span = (&self.bytes[start..n], &self.bytes[n..v]);
             start = v;
-            (name, value)
+            span
         })
     }
 
-    /// The first header called `name`.
+    /// `(name, value)` in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.spans()
+            .map(|(n, v)| (std::str::from_utf8(n).expect("pushed as str"), v))
+    }
+
+    /// The first header called `name` (names compared as bytes: no UTF-8 check on the way).
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
+        self.spans()
+            .find(|(k, _)| *k == name.as_bytes())
+            .map(|(_, v)| v)
     }
 }
 

@@ -28,9 +28,16 @@ fn batch(offsets: std::ops::Range<i64>) -> RecordBatch {
 
 /// A new table `t` in a temp dir (kept alive by the returned guard).
 async fn fresh() -> (tempfile::TempDir, Url, EventTable) {
+    laid_out(ColumnLayout::default()).await
+}
+
+/// A new table `t` in a temp dir, its columns written as `layout` says.
+async fn laid_out(layout: ColumnLayout) -> (tempfile::TempDir, Url, EventTable) {
     let dir = tempfile::tempdir().unwrap();
     let url = Url::from_directory_path(dir.path().join("t")).unwrap();
-    let t = handle(&url).await;
+    let t = EventTable::open_or_create_with(url.clone(), schema(), "t", layout)
+        .await
+        .unwrap();
     (dir, url, t)
 }
 
@@ -100,15 +107,11 @@ async fn batches_become_files_written_side_by_side_in_one_commit() {
 
 #[tokio::test]
 async fn unique_columns_are_written_without_a_dictionary() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = Url::from_directory_path(dir.path().join("t")).unwrap();
-    let layout = ColumnLayout {
+    let (_dir, url, mut t) = laid_out(ColumnLayout {
         unique: vec!["k".to_owned()],
         ..ColumnLayout::default()
-    };
-    let mut t = EventTable::open_or_create_with(url.clone(), schema(), "t", layout)
-        .await
-        .unwrap();
+    })
+    .await;
     t.append(vec![batch(0..100)], &[]).await.unwrap();
     let meta = first_file_metadata(&t);
     for c in meta.row_group(0).columns() {
@@ -159,16 +162,12 @@ fn logged_stats_columns(dir: &std::path::Path) -> Vec<std::collections::BTreeSet
 
 #[tokio::test]
 async fn personal_columns_have_no_statistics_in_the_files_or_the_log_even_after_compaction() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = Url::from_directory_path(dir.path().join("t")).unwrap();
-    let layout = ColumnLayout {
+    let (dir, url, t) = laid_out(ColumnLayout {
         personal: vec!["k".to_owned()],
         ..ColumnLayout::default()
-    };
-    let mut t = EventTable::open_or_create_with(url.clone(), schema(), "t", layout)
-        .await
-        .unwrap()
-        .with_files_per_append(2);
+    })
+    .await;
+    let mut t = t.with_files_per_append(2);
     // One file (delta-rs's write), then two side by side (gdx's parallel writers).
     t.append(vec![batch(0..10)], &[]).await.unwrap();
     t.append(vec![batch(10..20), batch(20..30)], &[])
