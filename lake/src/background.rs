@@ -179,8 +179,9 @@ async fn upkeep(
     cfg: &BackgroundConfig,
     stats: &mut BackgroundStats,
 ) {
-    for (name, url) in lake_tables(lake, catalog) {
-        match optimize(&name, &url, DEFAULT_TARGET_FILE_SIZE).await {
+    for table in lake_tables(lake, catalog) {
+        let name = &table.name;
+        match optimize(&table, DEFAULT_TARGET_FILE_SIZE).await {
             Ok(Some(r)) if r.files_removed > 0 => stats.tables_compacted += 1,
             Ok(_) => {}
             Err(e) => {
@@ -188,7 +189,7 @@ async fn upkeep(
                 tracing::warn!(table = %name, error = %e, "compaction failed");
             }
         }
-        match vacuum(&name, &url, cfg.retention).await {
+        match vacuum(&table, cfg.retention).await {
             Ok(Some(r)) => stats.files_vacuumed += r.files_deleted as u64,
             Ok(None) => {}
             Err(e) => {

@@ -17,7 +17,8 @@ use gdx_catalog::Catalog;
 use url::Url;
 
 use crate::location::TableKind;
-use crate::table::{delta_err, open};
+use crate::schema::{personal_columns, profile_personal_columns};
+use crate::table::{ColumnLayout, delta_err, keep_personal_stats_out, open};
 use crate::{LakeLocation, Result};
 
 /// Default target size of compacted files.
@@ -26,8 +27,18 @@ pub const DEFAULT_TARGET_FILE_SIZE: u64 = 128 << 20;
 /// Default retention of removed files: a week of `table_at` time travel.
 pub const DEFAULT_RETENTION: chrono::Duration = chrono::Duration::days(7);
 
-/// Every table of the lake, as (name, URL).
-pub fn lake_tables(lake: &LakeLocation, catalog: &Catalog) -> Vec<(String, Url)> {
+/// One table of the lake, as maintenance sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LakeTable {
+    /// `<dataset id>/<kind>`, `profiles/<name>` or `_system/dead_letters`.
+    pub name: String,
+    pub url: Url,
+    /// Its columns that hold personal data: compaction must not log their statistics.
+    pub personal: Vec<String>,
+}
+
+/// Every table of the lake.
+pub fn lake_tables(lake: &LakeLocation, catalog: &Catalog) -> Vec<LakeTable> {
     let mut out = Vec::new();
     for ds in catalog.datasets() {
         for (kind, suffix) in [
@@ -35,13 +46,27 @@ pub fn lake_tables(lake: &LakeLocation, catalog: &Catalog) -> Vec<(String, Url)>
             (TableKind::Current, "current"),
             (TableKind::Deleted, "deleted"),
         ] {
-            out.push((format!("{}/{suffix}", ds.id), lake.table(&ds.id, kind)));
+            out.push(LakeTable {
+                name: format!("{}/{suffix}", ds.id),
+                url: lake.table(&ds.id, kind),
+                personal: personal_columns(ds),
+            });
         }
     }
+    let profile_personal = profile_personal_columns(catalog);
     for p in crate::profiles::Profile::ALL {
-        out.push((format!("profiles/{}", p.name()), lake.profile(p.name())));
+        out.push(LakeTable {
+            name: format!("profiles/{}", p.name()),
+            url: lake.profile(p.name()),
+            personal: profile_personal.clone(),
+        });
     }
-    out.push(("_system/dead_letters".into(), lake.dead_letters()));
+    // Raw keys and values are binary: Delta keeps no statistics of binary columns.
+    out.push(LakeTable {
+        name: "_system/dead_letters".into(),
+        url: lake.dead_letters(),
+        personal: Vec::new(),
+    });
     out
 }
 
@@ -61,12 +86,23 @@ fn file_count(t: &deltalake::DeltaTable) -> usize {
         .unwrap_or(0)
 }
 
-/// Compacts small files of the table at `url` and writes a checkpoint; `None` when there
-/// is no table.
-pub async fn optimize(name: &str, url: &Url, target_size: u64) -> Result<Option<TableUpkeep>> {
+/// Compacts small files of `table` and writes a checkpoint; `None` when there is no table.
+/// A table whose properties would let compaction log statistics of its personal columns
+/// (made by an older gdx) is set right first.
+pub async fn optimize(table: &LakeTable, target_size: u64) -> Result<Option<TableUpkeep>> {
+    let LakeTable {
+        name,
+        url,
+        personal,
+    } = table;
     let Some(table) = open(url).await? else {
         return Ok(None);
     };
+    let layout = ColumnLayout {
+        personal: personal.clone(),
+        ..ColumnLayout::default()
+    };
+    let table = keep_personal_stats_out(table, url, &layout).await?;
     let files_before = file_count(&table);
     let mut report = TableUpkeep {
         table: name.to_owned(),
@@ -93,11 +129,8 @@ pub async fn optimize(name: &str, url: &Url, target_size: u64) -> Result<Option<
 }
 
 /// Deletes files that no version within `retention` references.
-pub async fn vacuum(
-    name: &str,
-    url: &Url,
-    retention: chrono::Duration,
-) -> Result<Option<TableUpkeep>> {
+pub async fn vacuum(table: &LakeTable, retention: chrono::Duration) -> Result<Option<TableUpkeep>> {
+    let LakeTable { name, url, .. } = table;
     let Some(table) = open(url).await? else {
         return Ok(None);
     };

@@ -117,6 +117,15 @@ pub fn personal_columns(ds: &Dataset) -> Vec<String> {
     cols
 }
 
+/// Columns of the profile tables that carry personal data: a profile column named like a
+/// personal field of any dataset in `catalog` carries that field's data.
+pub fn profile_personal_columns(catalog: &gdx_catalog::Catalog) -> Vec<String> {
+    let mut personal: Vec<String> = catalog.datasets().flat_map(personal_columns).collect();
+    personal.sort_unstable();
+    personal.dedup();
+    personal
+}
+
 /// How an `events` table's columns are written: near-unique ones without a dictionary,
 /// personal ones without statistics (in arrival order, their bounds prune nothing).
 pub fn events_layout(ds: &Dataset) -> crate::table::ColumnLayout {

@@ -6,7 +6,7 @@ mod common;
 use common::{append, dataset, rows};
 use gdx_lake::LakeLocation;
 use gdx_lake::fold::{FoldOptions, fold};
-use gdx_lake::maintenance::{optimize, vacuum};
+use gdx_lake::maintenance::{LakeTable, lake_tables, optimize, vacuum};
 
 fn files(url: &url::Url) -> usize {
     let dir = url.to_file_path().unwrap();
@@ -38,10 +38,13 @@ async fn compaction_and_vacuum_keep_the_data_and_the_offsets() {
     let before = rows(events.clone()).await;
     assert_eq!(files(&events), 5);
 
-    let r = optimize("events", &events, 128 << 20)
-        .await
-        .unwrap()
+    let catalog = gdx_catalog::district::catalog();
+    let table: LakeTable = lake_tables(&lake, &catalog)
+        .into_iter()
+        .find(|t| t.url == events)
         .unwrap();
+    assert!(table.personal.contains(&"resident_id".to_owned()));
+    let r = optimize(&table, 128 << 20).await.unwrap().unwrap();
     assert_eq!((r.files_before, r.files_removed, r.files_added), (5, 5, 1));
     assert_eq!(
         rows(events.clone()).await,
@@ -67,13 +70,13 @@ async fn compaction_and_vacuum_keep_the_data_and_the_offsets() {
     assert_eq!((after.files_read, after.full, after.rows), (0, false, 5));
 
     // The compacted-away files stay while a retained version needs them, then go.
-    let kept = vacuum("events", &events, chrono::Duration::days(7))
+    let kept = vacuum(&table, chrono::Duration::days(7))
         .await
         .unwrap()
         .unwrap();
     assert_eq!(kept.files_deleted, 0);
     assert_eq!(files(&events), 6);
-    let gone = vacuum("events", &events, chrono::Duration::zero())
+    let gone = vacuum(&table, chrono::Duration::zero())
         .await
         .unwrap()
         .unwrap();
@@ -83,9 +86,16 @@ async fn compaction_and_vacuum_keep_the_data_and_the_offsets() {
 
     // A missing table is no error.
     assert!(
-        optimize("x", &lake.profile("citizen"), 1 << 20)
-            .await
-            .unwrap()
-            .is_none()
+        optimize(
+            &LakeTable {
+                name: "x".into(),
+                url: lake.profile("citizen"),
+                personal: Vec::new(),
+            },
+            1 << 20
+        )
+        .await
+        .unwrap()
+        .is_none()
     );
 }

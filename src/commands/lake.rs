@@ -48,12 +48,10 @@ fn upkeep(args: &LakeArgs, what: Upkeep) -> anyhow::Result<ExitCode> {
         "{:<48} {:>7} {:>8} {:>6} {:>8}",
         "table", "files", "removed", "added", "deleted"
     );
-    for (name, url) in maintenance::lake_tables(&lake, &catalog) {
+    for table in maintenance::lake_tables(&lake, &catalog) {
         let report = match what {
-            Upkeep::Optimize(target) => rt.block_on(maintenance::optimize(&name, &url, target))?,
-            Upkeep::Vacuum(retention) => {
-                rt.block_on(maintenance::vacuum(&name, &url, retention))?
-            }
+            Upkeep::Optimize(target) => rt.block_on(maintenance::optimize(&table, target))?,
+            Upkeep::Vacuum(retention) => rt.block_on(maintenance::vacuum(&table, retention))?,
         };
         if let Some(r) = report {
             println!(

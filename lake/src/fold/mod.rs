@@ -42,7 +42,10 @@ use resolve::{Keep, Resolver};
 
 use crate::engine::{align, df_err, session};
 use crate::schema::{events_schema, personal_columns, provenance};
-use crate::table::{ColumnLayout, commit_txns_only, delta_err, ensure_local_dir, open, stats_rows};
+use crate::table::{
+    ColumnLayout, commit_txns_only, delta_err, ensure_local_dir, keep_personal_stats_out, open,
+    stats_rows,
+};
 use crate::{LakeLocation, Result};
 
 /// The application transaction a fold records on `current` and `deleted`: the `events`
@@ -491,6 +494,13 @@ pub(crate) async fn write_plan(
         personal_file_statistics: true,
     };
     let stats_columns = layout.stats_columns(plan.schema().as_arrow());
+    // An overwrite keeps the table's properties: one made by an older gdx is set right
+    // before this write logs statistics under them.
+    let table = if table.version().is_some() {
+        keep_personal_stats_out(table, url, &layout).await?
+    } else {
+        table
+    };
     table
         .write(Vec::new())
         .with_input_plan(plan)

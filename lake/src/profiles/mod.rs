@@ -99,13 +99,7 @@ pub async fn build(
         })
         .collect();
     let inputs_json = serde_json::to_string(&inputs).unwrap_or_default();
-    // A profile column named like a personal field of the catalog carries that field's data.
-    let mut personal: Vec<String> = catalog
-        .datasets()
-        .flat_map(crate::schema::personal_columns)
-        .collect();
-    personal.sort_unstable();
-    personal.dedup();
+    let personal = crate::schema::profile_personal_columns(catalog);
     let mut out = Vec::new();
     for p in Profile::ALL {
         let started = std::time::Instant::now();

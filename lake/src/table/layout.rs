@@ -36,16 +36,57 @@ impl ColumnLayout {
     /// default then applies). A column added later is not listed, so it has no statistics
     /// until it is: personal data stays out of the log by default.
     pub(crate) fn stats_columns(&self, schema: &arrow::datatypes::Schema) -> Option<String> {
+        self.stats_columns_of(schema.fields().iter().map(|f| f.name().as_str()))
+    }
+
+    /// [`Self::stats_columns`] for a table with the columns `names`.
+    pub(crate) fn stats_columns_of<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Option<String> {
         if self.personal.is_empty() {
             return None;
         }
-        let listed: Vec<&str> = schema
-            .fields()
-            .iter()
-            .map(|f| f.name().as_str())
-            .filter(|name| !self.personal.iter().any(|p| p == name))
-            .collect();
+        let listed: Vec<&str> = names.into_iter().filter(|n| !self.is_personal(n)).collect();
         Some(listed.join(","))
+    }
+
+    /// What an existing table's `delta.dataSkippingStatsColumns` must become so that no
+    /// personal column has statistics in its log; `None` when it already keeps them out.
+    /// A table made by an older gdx has no such property (Delta then logs the first 32
+    /// columns); a table whose list names a column the catalog now grades personal loses
+    /// that column from the list. The rest of an existing list is kept as it is.
+    pub(crate) fn stats_columns_fix<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+        configured: Option<&str>,
+    ) -> Option<String> {
+        if self.personal.is_empty() {
+            return None;
+        }
+        let Some(configured) = configured else {
+            return self.stats_columns_of(names);
+        };
+        let listed: Vec<&str> = configured
+            .split(',')
+            .map(|c| c.trim().trim_matches('`'))
+            .filter(|c| !c.is_empty())
+            .collect();
+        if !listed.iter().any(|c| self.is_personal(c)) {
+            return None;
+        }
+        let kept: Vec<&str> = listed
+            .into_iter()
+            .filter(|c| !self.is_personal(c))
+            .collect();
+        if kept.is_empty() {
+            return self.stats_columns_of(names);
+        }
+        Some(kept.join(","))
+    }
+
+    fn is_personal(&self, column: &str) -> bool {
+        self.personal.iter().any(|p| p == column)
     }
 
     /// Parquet settings of appended files: delta-rs's (Snappy), minus dictionary encoding
@@ -177,5 +218,35 @@ mod tests {
             shape(&group_into_files(vec![batch(0..10); 4], 1)),
             vec![vec![10; 4]]
         );
+    }
+
+    #[test]
+    fn an_existing_tables_statistics_columns_lose_only_the_personal_ones() {
+        let layout = ColumnLayout {
+            personal: vec!["name".into(), "_key".into()],
+            ..ColumnLayout::default()
+        };
+        let cols = ["_key", "name", "district", "_offset"];
+        // No property (an older gdx): every other column of the table.
+        assert_eq!(
+            layout.stats_columns_fix(cols, None).as_deref(),
+            Some("district,_offset")
+        );
+        // Already clean: nothing to change.
+        assert_eq!(layout.stats_columns_fix(cols, Some("district")), None);
+        // A column graded personal since: dropped, the rest of the list kept as it was.
+        assert_eq!(
+            layout
+                .stats_columns_fix(cols, Some("district, `name`,_offset"))
+                .as_deref(),
+            Some("district,_offset")
+        );
+        // A list of personal columns only: the table's other columns instead.
+        assert_eq!(
+            layout.stats_columns_fix(cols, Some("name")).as_deref(),
+            Some("district,_offset")
+        );
+        // A table without personal columns keeps Delta's default.
+        assert_eq!(ColumnLayout::default().stats_columns_fix(cols, None), None);
     }
 }

@@ -21,11 +21,13 @@ use crate::{Error, Result};
 
 mod commit;
 mod layout;
+mod stats_property;
 
 use commit::commit_actions;
 pub(crate) use commit::commit_txns_only;
 pub use layout::ColumnLayout;
 use layout::group_into_files;
+pub(crate) use stats_property::keep_personal_stats_out;
 
 /// The offset a commit records for one Kafka partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,7 +70,8 @@ impl EventTable {
 
     /// [`Self::open_or_create`] for a table whose columns are written as `layout` says; a
     /// table created here also lists its non-personal columns as the only ones with Delta
-    /// statistics ([`ColumnLayout::personal`]).
+    /// statistics ([`ColumnLayout::personal`]), and an existing table whose property lets a
+    /// personal column through is set right first.
     pub async fn open_or_create_with(
         url: Url,
         schema: SchemaRef,
@@ -82,6 +85,7 @@ impl EventTable {
         ensure_local_dir(&url).map_err(delta)?;
         let table = DeltaTable::try_from_url(url.clone()).await.map_err(delta)?;
         if table.version().is_some() {
+            let table = keep_personal_stats_out(table, &url, &layout).await?;
             return Ok(Self::new(table, url, layout));
         }
         let stats_columns = layout.stats_columns(&schema);

@@ -193,7 +193,8 @@ async fn personal_columns_have_no_statistics_in_the_files_or_the_log_even_after_
     );
     // Compaction rewrites the files with delta-rs's own Parquet settings: the table property
     // still keeps k out of the log.
-    let upkeep = crate::maintenance::optimize("t", &url, 1 << 20)
+    // (Maintenance is told of no personal column here: the property alone does it.)
+    let upkeep = crate::maintenance::optimize(&lake_table(&url, &[]), 1 << 20)
         .await
         .unwrap()
         .unwrap();
@@ -221,6 +222,92 @@ async fn personal_columns_have_no_statistics_in_the_files_or_the_log_even_after_
             .is_some()
     );
     assert_eq!(logged_stats_columns(&dir.path().join("u")), vec![expected]);
+}
+
+/// The table at `url` as maintenance sees it, with `personal` columns.
+fn lake_table(url: &Url, personal: &[&str]) -> crate::maintenance::LakeTable {
+    crate::maintenance::LakeTable {
+        name: "t".into(),
+        url: url.clone(),
+        personal: personal.iter().map(|c| (*c).to_owned()).collect(),
+    }
+}
+
+/// The table's `delta.dataSkippingStatsColumns`, as its log says now.
+async fn stats_property(url: &Url) -> Option<String> {
+    let t = open(url).await.unwrap().unwrap();
+    t.snapshot()
+        .unwrap()
+        .metadata()
+        .configuration()
+        .get("delta.dataSkippingStatsColumns")
+        .cloned()
+}
+
+#[tokio::test]
+async fn a_table_from_before_the_rule_stops_logging_personal_statistics_once_gdx_touches_it() {
+    // Made without any personal column (as an older gdx did): Delta logs k's bounds.
+    let (dir, url, mut old) = fresh().await;
+    old.append(vec![batch(0..10)], &[]).await.unwrap();
+    old.append(vec![batch(10..20)], &[]).await.unwrap();
+    assert_eq!(stats_property(&url).await, None);
+    let with_k: std::collections::BTreeSet<String> = ["k".to_owned(), "_offset".to_owned()].into();
+    assert_eq!(logged_stats_columns(&dir.path().join("t")), vec![with_k; 2]);
+
+    // Compaction, told k is personal, first sets the property; its file logs no k.
+    let upkeep = crate::maintenance::optimize(&lake_table(&url, &["k"]), 1 << 20)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((upkeep.files_removed, upkeep.files_added), (2, 1));
+    assert_eq!(stats_property(&url).await.as_deref(), Some("_offset"));
+    let only_offset: std::collections::BTreeSet<String> = ["_offset".to_owned()].into();
+    assert_eq!(
+        logged_stats_columns(&dir.path().join("t")).last(),
+        Some(&only_offset)
+    );
+    assert_eq!(crate::read::row_count(&url).await.unwrap(), 20);
+
+    // A property naming a column since graded personal: a worker opening the table drops
+    // that column from it, and nothing else; the table stays readable and appendable.
+    let mut t = open(&url).await.unwrap().unwrap();
+    t = t
+        .set_tbl_properties()
+        .with_properties(
+            [(
+                "delta.dataSkippingStatsColumns".to_owned(),
+                "k,_offset".to_owned(),
+            )]
+            .into(),
+        )
+        .await
+        .unwrap();
+    let version = t.version();
+    let personal_k = ColumnLayout {
+        personal: vec!["k".to_owned()],
+        ..ColumnLayout::default()
+    };
+    let mut worker =
+        EventTable::open_or_create_with(url.clone(), schema(), "t", personal_k.clone())
+            .await
+            .unwrap();
+    assert_eq!(
+        worker.version(),
+        version.map(|v| v + 1),
+        "one metadata commit"
+    );
+    assert_eq!(stats_property(&url).await.as_deref(), Some("_offset"));
+    worker.append(vec![batch(20..25)], &[]).await.unwrap();
+    assert_eq!(
+        logged_stats_columns(&dir.path().join("t")).last(),
+        Some(&only_offset)
+    );
+    // In line now: opening again commits nothing.
+    let again = EventTable::open_or_create_with(url.clone(), schema(), "t", personal_k)
+        .await
+        .unwrap();
+    assert_eq!(again.version(), worker.version());
+    assert_eq!(crate::read::row_count(&url).await.unwrap(), 25);
 }
 
 #[tokio::test]
