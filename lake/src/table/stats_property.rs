@@ -59,6 +59,8 @@ pub(crate) async fn keep_personal_stats_out(
                 return Ok(t);
             }
             Err(e) if attempt < MAX_ATTEMPTS && lost_a_race(&e) => {
+                // Typically another worker setting the same property first: look again.
+                tracing::debug!(table = %url, attempt, "table changed under the property fix");
                 table.update_state().await.map_err(|e| delta_err(url, e))?;
                 attempt += 1;
             }

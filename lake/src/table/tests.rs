@@ -492,3 +492,39 @@ async fn a_stale_writer_never_commits_a_partition_another_writer_moved() {
     );
     assert_eq!(crate::read::row_count(&url).await.unwrap(), 8);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_opening_an_old_table_together_set_its_statistics_columns_once() {
+    for round in 0..3 {
+        let (dir, url, mut old) = fresh().await;
+        old.append(vec![batch(0..3)], &[txn("p0", 2)])
+            .await
+            .unwrap();
+        let personal_k = ColumnLayout {
+            personal: vec!["k".to_owned()],
+            ..ColumnLayout::default()
+        };
+        let openers: Vec<_> = (0..4)
+            .map(|_| {
+                tokio::spawn(EventTable::open_or_create_with(
+                    url.clone(),
+                    schema(),
+                    "t",
+                    personal_k.clone(),
+                ))
+            })
+            .collect();
+        for o in openers {
+            let t = o.await.unwrap().unwrap();
+            assert_eq!(t.txn_version("p0").await.unwrap(), Some(2), "round {round}");
+        }
+        assert_eq!(stats_property(&url).await.as_deref(), Some("_offset"));
+        let log = dir.path().join("t/_delta_log");
+        let commits = std::fs::read_dir(&log)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().extension() == Some("json".as_ref()))
+            .count();
+        // Create, append, and one property change however many workers raced to make it.
+        assert_eq!(commits, 3, "round {round}");
+    }
+}
