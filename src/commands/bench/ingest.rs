@@ -4,8 +4,8 @@
 //!
 //! Data flow: the simulator's `ps.household_registration` feed (realistic records) → an
 //! embedded broker with enough partitions that the whole backlog fits its per-partition
-//! retention → (a) a bare librdkafka consumer reads it all (with the worker's fetch settings and with
-//! librdkafka's defaults; the faster is the limit) → (b) `gdx ingest` runs as a child
+//! retention → (a) a bare librdkafka consumer reads it all, three times with the worker's
+//! fetch settings and three with librdkafka's defaults; the fastest pass is the limit → (b) `gdx ingest` runs as a child
 //! process into a temp lake until every row is visible → a trickle of fresh messages measures
 //! Kafka timestamp → ingestion delay → figures.
 
@@ -47,6 +47,7 @@ fn produce(brokers: &str, lines: &[(String, String)], copies: usize) -> anyhow::
 }
 
 /// One pass of a bare consumer over the whole topic.
+#[derive(Debug, Clone, Copy)]
 struct BarePass {
     /// From assignment to the last message.
     whole: f64,
@@ -56,10 +57,12 @@ struct BarePass {
     checksum: u64,
 }
 
-/// The medians of a few bare passes with one configuration.
+/// A few bare passes with one configuration: their medians, and the fastest.
 struct Bare {
     whole: f64,
     steady: f64,
+    /// The pass with the highest fetch rate.
+    best: BarePass,
     /// Every pass's whole time, for the report.
     passes: String,
 }
@@ -71,9 +74,14 @@ impl Bare {
             v.sort_by(f64::total_cmp);
             v[v.len() / 2]
         };
+        let best = *passes
+            .iter()
+            .min_by(|a, b| a.steady.total_cmp(&b.steady))
+            .expect("at least one pass");
         Self {
             whole: median(|p| p.whole),
             steady: median(|p| p.steady),
+            best,
             passes: passes
                 .iter()
                 .map(|p| format!("{:.2}", p.whole))
@@ -185,8 +193,9 @@ pub(crate) fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
     // (a) The physical limit: a bare consumer that touches every payload byte, with the
     // worker's fetch settings and with librdkafka's defaults (neither wins everywhere: the
     // defaults pause fetching for a second when their queue fills, the worker's queue is half
-    // as deep); the median of three alternating passes each (one pass is short, and this
-    // machine is noisy), and the faster of the two is the limit.
+    // as deep), three alternating passes each. The limit is the fastest of the six passes:
+    // on this machine the same pass takes ~0.5 s in some runs and ~0.9 s in others (whatever
+    // the binary), and a limit is what the consumer can do, not what it usually does.
     let mut tuned = Vec::new();
     let mut defaults = Vec::new();
     for _ in 0..3 {
@@ -202,13 +211,13 @@ pub(crate) fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
         "bare passes read different bytes"
     );
     let (tuned, defaults) = (Bare::of(tuned), Bare::of(defaults));
-    let limit = if tuned.steady <= defaults.steady {
+    let limit = if tuned.best.steady <= defaults.best.steady {
         &tuned
     } else {
         &defaults
     };
-    let (raw_secs, raw_steady) = (limit.whole, limit.steady);
-    eprintln!("bare consumer: {raw_secs:.2} s (median of 3); now gdx ingest");
+    let (raw_secs, raw_steady) = (limit.best.whole, limit.best.steady);
+    eprintln!("bare consumer: {raw_secs:.2} s (fastest of 6 passes); now gdx ingest");
 
     // (b) gdx ingest, a child process, into a temp lake, until every row is visible.
     let lake_dir = tmp.path().join("lake");
@@ -331,17 +340,20 @@ pub(crate) fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
         ("librdkafka defaults", &defaults),
     ] {
         println!(
-            "  (a) bare, {name:<20}       : {:>8.2} s  {:>9.0} msg/s  first to last message {:.0} msg/s  (passes: {} s){}",
+            "  (a) bare, {name:<20}       : {:>8.2} s  {:>9.0} msg/s  first to last message {:.0} msg/s  (median; passes: {} s)",
             bare.whole,
             n as f64 / bare.whole,
             n as f64 / bare.steady.max(1e-9),
             bare.passes,
-            if std::ptr::eq(bare, limit) {
-                "  <- the limit"
-            } else {
-                ""
-            }
         );
+        if std::ptr::eq(bare, limit) {
+            println!(
+                "  (a) the limit: its fastest pass      : {:>8.2} s  {:>9.0} msg/s  first to last message {:.0} msg/s",
+                raw_secs,
+                n as f64 / raw_secs,
+                n as f64 / raw_steady.max(1e-9),
+            );
+        }
     }
     println!(
         "  (b) gdx ingest into Delta            : {:>8.2} s  {:>9.0} msg/s  (incl. process start and group join)",
