@@ -17,7 +17,7 @@ use gdx_catalog::Catalog;
 use url::Url;
 
 use crate::location::TableKind;
-use crate::schema::{personal_columns, profile_personal_columns};
+use crate::schema::{events_layout, personal_columns, profile_personal_columns};
 use crate::table::{ColumnLayout, delta_err, keep_personal_stats_out, open};
 use crate::{LakeLocation, Result};
 
@@ -33,39 +33,50 @@ pub struct LakeTable {
     /// `<dataset id>/<kind>`, `profiles/<name>` or `_system/dead_letters`.
     pub name: String,
     pub url: Url,
-    /// Its columns that hold personal data: compaction must not log their statistics.
-    pub personal: Vec<String>,
+    /// How its columns are laid out; above all, which hold personal data, whose statistics
+    /// compaction must not log.
+    pub layout: ColumnLayout,
 }
 
 /// Every table of the lake.
 pub fn lake_tables(lake: &LakeLocation, catalog: &Catalog) -> Vec<LakeTable> {
     let mut out = Vec::new();
     for ds in catalog.datasets() {
-        for (kind, suffix) in [
-            (TableKind::Events, "events"),
-            (TableKind::Current, "current"),
-            (TableKind::Deleted, "deleted"),
+        // Sorted by key, `current` and `deleted` keep in-file statistics of every column.
+        let folded = ColumnLayout {
+            personal: personal_columns(ds),
+            personal_file_statistics: true,
+            ..ColumnLayout::default()
+        };
+        for (kind, suffix, layout) in [
+            (TableKind::Events, "events", events_layout(ds)),
+            (TableKind::Current, "current", folded.clone()),
+            (TableKind::Deleted, "deleted", folded),
         ] {
             out.push(LakeTable {
                 name: format!("{}/{suffix}", ds.id),
                 url: lake.table(&ds.id, kind),
-                personal: personal_columns(ds),
+                layout,
             });
         }
     }
-    let profile_personal = profile_personal_columns(catalog);
+    let profiles = ColumnLayout {
+        personal: profile_personal_columns(catalog),
+        personal_file_statistics: true,
+        ..ColumnLayout::default()
+    };
     for p in crate::profiles::Profile::ALL {
         out.push(LakeTable {
             name: format!("profiles/{}", p.name()),
             url: lake.profile(p.name()),
-            personal: profile_personal.clone(),
+            layout: profiles.clone(),
         });
     }
     // Raw keys and values are binary: Delta keeps no statistics of binary columns.
     out.push(LakeTable {
         name: "_system/dead_letters".into(),
         url: lake.dead_letters(),
-        personal: Vec::new(),
+        layout: ColumnLayout::default(),
     });
     out
 }
@@ -90,19 +101,11 @@ fn file_count(t: &deltalake::DeltaTable) -> usize {
 /// A table whose properties would let compaction log statistics of its personal columns
 /// (made by an older gdx) is set right first.
 pub async fn optimize(table: &LakeTable, target_size: u64) -> Result<Option<TableUpkeep>> {
-    let LakeTable {
-        name,
-        url,
-        personal,
-    } = table;
+    let LakeTable { name, url, layout } = table;
     let Some(table) = open(url).await? else {
         return Ok(None);
     };
-    let layout = ColumnLayout {
-        personal: personal.clone(),
-        ..ColumnLayout::default()
-    };
-    let table = keep_personal_stats_out(table, url, &layout).await?;
+    let table = keep_personal_stats_out(table, url, layout).await?;
     let files_before = file_count(&table);
     let mut report = TableUpkeep {
         table: name.to_owned(),

@@ -126,13 +126,39 @@ pub fn profile_personal_columns(catalog: &gdx_catalog::Catalog) -> Vec<String> {
     personal
 }
 
+/// The columns of an `events` table that get statistics (min, max, null count) in its files
+/// and its Delta log: those that grow with arrival, whose bounds let a reader skip files
+/// (`_offset`, `_kafka_ts`, `_event_time`, `_ingested_at`, and the record's own non-personal
+/// timestamps, such as when a registration happened). Codes, amounts, names and the like
+/// arrive in no order: every file spans their whole range, so their bounds prune nothing,
+/// while every reader, ingest's own commits included, parses them for every file on each
+/// replay of the log.
+pub fn events_statistics_columns(ds: &Dataset) -> Vec<String> {
+    let mut cols: Vec<String> = [
+        provenance::OFFSET,
+        provenance::KAFKA_TS,
+        provenance::EVENT_TIME,
+        provenance::INGESTED_AT,
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    cols.extend(
+        ds.fields
+            .iter()
+            .filter(|f| f.ty == FieldType::Timestamp && !f.pii.is_some_and(|k| k.is_personal()))
+            .map(|f| f.name.clone()),
+    );
+    cols
+}
+
 /// How an `events` table's columns are written: near-unique ones without a dictionary,
-/// personal ones without statistics (in arrival order, their bounds prune nothing).
+/// statistics only for [`events_statistics_columns`] (never for personal ones).
 pub fn events_layout(ds: &Dataset) -> crate::table::ColumnLayout {
     crate::table::ColumnLayout {
         unique: near_unique_columns(ds),
         personal: personal_columns(ds),
         personal_file_statistics: false,
+        statistics: Some(events_statistics_columns(ds)),
     }
 }
 
@@ -230,6 +256,36 @@ mod tests {
             .expect("a dataset keyed by a USCC");
         assert!(!personal_columns(ent).contains(&provenance::KEY.to_owned()));
         assert!(!personal_columns(ent).contains(&ent.primary_key[0]));
+    }
+
+    #[test]
+    fn events_keep_statistics_only_for_columns_that_grow_with_arrival() {
+        let c = gdx_catalog::district::catalog();
+        let ds = c.get("ps.household_registration").unwrap();
+        let cols = events_statistics_columns(ds);
+        assert_eq!(
+            cols,
+            [
+                provenance::OFFSET,
+                provenance::KAFKA_TS,
+                provenance::EVENT_TIME,
+                provenance::INGESTED_AT,
+                "updated_at"
+            ]
+        );
+        let layout = events_layout(ds);
+        let names: Vec<String> = events_schema(ds)
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        // In the table's column order.
+        assert_eq!(
+            layout
+                .stats_columns_of(names.iter().map(String::as_str))
+                .as_deref(),
+            Some("updated_at,_offset,_kafka_ts,_event_time,_ingested_at")
+        );
     }
 
     #[test]

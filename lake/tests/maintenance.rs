@@ -43,7 +43,7 @@ async fn compaction_and_vacuum_keep_the_data_and_the_offsets() {
         .into_iter()
         .find(|t| t.url == events)
         .unwrap();
-    assert!(table.personal.contains(&"resident_id".to_owned()));
+    assert!(table.layout.personal.contains(&"resident_id".to_owned()));
     let r = optimize(&table, 128 << 20).await.unwrap().unwrap();
     assert_eq!((r.files_before, r.files_removed, r.files_added), (5, 5, 1));
     assert_eq!(
@@ -90,7 +90,7 @@ async fn compaction_and_vacuum_keep_the_data_and_the_offsets() {
             &LakeTable {
                 name: "x".into(),
                 url: lake.profile("citizen"),
-                personal: Vec::new(),
+                layout: Default::default(),
             },
             1 << 20
         )

@@ -492,6 +492,7 @@ pub(crate) async fn write_plan(
         unique: Vec::new(),
         personal: personal.to_vec(),
         personal_file_statistics: true,
+        statistics: None,
     };
     let stats_columns = layout.stats_columns(plan.schema().as_arrow());
     // An overwrite keeps the table's properties: one made by an older gdx is set right

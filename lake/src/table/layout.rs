@@ -27,6 +27,12 @@ pub struct ColumnLayout {
     /// pages inside a file), not for events in arrival order, whose bounds on random
     /// identifiers prune nothing and cost a compare per value.
     pub personal_file_statistics: bool,
+    /// When set, the only columns with statistics, in the files and in the Delta log (for
+    /// events tables, [`crate::schema::events_statistics_columns`]: bounds of columns in
+    /// arrival order prune nothing, and every reader of the table, ingest's own commits
+    /// included, parses each file's logged statistics on every replay). `None`: every
+    /// column. Personal columns stay out of the log either way.
+    pub statistics: Option<Vec<String>>,
 }
 
 impl ColumnLayout {
@@ -44,11 +50,21 @@ impl ColumnLayout {
         &self,
         names: impl IntoIterator<Item = &'a str>,
     ) -> Option<String> {
-        if self.personal.is_empty() {
+        if self.personal.is_empty() && self.statistics.is_none() {
             return None;
         }
-        let listed: Vec<&str> = names.into_iter().filter(|n| !self.is_personal(n)).collect();
+        let listed: Vec<&str> = names
+            .into_iter()
+            .filter(|n| !self.is_personal(n) && self.has_statistics(n))
+            .collect();
         Some(listed.join(","))
+    }
+
+    /// Whether `column` gets statistics at all ([`Self::statistics`]).
+    fn has_statistics(&self, column: &str) -> bool {
+        self.statistics
+            .as_ref()
+            .is_none_or(|s| s.iter().any(|c| c == column))
     }
 
     /// What an existing table's `delta.dataSkippingStatsColumns` must become so that no
@@ -90,8 +106,8 @@ impl ColumnLayout {
     }
 
     /// Parquet settings of appended files: delta-rs's (Snappy), minus dictionary encoding
-    /// for the unique columns and, unless [`Self::personal_file_statistics`], minus
-    /// statistics for the personal ones. Dictionaries for
+    /// for the unique columns, statistics only for [`Self::statistics`] (when set) and,
+    /// unless [`Self::personal_file_statistics`], never for the personal ones. Dictionaries for
     /// unique columns overflow and fall back to plain encoding after the writer has hashed
     /// every value for nothing: 7 % less CPU per message in `gdx bench ingest` for the
     /// provenance columns and key, 5 % more for the personal identifiers and timestamps, with
@@ -108,6 +124,15 @@ impl ColumnLayout {
             .chain(self.unique.iter().map(String::as_str))
         {
             b = b.set_column_dictionary_enabled(ColumnPath::from(c), false);
+        }
+        if let Some(listed) = &self.statistics {
+            b = b.set_statistics_enabled(EnabledStatistics::None);
+            for c in listed {
+                b = b.set_column_statistics_enabled(
+                    ColumnPath::from(c.as_str()),
+                    EnabledStatistics::Chunk,
+                );
+            }
         }
         if !self.personal_file_statistics {
             for c in &self.personal {
@@ -248,5 +273,38 @@ mod tests {
         );
         // A table without personal columns keeps Delta's default.
         assert_eq!(ColumnLayout::default().stats_columns_fix(cols, None), None);
+    }
+
+    #[test]
+    fn only_the_listed_columns_get_statistics_and_never_a_personal_one() {
+        let layout = ColumnLayout {
+            personal: vec!["name".into()],
+            statistics: Some(vec!["_offset".into(), "name".into()]),
+            ..ColumnLayout::default()
+        };
+        let cols = ["name", "district", "_offset"];
+        assert_eq!(layout.stats_columns_of(cols).as_deref(), Some("_offset"));
+        let props = layout.writer_properties();
+        let enabled = |c: &str| props.statistics_enabled(&ColumnPath::from(c));
+        assert_eq!(enabled("_offset"), EnabledStatistics::Chunk);
+        assert_eq!(enabled("district"), EnabledStatistics::None);
+        assert_eq!(enabled("name"), EnabledStatistics::None);
+        // Without a list every column keeps its statistics, personal ones only in the files.
+        let all = ColumnLayout {
+            personal: vec!["name".into()],
+            personal_file_statistics: true,
+            ..ColumnLayout::default()
+        };
+        assert_eq!(
+            all.stats_columns_of(cols).as_deref(),
+            Some("district,_offset")
+        );
+        let props = all.writer_properties();
+        for c in cols {
+            assert_eq!(
+                props.statistics_enabled(&ColumnPath::from(c)),
+                EnabledStatistics::Chunk
+            );
+        }
     }
 }

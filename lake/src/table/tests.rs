@@ -229,7 +229,10 @@ fn lake_table(url: &Url, personal: &[&str]) -> crate::maintenance::LakeTable {
     crate::maintenance::LakeTable {
         name: "t".into(),
         url: url.clone(),
-        personal: personal.iter().map(|c| (*c).to_owned()).collect(),
+        layout: ColumnLayout {
+            personal: personal.iter().map(|c| (*c).to_owned()).collect(),
+            ..ColumnLayout::default()
+        },
     }
 }
 
