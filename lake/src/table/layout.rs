@@ -107,8 +107,8 @@ impl ColumnLayout {
 
     /// Parquet settings of appended files: delta-rs's (Snappy), minus dictionary encoding
     /// for the unique columns, statistics only for [`Self::statistics`] (when set) and,
-    /// unless [`Self::personal_file_statistics`], never for the personal ones. Dictionaries for
-    /// unique columns overflow and fall back to plain encoding after the writer has hashed
+    /// unless [`Self::personal_file_statistics`], never for the personal ones.
+    /// Dictionaries for unique columns overflow and fall back to plain encoding after the writer has hashed
     /// every value for nothing: 7 % less CPU per message in `gdx bench ingest` for the
     /// provenance columns and key, 5 % more for the personal identifiers and timestamps, with
     /// files 0.7 % larger.
