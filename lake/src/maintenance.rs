@@ -42,12 +42,7 @@ pub struct LakeTable {
 pub fn lake_tables(lake: &LakeLocation, catalog: &Catalog) -> Vec<LakeTable> {
     let mut out = Vec::new();
     for ds in catalog.datasets() {
-        // Sorted by key, `current` and `deleted` keep in-file statistics of every column.
-        let folded = ColumnLayout {
-            personal: personal_columns(ds),
-            personal_file_statistics: true,
-            ..ColumnLayout::default()
-        };
+        let folded = ColumnLayout::folded(personal_columns(ds));
         for (kind, suffix, layout) in [
             (TableKind::Events, "events", events_layout(ds)),
             (TableKind::Current, "current", folded.clone()),
@@ -60,11 +55,7 @@ pub fn lake_tables(lake: &LakeLocation, catalog: &Catalog) -> Vec<LakeTable> {
             });
         }
     }
-    let profiles = ColumnLayout {
-        personal: profile_personal_columns(catalog),
-        personal_file_statistics: true,
-        ..ColumnLayout::default()
-    };
+    let profiles = ColumnLayout::folded(profile_personal_columns(catalog));
     for p in crate::profiles::Profile::ALL {
         out.push(LakeTable {
             name: format!("profiles/{}", p.name()),

@@ -486,22 +486,11 @@ pub(crate) async fn write_plan(
                 .map_err(|e| delta_err(url, e))?
         }
     };
-    // Sorted by key, these tables keep in-file statistics for point lookups; only the log
-    // goes without the personal columns'.
-    let layout = ColumnLayout {
-        unique: Vec::new(),
-        personal: personal.to_vec(),
-        personal_file_statistics: true,
-        statistics: None,
-    };
+    let layout = ColumnLayout::folded(personal.to_vec());
     let stats_columns = layout.stats_columns(plan.schema().as_arrow());
     // An overwrite keeps the table's properties: one made by an older gdx is set right
-    // before this write logs statistics under them.
-    let table = if table.version().is_some() {
-        keep_personal_stats_out(table, url, &layout).await?
-    } else {
-        table
-    };
+    // before this write logs statistics under them (a table not made yet has none).
+    let table = keep_personal_stats_out(table, url, &layout).await?;
     table
         .write(Vec::new())
         .with_input_plan(plan)

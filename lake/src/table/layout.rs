@@ -36,6 +36,17 @@ pub struct ColumnLayout {
 }
 
 impl ColumnLayout {
+    /// The layout of a table the fold or the profile build writes sorted by key (`current`,
+    /// `deleted`, profiles): statistics for every column in the files (point lookups skip
+    /// row groups and pages), none for the `personal` ones in the Delta log.
+    pub fn folded(personal: Vec<String>) -> Self {
+        Self {
+            personal,
+            personal_file_statistics: true,
+            ..Self::default()
+        }
+    }
+
     /// The table property that keeps personal columns out of the Delta log's statistics for
     /// every writer (delta-rs's compaction, other engines): `delta.dataSkippingStatsColumns`
     /// listing the other columns of `schema`. `None` when no column is personal (Delta's

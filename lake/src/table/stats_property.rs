@@ -21,8 +21,8 @@ const MAX_ATTEMPTS: u32 = 5;
 
 /// Sets `table`'s statistics columns so that none of `layout`'s personal columns is listed
 /// (and so gets statistics in the log from any writer, compaction included); returns the
-/// table as it is afterwards. A table already in line is returned as it was, without a
-/// commit.
+/// table as it is afterwards. A table already in line, or not created yet, is returned as
+/// it was, without a commit.
 pub(crate) async fn keep_personal_stats_out(
     mut table: DeltaTable,
     url: &Url,

@@ -204,11 +204,7 @@ async fn personal_columns_have_no_statistics_in_the_files_or_the_log_even_after_
     assert_eq!(crate::read::row_count(&url).await.unwrap(), 30);
 
     // A table sorted by its personal columns keeps their statistics inside its files.
-    let sorted = ColumnLayout {
-        personal: vec!["k".to_owned()],
-        personal_file_statistics: true,
-        ..ColumnLayout::default()
-    };
+    let sorted = ColumnLayout::folded(vec!["k".to_owned()]);
     let url = url.join("../u/").unwrap();
     let mut u = EventTable::open_or_create_with(url, schema(), "u", sorted)
         .await
