@@ -158,3 +158,53 @@ fn http_get(addr: &str, path: &str) -> String {
     assert!(out.starts_with("HTTP/1.1 200"), "{out}");
     out
 }
+
+/// `gdx bench ingest` on a small backlog: both sides, the stages and the ceiling they set are
+/// measured and reported (the stages fail the run if a record is lost or dead-lettered).
+#[test]
+fn bench_ingest_reports_the_bare_limit_gdx_and_the_ceiling_its_stages_set() {
+    let o = common::gdx(&["bench", "ingest", "--records", "5000", "--partitions", "4"]);
+    let out = common::stdout(&o);
+    assert!(
+        o.status.success(),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let line = |start: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with(start))
+            .unwrap_or_else(|| panic!("no line {start:?} in\n{out}"))
+            .to_owned()
+    };
+    // The first number after `label`, e.g. "= 2.80 µs" → 2.80.
+    let number_after = |l: &str, label: &str| -> f64 {
+        let rest = &l[l.find(label).unwrap_or_else(|| panic!("{label:?} in {l}")) + label.len()..];
+        rest.split_whitespace()
+            .find_map(|w| w.parse::<f64>().ok())
+            .unwrap_or_else(|| panic!("a number after {label:?} in {l}"))
+    };
+    let stages = line("(c) each stage alone");
+    let (consume, decode, write, sum) = (
+        number_after(&stages, "consume"),
+        number_after(&stages, "decode and check"),
+        number_after(&stages, "Parquet and commit"),
+        number_after(&stages, "="),
+    );
+    for v in [consume, decode, write] {
+        assert!(v > 0.0, "{stages}");
+    }
+    assert!(
+        (consume + decode + write - sum).abs() < 0.03,
+        "the stages add up: {stages}"
+    );
+    let ceiling = line("(c) ceiling on");
+    let rate = number_after(&ceiling, ":");
+    let cores = std::thread::available_parallelism().unwrap().get() as f64;
+    assert!(
+        (rate - cores * 1e6 / sum).abs() / rate < 0.01,
+        "ceiling = cores / the stages' sum: {ceiling}"
+    );
+    assert!(number_after(&ceiling, "=") > 0.0, "{ceiling}");
+    assert!(line("ratio gdx / bare (steady state)").contains('%'));
+    assert!(line("events table (Parquet)").contains("files"));
+}

@@ -7,12 +7,14 @@
 //! retention → (a) a bare librdkafka consumer reads it all, three times with the worker's
 //! fetch settings and three with librdkafka's defaults; the fastest pass is the limit → (b) `gdx ingest` runs as a child
 //! process into a temp lake until every row is visible → a trickle of fresh messages measures
-//! Kafka timestamp → ingestion delay → figures.
+//! Kafka timestamp → ingestion delay → (c) each of gdx's stages alone on one thread
+//! ([`super::stages`]), which bounds what gdx could reach on this machine → figures.
 
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use cpu_time::ProcessTime;
 use gdx_catalog::district;
 use gdx_ingest::broker::EmbeddedBroker;
 use gdx_ingest::publish::send_blocking;
@@ -55,6 +57,9 @@ struct BarePass {
     steady: f64,
     /// Sum of every payload byte (proof each one was touched).
     checksum: u64,
+    /// CPU seconds of this process over the pass: the consumer and its librdkafka threads,
+    /// and the embedded broker serving them.
+    cpu: f64,
 }
 
 /// A few bare passes with one configuration: their medians, and the fastest.
@@ -113,6 +118,7 @@ fn bare_pass(brokers: &str, partitions: i32, n: usize, tuned: bool) -> anyhow::R
     }
     raw.assign(&tpl)?;
     let t = Instant::now();
+    let cpu = ProcessTime::now();
     let mut first = None;
     let (mut seen, mut checksum) = (0usize, 0u64);
     while seen < n {
@@ -132,6 +138,7 @@ fn bare_pass(brokers: &str, partitions: i32, n: usize, tuned: bool) -> anyhow::R
         whole: t.elapsed().as_secs_f64(),
         steady: first.map_or(0.0, |f| f.elapsed().as_secs_f64()),
         checksum,
+        cpu: cpu.elapsed().as_secs_f64(),
     })
 }
 
@@ -323,6 +330,18 @@ pub(crate) fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
         .args(["-TERM", &child.id().to_string()])
         .status();
     child.wait()?;
+
+    // (c) Each stage alone, on one thread, while nothing else runs: what gdx could reach here
+    // at best, with every stage spread perfectly over the cores.
+    eprintln!("now each stage alone");
+    let ds = catalog.get(TOPIC).context("district dataset")?;
+    let stages = super::stages::measure(ds, &lines, tmp.path())?;
+    let consume = limit.best.cpu / n as f64;
+    let per_msg = consume + stages.decode + stages.write;
+    let cores = std::thread::available_parallelism().map_or(1, |c| c.get());
+    let ceiling = cores as f64 / per_msg;
+    let bare_rate = n as f64 / raw_steady.max(1e-9);
+    let gdx_steady = steady_rows as f64 / steady_secs.max(1e-9);
     let pct = |q: f64| {
         delays
             .get(((delays.len() as f64 * q) as usize).min(delays.len().saturating_sub(1)))
@@ -379,6 +398,19 @@ pub(crate) fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
     println!(
         "  ratio gdx / bare (steady state)      : {:>8.1} %",
         100.0 * (steady_rows as f64 / steady_secs.max(1e-9)) / (n as f64 / raw_steady.max(1e-9))
+    );
+    println!(
+        "  (c) each stage alone, one thread     : consume {:.2} (the limit's CPU, broker's included) + decode and check {:.2} + Parquet and commit {:.2} = {:.2} µs CPU/msg",
+        consume * 1e6,
+        stages.decode * 1e6,
+        stages.write * 1e6,
+        per_msg * 1e6
+    );
+    println!(
+        "  (c) ceiling on {cores} cores              : {:>8.0} msg/s = {:.1} % of bare (every core busy with the stages alone, hand-overs free); gdx steady is {:.0} % of it",
+        ceiling,
+        100.0 * ceiling / bare_rate,
+        100.0 * gdx_steady / ceiling
     );
     println!(
         "  gdx ingest peak RSS                  : {:>8.0} MiB",

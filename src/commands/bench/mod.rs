@@ -4,6 +4,7 @@
 mod fold;
 mod ingest;
 mod profiles;
+mod stages;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
