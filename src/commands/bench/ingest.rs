@@ -407,7 +407,8 @@ pub(crate) fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
         per_msg * 1e6
     );
     println!(
-        "  (c) ceiling on {cores} cores              : {:>8.0} msg/s = {:.1} % of bare (every core busy with the stages alone, hand-overs free); gdx steady is {:.0} % of it",
+        "  (c) ceiling on {cores} {:<5}              : {:>8.0} msg/s = {:.1} % of bare (every core busy with the stages alone, hand-overs free); gdx steady is {:.0} % of it",
+        if cores == 1 { "core" } else { "cores" },
         ceiling,
         100.0 * ceiling / bare_rate,
         100.0 * gdx_steady / ceiling
