@@ -180,7 +180,11 @@ fn bench_ingest_reports_the_bare_limit_gdx_and_the_ceiling_its_stages_set() {
     let number_after = |l: &str, label: &str| -> f64 {
         let rest = &l[l.find(label).unwrap_or_else(|| panic!("{label:?} in {l}")) + label.len()..];
         rest.split_whitespace()
-            .find_map(|w| w.parse::<f64>().ok())
+            .find_map(|w| {
+                w.trim_end_matches(|c: char| !c.is_ascii_digit())
+                    .parse::<f64>()
+                    .ok()
+            })
             .unwrap_or_else(|| panic!("a number after {label:?} in {l}"))
     };
     let stages = line("(c) each stage alone");
@@ -205,6 +209,11 @@ fn bench_ingest_reports_the_bare_limit_gdx_and_the_ceiling_its_stages_set() {
         "ceiling = cores / the stages' sum: {ceiling}"
     );
     assert!(number_after(&ceiling, "=") > 0.0, "{ceiling}");
+    let need = line("(c) 50 % of bare would need");
+    assert!(
+        (number_after(&need, "(now") - (decode + write)).abs() < 0.02,
+        "{need}"
+    );
     assert!(line("ratio gdx / bare (steady state)").contains('%'));
     assert!(line("events table (Parquet)").contains("files"));
 }

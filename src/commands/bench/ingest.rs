@@ -413,6 +413,13 @@ pub(crate) fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
         100.0 * ceiling / bare_rate,
         100.0 * gdx_steady / ceiling
     );
+    // What the target asks of the stages: half the bare rate on these cores.
+    let half_budget = cores as f64 / (0.5 * bare_rate) - consume;
+    println!(
+        "  (c) 50 % of bare would need          : decode, check, Parquet and commit under {:.2} µs CPU/msg together (now {:.2})",
+        half_budget.max(0.0) * 1e6,
+        (stages.decode + stages.write) * 1e6
+    );
     println!(
         "  gdx ingest peak RSS                  : {:>8.0} MiB",
         peak_kib as f64 / 1024.0

@@ -26,7 +26,7 @@ use gdx_lake::{EventTable, LakeLocation};
 /// Messages per run, as the worker's default `flush_rows`.
 const RUN: usize = 50_000;
 /// Passes over the records; each stage's figure is its fastest pass.
-const PASSES: usize = 2;
+const PASSES: usize = 3;
 
 /// CPU seconds per message of each stage, on one thread.
 #[derive(Debug, Clone, Copy)]
