@@ -226,7 +226,7 @@ pub(crate) struct WorkerArgs {
     #[arg(long, env = "GDX_WORKERS", default_value_t = 1)]
     pub(crate) workers: usize,
     /// Commit when this many messages are buffered...
-    #[arg(long, env = "GDX_FLUSH_ROWS", default_value_t = 50_000)]
+    #[arg(long, env = "GDX_FLUSH_ROWS", default_value_t = gdx_ingest::worker::DEFAULT_FLUSH_ROWS)]
     pub(crate) flush_rows: usize,
     /// ...or when the oldest buffered message is this old (milliseconds).
     #[arg(long, env = "GDX_FLUSH_MS", default_value_t = 2_000)]

@@ -63,6 +63,9 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Messages a run holds before it is handed over, unless configured otherwise.
+pub const DEFAULT_FLUSH_ROWS: usize = 50_000;
+
 /// How a worker runs.
 #[derive(Debug, Clone)]
 pub struct WorkerConfig {
@@ -85,7 +88,7 @@ impl WorkerConfig {
             group: "gdx-ingest".into(),
             job: "ingest".into(),
             lake,
-            flush_rows: 50_000,
+            flush_rows: DEFAULT_FLUSH_ROWS,
             flush_interval: Duration::from_secs(2),
             max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
             session_timeout: Duration::from_secs(10),

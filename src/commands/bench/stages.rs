@@ -4,9 +4,8 @@
 //! Data flow: the records as Kafka messages, in runs of the worker's run size → (decode)
 //! the worker's [`DatasetDecoder`]: arrow-json, the catalog's checks, the provenance
 //! columns → (write) an events Delta table in a temp dir, through the same
-//! [`EventTable::append`] the worker uses (Parquet files, then one commit) → the wall time of
-//! the CPU time of each stage per message, on a runtime with one thread while nothing else
-//! runs.
+//! [`EventTable::append`] the worker uses (Parquet files, then one commit) → the CPU time of
+//! each stage per message, on a runtime with one thread while nothing else runs.
 //!
 //! With the CPU the bare consumer and the broker spend per message, the sum is what one
 //! message costs at the least; `cores / sum` is the fastest gdx could possibly go on this
@@ -20,11 +19,12 @@ use anyhow::Context;
 use cpu_time::ProcessTime;
 use gdx_catalog::Dataset;
 use gdx_ingest::decode::{DatasetDecoder, Headers, Message};
+use gdx_ingest::worker::DEFAULT_FLUSH_ROWS;
 use gdx_lake::schema::{events_layout, events_schema};
 use gdx_lake::{EventTable, LakeLocation};
 
-/// Messages per run, as the worker's default `flush_rows`.
-const RUN: usize = 50_000;
+/// Messages per run, as the worker's.
+const RUN: usize = DEFAULT_FLUSH_ROWS;
 /// Passes over the records; each stage's figure is its fastest pass.
 const PASSES: usize = 3;
 
