@@ -370,7 +370,7 @@ pub(crate) fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
                 "  (a) the limit: its fastest pass      : {:>8.2} s  {:>9.0} msg/s  first to last message {:.0} msg/s",
                 raw_secs,
                 n as f64 / raw_secs,
-                n as f64 / raw_steady.max(1e-9),
+                bare_rate,
             );
         }
     }
@@ -382,7 +382,7 @@ pub(crate) fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
     println!(
         "  (b') gdx steady state (hand-overs)   : {:>8.2} s  {:>9.0} msg/s  ({} runs)",
         steady_secs,
-        steady_rows as f64 / steady_secs.max(1e-9),
+        gdx_steady,
         runs.len()
     );
     println!(
@@ -397,7 +397,7 @@ pub(crate) fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
     );
     println!(
         "  ratio gdx / bare (steady state)      : {:>8.1} %",
-        100.0 * (steady_rows as f64 / steady_secs.max(1e-9)) / (n as f64 / raw_steady.max(1e-9))
+        100.0 * gdx_steady / bare_rate
     );
     println!(
         "  (c) each stage alone, one thread     : consume {:.2} (the limit's CPU, broker's included) + decode and check {:.2} + Parquet and commit {:.2} = {:.2} µs CPU/msg",
