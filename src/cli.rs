@@ -97,6 +97,17 @@ pub(crate) struct SqlArgs {
     /// Row cap: at most this many rows are returned (a note says when rows were cut off).
     #[arg(long, env = "GDX_MAX_ROWS", default_value_t = 10_000)]
     pub(crate) max_rows: usize,
+    /// A query stops after this many seconds (0: no limit).
+    #[arg(long, env = "GDX_QUERY_TIMEOUT_SECS", default_value_t = 600)]
+    pub(crate) timeout_secs: u64,
+    /// See the lake as the reader this TOML policy describes (tables, columns, masks, rows,
+    /// aggregate-only) instead of as the operator, who sees everything.
+    #[arg(long, env = "GDX_POLICY")]
+    pub(crate) policy: Option<PathBuf>,
+    /// File holding the secret key of keyed pseudonyms (at least 16 bytes); the key never
+    /// appears in a plan, an error or a log.
+    #[arg(long, env = "GDX_PSEUDONYM_KEY_FILE")]
+    pub(crate) pseudonym_key_file: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) lake: LakeArgs,
 }
@@ -167,6 +178,22 @@ pub(crate) enum BenchCommand {
     /// Building the citizen and enterprise profiles of a simulated district, beside DuckDB
     /// running the same SQL over the same Parquet files; fold throughput; peak RSS.
     Profiles(BenchProfilesArgs),
+    /// What a reader's policy costs: opening a session, and the same analyst queries run
+    /// by the operator (allow-all) and by a street office (row filter, pseudonyms, masks).
+    Policy(BenchPolicyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchPolicyArgs {
+    /// Residents of the simulated district.
+    #[arg(long, env = "GDX_PEOPLE", default_value_t = 1_000_000)]
+    pub(crate) people: usize,
+    /// Enterprises of the simulated district.
+    #[arg(long, env = "GDX_ENTERPRISES", default_value_t = 100_000)]
+    pub(crate) enterprises: usize,
+    /// Runs of each query per reader (alternating); the medians are compared.
+    #[arg(long, env = "GDX_BENCH_RUNS", default_value_t = 5)]
+    pub(crate) runs: usize,
 }
 
 #[derive(Debug, Args)]

@@ -216,6 +216,65 @@ fn sql_on_the_demo_lake(data: &Path) {
         "{stdout}"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("error:"));
+    sql_as_a_reader_with_a_policy(data);
+}
+
+/// `gdx sql --policy FILE`: the operator sees the lake as a street office would.
+fn sql_as_a_reader_with_a_policy(data: &Path) {
+    let lake_dir = data.join("lake");
+    let lake = lake_dir.to_str().unwrap();
+    let busiest = query(
+        &lake_dir,
+        "select street, count(*) as n from ps.household_registration group by street order by n desc, street limit 1",
+    );
+    let street = s(&busiest[0], "street").unwrap();
+    let policy = data.join("street-office.toml");
+    std::fs::write(
+        &policy,
+        format!(
+            "[[tables]]\nname = \"ps.household_registration\"\nrows = \"street = '{street}'\"\n\
+             [tables.column]\nresident_id = \"pseudonym\"\n"
+        ),
+    )
+    .unwrap();
+    let key = data.join("pseudonym.key");
+    std::fs::write(&key, "a-district-secret-of-some-length\n").unwrap();
+    let run = |sql: &str, with_key: bool| {
+        let mut args = vec!["sql", "--lake", lake, "--format", "csv"];
+        let policy = policy.to_str().unwrap();
+        args.extend(["--policy", policy]);
+        if with_key {
+            args.extend(["--pseudonym-key-file", key.to_str().unwrap()]);
+        }
+        args.push(sql);
+        common::gdx(&args)
+    };
+    let o = run(
+        "select count(*) as n, count(distinct street) as streets, min(resident_id) as id, min(name) as name \
+         from ps.household_registration",
+        true,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = common::stdout(&o);
+    let row: Vec<&str> = text.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!(row[0], v(&busiest[0], "n").to_string(), "{text}");
+    assert_eq!(row[1], "1", "{text}");
+    assert!(row[2].starts_with("p_"), "{text}");
+    assert!(row[3].contains('*'), "names are masked: {text}");
+    // Other tables do not exist for this reader, and say so as missing ones do.
+    let hidden = run("select * from mca.cremation", true);
+    let missing = run("select * from mca.cremations", true);
+    assert_eq!(hidden.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&hidden.stderr).replace("cremation\"", "X\""),
+        String::from_utf8_lossy(&missing.stderr).replace("cremations\"", "X\""),
+    );
+    // A policy that asks for pseudonyms without a key is refused before any query runs.
+    let o = run("select 1", false);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no pseudonym key is configured"), "{err}");
+    assert!(!err.contains(&street), "{err}");
 }
 
 type Row = serde_json::Map<String, serde_json::Value>;

@@ -46,10 +46,16 @@ impl Pseudonymizer {
             }
             _ => value.trim().to_owned(),
         };
+        self.pseudonym_in(kind.as_str(), &canonical)
+    }
+
+    /// The pseudonym of `value` (as given) in a named domain: for values that have no PII
+    /// kind, such as a household number, the domain is the column's name.
+    pub fn pseudonym_in(&self, domain: &str, value: &str) -> String {
         let mut mac = self.mac.clone();
-        mac.update(kind.as_str().as_bytes());
+        mac.update(domain.as_bytes());
         mac.update(&[0x1f]);
-        mac.update(canonical.as_bytes());
+        mac.update(value.as_bytes());
         let tag = mac.finalize().into_bytes();
         format!("p_{}", hex::encode(&tag[..16]))
     }

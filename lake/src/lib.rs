@@ -5,8 +5,10 @@
 //! carrying one application transaction per Kafka partition (app id names the job, the Kafka
 //! cluster, the topic and the partition; version = the last offset written), so a restarted
 //! worker reads back exactly where the lake stands → bad records land in
-//! `<lake>/_system/dead_letters/` the same way. Folding into `current`, profiles and SQL
-//! sessions: [`fold`] turns `events` into `current`.
+//! `<lake>/_system/dead_letters/` the same way. [`fold`] turns `events` into `current`,
+//! [`profiles`] build the citizen and enterprise profiles. Readers: the [`registry`] names
+//! and opens every table once; a [`sql::LakeSession`] holds them only as a [`policy`]
+//! lets its reader see them.
 //!
 //! Table schemas are derived from the catalog ([`schema`]); this crate never hard-codes a
 //! dataset. Table locations follow [`LakeLocation`], a layout outside engines can rely on.
@@ -16,13 +18,17 @@ pub mod engine;
 pub mod fold;
 pub mod location;
 pub mod maintenance;
+pub mod policy;
 pub mod profiles;
 pub mod read;
+pub mod registry;
 pub mod schema;
 pub mod sql;
 pub mod table;
 
 pub use location::LakeLocation;
+pub use policy::{AllowAll, TablePolicy};
+pub use registry::TableRegistry;
 pub use table::{EventTable, PartitionTxn};
 
 /// Errors of the lake layer.
@@ -56,6 +62,12 @@ pub enum Error {
     UnknownTable { name: String, close: Vec<String> },
     #[error("the lake's SQL is read-only: {0}")]
     ReadOnly(String),
+    #[error(transparent)]
+    Policy(#[from] policy::PolicyError),
+    #[error("the query ran past its time limit of {seconds} s")]
+    Timeout { seconds: f64 },
+    #[error("the query failed while reading rows: {0}")]
+    Failed(String),
     #[error("schema of {table}: {source}")]
     Schema {
         table: String,

@@ -1,7 +1,7 @@
 //! Keeping the lake's tables healthy: compaction, checkpoints, vacuum.
 //!
-//! Data flow: every table of the lake ([`lake_tables`]: events, current, deleted per
-//! dataset, the profiles, the dead letters) → [`optimize`] rewrites small files into files
+//! Data flow: every Delta table of the lake ([`lake_tables`], from the registry's
+//! inventory: events, current, deleted per dataset, the profiles, the dead letters) → [`optimize`] rewrites small files into files
 //! near the target size (a `dataChange: false` commit: readers and the fold see no new
 //! data) and writes a checkpoint so readers replay a short log → [`vacuum`] deletes files
 //! no version newer than the retention still references. The retention is the promised
@@ -16,8 +16,6 @@ use std::num::NonZeroU64;
 use gdx_catalog::Catalog;
 use url::Url;
 
-use crate::location::TableKind;
-use crate::schema::{events_layout, personal_columns, profile_personal_columns};
 use crate::table::{ColumnLayout, delta_err, keep_personal_stats_out, open};
 use crate::{LakeLocation, Result};
 
@@ -38,38 +36,19 @@ pub struct LakeTable {
     pub layout: ColumnLayout,
 }
 
-/// Every table of the lake.
+/// Every Delta table of the lake, as the registry's inventory names them.
 pub fn lake_tables(lake: &LakeLocation, catalog: &Catalog) -> Vec<LakeTable> {
-    let mut out = Vec::new();
-    for ds in catalog.datasets() {
-        let folded = ColumnLayout::folded(personal_columns(ds));
-        for (kind, suffix, layout) in [
-            (TableKind::Events, "events", events_layout(ds)),
-            (TableKind::Current, "current", folded.clone()),
-            (TableKind::Deleted, "deleted", folded),
-        ] {
-            out.push(LakeTable {
-                name: format!("{}/{suffix}", ds.id),
-                url: lake.table(&ds.id, kind),
-                layout,
-            });
-        }
-    }
-    let profiles = ColumnLayout::folded(profile_personal_columns(catalog));
-    for p in crate::profiles::Profile::ALL {
-        out.push(LakeTable {
-            name: format!("profiles/{}", p.name()),
-            url: lake.profile(p.name()),
-            layout: profiles.clone(),
-        });
-    }
-    // Raw keys and values are binary: Delta keeps no statistics of binary columns.
-    out.push(LakeTable {
-        name: "_system/dead_letters".into(),
-        url: lake.dead_letters(),
-        layout: ColumnLayout::default(),
-    });
-    out
+    crate::registry::inventory(lake, catalog)
+        .into_iter()
+        .filter_map(|spec| {
+            let name = spec.path_name();
+            Some(LakeTable {
+                name,
+                url: spec.url?,
+                layout: spec.layout,
+            })
+        })
+        .collect()
 }
 
 /// What maintenance did to one table.

@@ -1,8 +1,9 @@
 //! Small read helpers over lake tables (row counts, grouped counts, offsets, ingest delays)
 //! for summaries, benchmarks and tests.
 //!
-//! Data flow: table URL → Delta table provider registered as `t` → one DataFusion query →
-//! plain numbers.
+//! Data flow: table URL → Delta table provider, wrapped as the operator reads it (allow-all,
+//! like every read of the lake, through a policy) and registered as `t` → one DataFusion
+//! query → plain numbers.
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
@@ -24,8 +25,10 @@ async fn query(url: &Url, sql: &str) -> Result<Option<Vec<RecordBatch>>> {
         return Ok(None);
     };
     let ctx = SessionContext::new();
+    ctx.add_analyzer_rule(std::sync::Arc::new(crate::policy::guard::PolicyGuard));
     let provider = table.table_provider().await.map_err(|e| df_err(url, e))?;
-    ctx.register_table("t", provider)
+    let wrapped = crate::policy::PolicyTable::operator(url.as_str(), provider);
+    ctx.register_table("t", std::sync::Arc::new(wrapped))
         .map_err(|e| df_err(url, e))?;
     let batches = ctx
         .sql(sql)

@@ -9,7 +9,8 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use gdx_lake::fold::{FoldOptions, fold};
 use gdx_lake::sql::{AsOf, LakeSession, SessionOptions};
-use gdx_lake::{Error, LakeLocation};
+use gdx_lake::{AllowAll, Error, LakeLocation, TableRegistry};
+use std::sync::Arc;
 
 /// Every value of every row as text, one `a|b|c` string per row.
 async fn text_rows(s: &LakeSession, sql: &str) -> Vec<String> {
@@ -81,7 +82,10 @@ async fn open(lake: &LakeLocation, as_of: Option<&str>, max_rows: usize) -> Lake
         max_rows,
         ..SessionOptions::default()
     };
-    LakeSession::open(lake, &catalog, &opts).await.unwrap()
+    let registry = TableRegistry::open(lake, &catalog).await.unwrap();
+    LakeSession::open(&registry, Arc::new(AllowAll), &opts)
+        .await
+        .unwrap()
 }
 
 const STATE: &str = "select _key, name, _offset from ps.household_registration order by _key";
@@ -203,4 +207,44 @@ async fn filters_reach_the_parquet_scan() {
         .await,
         vec!["A2"]
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_see_new_commits_after_the_registry_refreshes() {
+    let (_dir, lake, _) = lake_with_history().await;
+    let catalog = gdx_catalog::district::catalog();
+    let registry = TableRegistry::open(&lake, &catalog).await.unwrap();
+    let count = "select count(*) from ps.household_registration";
+    let open = || async {
+        LakeSession::open(&registry, Arc::new(AllowAll), &SessionOptions::default())
+            .await
+            .unwrap()
+    };
+    assert_eq!(text_rows(&open().await, count).await, vec!["3"]);
+    let ds = dataset();
+    append(
+        &lake,
+        &ds,
+        &[("k5", "E", "2026-03-06T09:00:00+08:00", 0, 6, "upsert")],
+    )
+    .await;
+    fold(&lake, &ds, &FoldOptions::default()).await.unwrap();
+    // Until the registry reads the new commits, sessions read the snapshot they share.
+    assert_eq!(text_rows(&open().await, count).await, vec!["3"]);
+    let report = registry.refresh().await.unwrap();
+    assert!(
+        report
+            .changed
+            .contains(&"ps.household_registration".to_owned()),
+        "{report:?}"
+    );
+    assert!(
+        report
+            .changed
+            .contains(&"ps.household_registration_events".to_owned())
+    );
+    assert!(!report.changed.contains(&"hrss.pension".to_owned()));
+    assert_eq!(text_rows(&open().await, count).await, vec!["4"]);
+    // Nothing new: nothing changes.
+    assert!(registry.refresh().await.unwrap().changed.is_empty());
 }

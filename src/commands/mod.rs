@@ -39,5 +39,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(crate::cli::BenchCommand::Ingest(args)) => bench::ingest(args),
         Command::Bench(crate::cli::BenchCommand::Fold(args)) => bench::fold(args),
         Command::Bench(crate::cli::BenchCommand::Profiles(args)) => bench::profiles(args),
+        Command::Bench(crate::cli::BenchCommand::Policy(args)) => bench::policy(args),
     }
 }

@@ -1,17 +1,22 @@
 //! `gdx sql`: the analyst's read-only SQL over the lake.
 //!
-//! Data flow: lake + catalog → [`LakeSession`] (schemas per department, profiles, dead
-//! letters, catalog tables; as of a date when asked) → one statement, or a prompt reading
-//! statements that end in `;` → rows (capped) printed as a table or written as CSV, JSON
-//! lines or Parquet.
+//! Data flow: lake + catalog → the [`TableRegistry`] → the policy: the operator's explicit
+//! allow-all, or a reader's `--policy FILE` (checked against every table first) →
+//! [`LakeSession`] (schemas per department, profiles, dead letters, catalog tables; as of a
+//! date when asked) → one statement, or a prompt reading statements that end in `;` → rows
+//! (capped) printed as a table or written as CSV, JSON lines or Parquet.
 
 use std::io::{BufRead, Write};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use arrow::array::RecordBatch;
-use gdx_lake::LakeLocation;
+use std::sync::Arc;
+
+use gdx_catalog::Pseudonymizer;
+use gdx_lake::policy::file::FilePolicy;
 use gdx_lake::sql::{LakeSession, QueryOutput, SessionOptions};
+use gdx_lake::{AllowAll, LakeLocation, TablePolicy, TableRegistry};
 
 use super::ingest::runtime;
 use super::load_catalog;
@@ -28,9 +33,11 @@ pub(crate) fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
         as_of: args.as_of,
         memory_limit: args.lake.memory_mb.max(64) << 20,
         max_rows: args.max_rows.max(1),
-        ..SessionOptions::default()
+        timeout: (args.timeout_secs > 0).then(|| std::time::Duration::from_secs(args.timeout_secs)),
     };
-    let session = rt.block_on(LakeSession::open(&lake, &catalog, &opts))?;
+    let registry = rt.block_on(TableRegistry::open(&lake, &catalog))?;
+    let policy = policy(&args, &registry)?;
+    let session = rt.block_on(LakeSession::open(&registry, policy, &opts))?;
     if let Some(q) = &args.query {
         return Ok(match rt.block_on(session.query(q)) {
             Ok(out) => {
@@ -69,6 +76,35 @@ pub(crate) fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
         prompt(!statement.is_empty());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The operator's allow-all, or the reader's policy of `--policy FILE`.
+fn policy(args: &SqlArgs, registry: &TableRegistry) -> anyhow::Result<Arc<dyn TablePolicy>> {
+    let pseudonyms = match &args.pseudonym_key_file {
+        Some(path) => {
+            let key = std::fs::read(path)
+                .with_context(|| format!("reading the pseudonym key {}", path.display()))?;
+            let key = key.trim_ascii();
+            Some(Arc::new(Pseudonymizer::new(key).map_err(|e| {
+                anyhow::anyhow!("pseudonym key {}: {e}", path.display())
+            })?))
+        }
+        None => None,
+    };
+    let Some(path) = &args.policy else {
+        return Ok(Arc::new(AllowAll));
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading the policy {}", path.display()))?;
+    let policy = FilePolicy::parse(&path.display().to_string(), &text, pseudonyms)?;
+    let snapshot = registry.snapshot();
+    let tables: Vec<_> = snapshot
+        .tables()
+        .iter()
+        .filter_map(|t| t.opened.as_ref().map(|o| o.info.as_ref().clone()))
+        .collect();
+    policy.check(&tables)?;
+    Ok(Arc::new(policy))
 }
 
 fn write(out: &QueryOutput, args: &SqlArgs) -> anyhow::Result<()> {

@@ -1,20 +1,26 @@
 //! Citizen and enterprise profiles, built with SQL from the folded state.
 //!
-//! Data flow: a [`LakeSession`] (current tables, or the state as of a date rebuilt from
-//! events) → `citizen.sql` / `enterprise.sql` planned there, with the versions of every
+//! Data flow: the registry's `current` tables (or `events`, to rebuild the state as of a
+//! date) → the operator's [`LakeSession`] (allow-all) → `citizen.sql` / `enterprise.sql`
+//! planned there, with the versions of every
 //! input table attached as `_inputs` → overwrite of `<lake>/profiles/<name>/` in one Delta
 //! commit whose metadata records the same input versions and the as-of day.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::NaiveDate;
 use deltalake::kernel::transaction::CommitProperties;
 use gdx_catalog::Catalog;
 
 use crate::fold::write_sql;
+use crate::policy::{AllowAll, TableKind};
+use crate::registry::TableRegistry;
 use crate::sql::{AsOf, LakeSession, SessionOptions};
 use crate::table::{open, stats_rows};
 use crate::{LakeLocation, Result};
+
+pub mod grades;
 
 /// The profiles the lake builds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,13 +82,20 @@ pub async fn build(
     let mut session_opts = SessionOptions {
         as_of: opts.as_of,
         max_rows: usize::MAX,
-        state_only: true,
         ..SessionOptions::default()
     };
     if opts.memory_limit > 0 {
         session_opts.memory_limit = opts.memory_limit;
     }
-    let session = LakeSession::open(lake, catalog, &session_opts).await?;
+    // The state tables, or the events the state as of a date is rebuilt from.
+    let input = if opts.as_of.is_some() {
+        TableKind::Events
+    } else {
+        TableKind::Current
+    };
+    let registry = TableRegistry::open_some(lake, catalog, |t| t.kind == input).await?;
+    let session = LakeSession::open(&registry, Arc::new(AllowAll), &session_opts).await?;
+    let snapshot = registry.snapshot();
     let day = opts.as_of.map(|a| a.date()).unwrap_or_else(|| {
         chrono::Utc::now()
             .with_timezone(&crate::sql::time_travel::district_offset())
@@ -94,7 +107,10 @@ pub async fn build(
         .datasets()
         .map(|ds| {
             let name = format!("{}.{}{kind}", ds.id.department(), ds.id.name());
-            let v = session.version(&name);
+            let v = snapshot
+                .get(&name)
+                .and_then(|t| t.opened.as_ref())
+                .and_then(|o| o.version);
             (name, v)
         })
         .collect();

@@ -39,8 +39,19 @@ fn text<T: serde::Serialize>(v: &T) -> serde_json::Value {
     serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
 }
 
+/// The catalog table `name` (`catalog.datasets` or `catalog.fields`).
+pub(crate) fn catalog_table(
+    catalog: &Catalog,
+    name: &str,
+) -> Result<Arc<dyn datafusion::datasource::TableProvider>> {
+    Ok(match name {
+        "catalog.datasets" => datasets(catalog)?,
+        _ => fields(catalog)?,
+    })
+}
+
 /// `catalog.datasets`: one row per dataset.
-pub(crate) fn datasets(catalog: &Catalog) -> Result<Arc<MemTable>> {
+fn datasets(catalog: &Catalog) -> Result<Arc<MemTable>> {
     use DataType::*;
     let s = schema(&[
         ("id", Utf8),
@@ -85,7 +96,7 @@ pub(crate) fn datasets(catalog: &Catalog) -> Result<Arc<MemTable>> {
 }
 
 /// `catalog.fields`: one row per field of every dataset, with its grading.
-pub(crate) fn fields(catalog: &Catalog) -> Result<Arc<MemTable>> {
+fn fields(catalog: &Catalog) -> Result<Arc<MemTable>> {
     use DataType::*;
     let s = schema(&[
         ("dataset", Utf8),

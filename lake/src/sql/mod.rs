@@ -1,35 +1,44 @@
-//! The analyst's SQL session over the lake: read-only, bounded in memory and rows.
+//! A reader's SQL session over the lake: only policy-wrapped tables, read-only, bounded.
 //!
-//! Data flow: the catalog → for every dataset `<dept>.<dataset>` (its `current` table, or
-//! with [`SessionOptions::as_of`] its state rebuilt from events at that time) and
-//! `<dept>.<dataset>_events` → `profiles.citizen` / `profiles.enterprise` (the built tables,
-//! or the profile SQL over this session's tables when they are not built or when reading as
-//! of a date) → `system.dead_letters` → `catalog.datasets` / `catalog.fields` → a DataFusion
-//! session with a spilling memory pool → [`LakeSession::query`] rejects DDL, DML, COPY,
-//! external tables and SET, streams the result and stops at the row cap.
+//! Data flow: the [`TableRegistry`]'s snapshot (the stored tables; or, with
+//! [`SessionOptions::as_of`], the state rebuilt from events at that time, see [`as_of`]) →
+//! for every table, the reader's [`TablePolicy`] decides: hidden tables are not registered
+//! at all, the others are registered as [`PolicyTable`]s under `<dept>.<dataset>`,
+//! `<dept>.<dataset>_events`, `<dept>.<dataset>_deleted`, `profiles.*`, `system.*`,
+//! `catalog.*` → `table_at(...)` resolves names among the same visible tables and wraps
+//! what it loads with the same policy → [`PolicyGuard`] refuses any plan that reads a table
+//! around a policy → [`LakeSession::query`] rejects DDL, DML, COPY, external tables and SET,
+//! streams the result under a memory pool, a timeout and a row cap.
 
+mod as_of;
 mod catalog_tables;
+mod errors;
 pub mod time_travel;
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::MemorySchemaProvider;
-use datafusion::datasource::{MemTable, TableProvider};
+use datafusion::datasource::TableProvider;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::LogicalPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SQLOptions, SessionContext};
 use futures::StreamExt;
 use gdx_catalog::Catalog;
-use url::Url;
+
+pub(crate) use catalog_tables::catalog_table;
+pub use time_travel::AsOf;
 
 use crate::engine::{DEFAULT_MEMORY_LIMIT, df_err, session};
-use crate::fold::current_schema;
+use crate::policy::guard::PolicyGuard;
+use crate::policy::{Access, AllowAll, PolicyTable, TableInfo, TableKind, TablePolicy};
 use crate::profiles::{self, Profile};
-use crate::table::open;
-use crate::{Error, LakeLocation, Result};
-pub use time_travel::AsOf;
+use crate::registry::{Contents, OpenedTable, Snapshot, TableRegistry};
+use crate::{Error, Result};
 
 /// How a session reads the lake.
 #[derive(Debug, Clone)]
@@ -40,9 +49,8 @@ pub struct SessionOptions {
     pub memory_limit: usize,
     /// At most this many rows are returned; the rest is cut off and reported.
     pub max_rows: usize,
-    /// Register only the datasets' state tables (`<dept>.<dataset>`), as a profile build
-    /// needs: no events, profiles, dead letters or catalog tables to open.
-    pub state_only: bool,
+    /// A query (planning, running and reading its rows) stops after this long.
+    pub timeout: Option<Duration>,
 }
 
 impl Default for SessionOptions {
@@ -51,7 +59,7 @@ impl Default for SessionOptions {
             as_of: None,
             memory_limit: DEFAULT_MEMORY_LIMIT,
             max_rows: 10_000,
-            state_only: false,
+            timeout: None,
         }
     }
 }
@@ -71,13 +79,23 @@ impl QueryOutput {
     }
 }
 
-/// A read-only SQL session over one lake.
+/// A table as a session gets it, before the reader's policy.
+#[derive(Debug, Clone)]
+pub(crate) struct SourceTable {
+    pub(crate) name: String,
+    pub(crate) opened: OpenedTable,
+}
+
+/// A read-only SQL session over one lake, as one reader may see it.
 pub struct LakeSession {
     ctx: SessionContext,
+    /// The tables the reader sees, `schema.table`.
     tables: Vec<String>,
-    /// Delta version read, per session table backed by one.
-    versions: BTreeMap<String, u64>,
+    /// Delta version read, per visible table backed by one.
+    versions: Vec<(String, u64)>,
     max_rows: usize,
+    timeout: Option<Duration>,
+    governed: bool,
 }
 
 impl std::fmt::Debug for LakeSession {
@@ -85,6 +103,7 @@ impl std::fmt::Debug for LakeSession {
         f.debug_struct("LakeSession")
             .field("tables", &self.tables.len())
             .field("max_rows", &self.max_rows)
+            .field("governed", &self.governed)
             .finish()
     }
 }
@@ -112,26 +131,119 @@ pub(crate) fn close_names(name: &str, known: &[&str]) -> Vec<String> {
         .collect()
 }
 
+/// The stored tables of a snapshot, profiles not built yet planned from their SQL.
+async fn stored_tables(registry: &TableRegistry, snapshot: &Snapshot) -> Result<Vec<SourceTable>> {
+    let mut out: Vec<SourceTable> = Vec::new();
+    let mut unbuilt = Vec::new();
+    for t in snapshot.tables() {
+        match &t.opened {
+            Some(o) => out.push(SourceTable {
+                name: t.spec.name.clone(),
+                opened: o.clone(),
+            }),
+            None => unbuilt.push(t),
+        }
+    }
+    if unbuilt.is_empty() {
+        return Ok(out);
+    }
+    let planned = snapshot
+        .planned_profiles
+        .get_or_try_init(|| async {
+            let today = chrono::Utc::now()
+                .with_timezone(&time_travel::district_offset())
+                .date_naive();
+            plan_profiles(registry.catalog(), &out, today).await
+        })
+        .await?;
+    out.extend(planned.iter().map(|o| SourceTable {
+        name: o.info.name.clone(),
+        opened: o.clone(),
+    }));
+    Ok(out)
+}
+
+/// The profiles as views of their SQL as of `day` over `tables` (the operator's view of
+/// them: the reader's policy applies to the views' rows, as to built profiles).
+pub(crate) async fn plan_profiles(
+    catalog: &Catalog,
+    tables: &[SourceTable],
+    day: chrono::NaiveDate,
+) -> Result<Vec<OpenedTable>> {
+    let system =
+        LakeSession::assemble(catalog, tables, &AllowAll, &SessionOptions::default(), None)?;
+    let mut out = Vec::new();
+    for p in Profile::ALL {
+        let view = system.view(&profiles::sql(p, day)).await?;
+        let info = Arc::new(crate::registry::table_info(
+            catalog,
+            &format!("profiles.{}", p.name()),
+            TableKind::Profile,
+            &Contents::Profile(p),
+            &view.schema(),
+        ));
+        out.push(OpenedTable {
+            info,
+            provider: view,
+            version: None,
+        });
+    }
+    Ok(out)
+}
+
 impl LakeSession {
-    /// Opens every table of `lake` the catalog knows.
+    /// Opens a session over the registry's tables as `policy` lets its reader see them.
     pub async fn open(
-        lake: &LakeLocation,
-        catalog: &Catalog,
+        registry: &TableRegistry,
+        policy: Arc<dyn TablePolicy>,
         opts: &SessionOptions,
     ) -> Result<Self> {
+        let snapshot = registry.snapshot();
+        let tables = match opts.as_of {
+            None => stored_tables(registry, &snapshot).await?,
+            Some(at) => {
+                let stored = stored_tables(registry, &snapshot).await?;
+                as_of::tables(registry.catalog(), &stored, at).await?
+            }
+        };
+        let table_at =
+            time_travel::TableAt::new(registry.shared_catalog(), snapshot, policy.clone());
+        let mut s = Self::assemble(
+            registry.catalog(),
+            &tables,
+            policy.as_ref(),
+            opts,
+            Some(table_at),
+        )?;
+        s.governed = policy.governed();
+        Ok(s)
+    }
+
+    /// A session holding `tables`, each wrapped by `policy` (hidden ones left out).
+    pub(crate) fn assemble(
+        catalog: &Catalog,
+        tables: &[SourceTable],
+        policy: &dyn TablePolicy,
+        opts: &SessionOptions,
+        table_at: Option<time_travel::TableAt>,
+    ) -> Result<Self> {
         let ctx = session(opts.memory_limit)?;
+        ctx.add_analyzer_rule(Arc::new(PolicyGuard));
         let mut s = Self {
             ctx,
             tables: Vec::new(),
-            versions: BTreeMap::new(),
+            versions: Vec::new(),
             max_rows: opts.max_rows.max(1),
+            timeout: opts.timeout,
+            governed: true,
         };
-        let mut delta_tables = BTreeMap::new();
-        let schemas = catalog
+        // Every schema exists whatever the reader may see, so that a hidden table and a
+        // missing one fail alike.
+        let schemas: BTreeSet<String> = catalog
             .datasets()
             .map(|d| d.id.department().to_owned())
             .chain(["profiles", "system", "catalog"].map(String::from))
-            .collect::<std::collections::BTreeSet<_>>();
+            .collect();
         let gdx = s.ctx.catalog("gdx").ok_or_else(|| {
             df_err(
                 "gdx",
@@ -142,115 +254,53 @@ impl LakeSession {
             gdx.register_schema(&schema, Arc::new(MemorySchemaProvider::new()))
                 .map_err(|e| df_err(&schema, e))?;
         }
-
-        for ds in catalog.datasets() {
-            let name = format!("{}.{}", ds.id.department(), ds.id.name());
-            let events_name = format!("{name}_events");
-            let events_url = lake.events(&ds.id);
-            let current_url = lake.current(&ds.id);
-            if opts.state_only && opts.as_of.is_none() {
-                let (current, version) = provider(&current_url, &current_schema(ds), &name).await?;
-                if let Some(v) = version {
-                    s.versions.insert(name.clone(), v);
-                }
-                s.register(&name, current)?;
+        let pseudonyms = policy.pseudonymizer();
+        for t in tables {
+            let Some(wrapped) = wrap(
+                policy,
+                &t.opened.info,
+                t.opened.provider.clone(),
+                &pseudonyms,
+            )?
+            else {
                 continue;
-            }
-            let events_schema = crate::schema::events_schema(ds);
-            let (events, events_version) =
-                provider(&events_url, &events_schema, &events_name).await?;
-            if let Some(v) = events_version {
-                s.versions.insert(events_name.clone(), v);
-            }
-            match &opts.as_of {
-                None => {
-                    s.register(&events_name, events)?;
-                    let (current, version) =
-                        provider(&current_url, &current_schema(ds), &name).await?;
-                    if let Some(v) = version {
-                        s.versions.insert(name.clone(), v);
-                    }
-                    s.register(&name, current)?;
-                    delta_tables.insert(name.clone(), current_url);
-                }
-                Some(at) => {
-                    let raw = format!("{}._{}_events_all", ds.id.department(), ds.id.name());
-                    s.register(&raw, events)?;
-                    let cut = s
-                        .view(&format!(
-                            "select * from {raw} where _event_time <= {}",
-                            at.sql_literal()
-                        ))
-                        .await?;
-                    s.register(&events_name, cut)?;
-                    let cols = crate::fold::column_list(&current_schema(ds));
-                    let state = s
-                        .view(&time_travel::state_sql(&quoted(&events_name), &cols))
-                        .await?;
-                    s.register(&name, state)?;
-                    s.tables.retain(|t| t != &raw);
-                }
-            }
-            delta_tables.insert(events_name, events_url);
-        }
-        if opts.state_only {
-            return Ok(s);
-        }
-        for p in Profile::ALL {
-            let name = format!("profiles.{}", p.name());
-            let url = lake.profile(p.name());
-            let built = match opts.as_of {
-                None => open(&url).await?,
-                Some(_) => None,
             };
-            let provider: Arc<dyn TableProvider> = match built {
-                Some(t) => t.table_provider().await.map_err(|e| df_err(&name, e))?,
-                None => {
-                    let as_of_date = opts.as_of.map(|a| a.date()).unwrap_or_else(|| {
-                        chrono::Utc::now()
-                            .with_timezone(&time_travel::district_offset())
-                            .date_naive()
-                    });
-                    s.view(&profiles::sql(p, as_of_date)).await?
-                }
-            };
-            s.register(&name, provider)?;
-            delta_tables.insert(name, url);
+            s.register(&t.name, Arc::new(wrapped))?;
+            if let Some(v) = t.opened.version {
+                s.versions.push((t.name.clone(), v));
+            }
         }
-        let dl = lake.dead_letters();
-        let (dead, _) = provider(&dl, &crate::schema::dead_letter_schema(), "dead_letters").await?;
-        s.register("system.dead_letters", dead)?;
-        delta_tables.insert("system.dead_letters".into(), dl);
-        s.register("catalog.datasets", catalog_tables::datasets(catalog)?)?;
-        s.register("catalog.fields", catalog_tables::fields(catalog)?)?;
-        s.ctx.register_udtf(
-            "table_at",
-            Arc::new(time_travel::TableAt {
-                tables: Arc::new(delta_tables),
-            }),
-        );
+        if let Some(table_at) = table_at {
+            s.ctx
+                .register_udtf("table_at", Arc::new(table_at.visible(&s.tables)));
+        }
         Ok(s)
     }
 
     fn register(&mut self, name: &str, provider: Arc<dyn TableProvider>) -> Result<()> {
+        let (schema, table) = name.split_once('.').unwrap_or(("public", name));
+        let reference = datafusion::common::TableReference::partial(schema, table);
         self.ctx
-            .register_table(name, provider)
+            .register_table(reference, provider)
             .map_err(|e| df_err(name, e))?;
-        self.tables.push(name.replace('"', ""));
+        self.tables.push(name.to_owned());
         Ok(())
     }
 
-    async fn view(&self, sql: &str) -> Result<Arc<dyn TableProvider>> {
+    pub(crate) async fn view(&self, sql: &str) -> Result<Arc<dyn TableProvider>> {
         let df = self.ctx.sql(sql).await.map_err(|e| df_err("<view>", e))?;
         Ok(df.into_view())
     }
 
     /// The Delta version the session reads of `table` (`schema.table`), if it is one.
     pub fn version(&self, table: &str) -> Option<u64> {
-        self.versions.get(table).copied()
+        self.versions
+            .iter()
+            .find(|(n, _)| n == table)
+            .map(|(_, v)| *v)
     }
 
-    /// The tables of the session, `schema.table`.
+    /// The tables the reader sees, `schema.table`.
     pub fn tables(&self) -> &[String] {
         &self.tables
     }
@@ -262,9 +312,8 @@ impl LakeSession {
 
     /// Runs one read-only statement and returns at most the row cap.
     pub async fn query(&self, sql: &str) -> Result<QueryOutput> {
-        let stream = self.stream(sql).await?;
+        let mut stream = self.stream(sql).await?;
         let schema = stream.schema();
-        let mut stream = stream;
         let mut batches = Vec::new();
         let mut rows = 0usize;
         let mut truncated = false;
@@ -285,76 +334,83 @@ impl LakeSession {
         })
     }
 
-    /// Plans one read-only statement and returns its stream (no row cap: for exports).
+    /// Plans one read-only statement and returns its stream (no row cap: for exports); the
+    /// session's timeout covers planning and every batch.
     pub async fn stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let df = self
-            .ctx
-            .sql_with_options(sql, options)
-            .await
-            .map_err(|e| self.explain(e))?;
-        df.execute_stream().await.map_err(|e| self.explain(e))
+        let deadline = self.timeout.map(|t| tokio::time::Instant::now() + t);
+        let plan = async {
+            let options = SQLOptions::new()
+                .with_allow_ddl(false)
+                .with_allow_dml(false)
+                .with_allow_statements(false);
+            let df = self
+                .ctx
+                .sql_with_options(sql, options)
+                .await
+                .map_err(|e| self.explain(e))?;
+            if self.governed && matches!(df.logical_plan(), LogicalPlan::Analyze(_)) {
+                return Err(Error::ReadOnly(
+                    "EXPLAIN ANALYZE is for the operator: its row counts include rows a \
+                     policy hides"
+                        .into(),
+                ));
+            }
+            df.execute_stream().await.map_err(|e| self.explain(e))
+        };
+        let stream = match deadline {
+            Some(d) => tokio::time::timeout_at(d, plan)
+                .await
+                .map_err(|_| self.timed_out())??,
+            None => plan.await?,
+        };
+        let Some(deadline) = deadline else {
+            return Ok(stream);
+        };
+        let schema = stream.schema();
+        let seconds = self.timeout.unwrap_or_default().as_secs_f64();
+        let bounded = futures::stream::unfold(Some(stream), move |state| async move {
+            let mut s = state?;
+            match tokio::time::timeout_at(deadline, s.next()).await {
+                Ok(Some(item)) => Some((item, Some(s))),
+                Ok(None) => None,
+                Err(_) => Some((
+                    Err(datafusion::error::DataFusionError::ResourcesExhausted(
+                        format!("the query ran past its time limit of {seconds} s"),
+                    )),
+                    None,
+                )),
+            }
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, bounded)))
     }
 
-    /// Turns DataFusion's errors into ones that point at the problem.
+    fn timed_out(&self) -> Error {
+        Error::Timeout {
+            seconds: self.timeout.unwrap_or_default().as_secs_f64(),
+        }
+    }
+
+    /// Turns DataFusion's errors into ones that point at the problem (and, for governed
+    /// readers, quote nothing a table holds).
     fn explain(&self, e: datafusion::error::DataFusionError) -> Error {
-        let msg = e.to_string();
-        if let Some(name) = msg
-            .split("table '")
-            .nth(1)
-            .and_then(|r| r.split('\'').next())
-            .filter(|_| msg.contains("not found"))
-        {
-            let name = name
-                .trim_start_matches("gdx.")
-                .trim_start_matches("public.");
-            let known: Vec<&str> = self.tables.iter().map(String::as_str).collect();
-            return Error::UnknownTable {
-                name: name.to_owned(),
-                close: close_names(name, &known),
-            };
-        }
-        // The refusals of `SQLOptions` (DDL, DML incl. COPY, SET and other statements);
-        // other "not supported" errors are ordinary query errors.
-        if [
-            "DDL not supported",
-            "DML not supported",
-            "Statement not supported",
-        ]
-        .iter()
-        .any(|r| msg.contains(r))
-        {
-            return Error::ReadOnly(msg);
-        }
-        df_err("<query>", e)
+        errors::explain(e, &self.tables, self.governed)
     }
 }
 
-fn quoted(name: &str) -> String {
-    match name.split_once('.') {
-        Some((s, t)) => format!("{s}.\"{t}\""),
-        None => format!("\"{name}\""),
-    }
-}
-
-/// The Delta table at `url` and its version, or an empty table of `schema` when it does
-/// not exist yet.
-async fn provider(
-    url: &Url,
-    schema: &SchemaRef,
-    name: &str,
-) -> Result<(Arc<dyn TableProvider>, Option<u64>)> {
-    match open(url).await? {
-        Some(t) => Ok((
-            t.table_provider().await.map_err(|e| df_err(name, e))?,
-            t.version(),
-        )),
-        None => Ok((
-            Arc::new(MemTable::try_new(schema.clone(), vec![vec![]]).map_err(|e| df_err(name, e))?),
-            None,
-        )),
+/// `provider` as `policy` lets its reader see table `info`; `None` when hidden.
+pub(crate) fn wrap(
+    policy: &dyn TablePolicy,
+    info: &TableInfo,
+    provider: Arc<dyn TableProvider>,
+    pseudonyms: &Option<Arc<gdx_catalog::Pseudonymizer>>,
+) -> Result<Option<PolicyTable>> {
+    match policy.access(info) {
+        Access::Hidden | Access::VerifyOnly => Ok(None),
+        Access::Read(access) => Ok(Some(PolicyTable::new(
+            info,
+            provider,
+            &access,
+            pseudonyms.clone(),
+        )?)),
     }
 }

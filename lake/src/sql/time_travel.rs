@@ -9,10 +9,13 @@
 //!   `table_at('profiles.citizen', '2026-11-29T10:00:00Z')` reads a Delta table at a version,
 //!   or at the newest version committed at or before a timestamp.
 //!
-//! Data flow (business time): the `events` provider → a view filtered to the cut-off → a view
-//! ranking per key by (`_event_time`, `_partition`, `_offset`) → the dataset's name.
+//! Data flow (business time, [`super::as_of`]): the `events` provider → a view filtered to the
+//! cut-off → a view ranking per key by (`_event_time`, `_partition`, `_offset`) → the
+//! dataset's name. Data flow (`table_at`): a name among the tables the reader sees → the
+//! registry's table loaded at that version → graded and wrapped by the reader's policy,
+//! exactly as the table itself is.
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, TimeZone, Utc};
@@ -20,7 +23,10 @@ use datafusion::catalog::{TableFunctionArgs, TableFunctionImpl};
 use datafusion::common::{ScalarValue, plan_err};
 use datafusion::datasource::TableProvider;
 use datafusion::logical_expr::Expr;
-use url::Url;
+use gdx_catalog::Catalog;
+
+use crate::policy::TablePolicy;
+use crate::registry::{Snapshot, TableVersion};
 
 /// The district's civil time (China Standard Time, no daylight saving).
 pub fn district_offset() -> FixedOffset {
@@ -83,20 +89,45 @@ impl std::str::FromStr for AsOf {
     }
 }
 
-/// SQL of the state of one dataset at the cut-off, over its (already cut-off) events view.
-pub(crate) fn state_sql(events: &str, columns: &str) -> String {
+/// SQL of the keys of one dataset whose latest event (over its already cut-off `events`)
+/// is of kind `op` (`upsert`: the state; `delete`: the deleted keys).
+pub(crate) fn state_sql(events: &str, columns: &str, op: &str) -> String {
     format!(
         "select {columns} from (select *, row_number() over (partition by _key \
          order by _event_time desc, _partition desc, _offset desc) as _rn from {events}) \
-         where _rn = 1 and _op = 'upsert'"
+         where _rn = 1 and _op = '{op}'"
     )
 }
 
-/// `table_at(name, version | timestamp)`: a Delta-backed table of the session at a version.
-#[derive(Debug)]
+/// `table_at(name, version | timestamp)`: a Delta-backed table the reader sees, at a version.
+#[derive(Debug, Clone)]
 pub(crate) struct TableAt {
-    /// Session table name → Delta table URL.
-    pub(crate) tables: Arc<BTreeMap<String, Url>>,
+    catalog: Arc<Catalog>,
+    snapshot: Arc<Snapshot>,
+    policy: Arc<dyn TablePolicy>,
+    /// The names the reader sees.
+    visible: Arc<BTreeSet<String>>,
+}
+
+impl TableAt {
+    pub(crate) fn new(
+        catalog: Arc<Catalog>,
+        snapshot: Arc<Snapshot>,
+        policy: Arc<dyn TablePolicy>,
+    ) -> Self {
+        Self {
+            catalog,
+            snapshot,
+            policy,
+            visible: Arc::default(),
+        }
+    }
+
+    /// Only `names` (the session's visible tables) can be read at a version.
+    pub(crate) fn visible(mut self, names: &[String]) -> Self {
+        self.visible = Arc::new(names.iter().cloned().collect());
+        self
+    }
 }
 
 impl TableFunctionImpl for TableAt {
@@ -111,36 +142,35 @@ impl TableFunctionImpl for TableAt {
         let Some(name) = name.try_as_str().flatten() else {
             return plan_err!("usage: {usage}");
         };
-        let Some(url) = self.tables.get(name) else {
-            let known: Vec<&str> = self.tables.keys().map(String::as_str).collect();
-            return plan_err!(
+        let unknown = || {
+            let known: Vec<&str> = self
+                .visible
+                .iter()
+                .filter(|n| self.snapshot.get(n).is_some_and(|t| t.spec.url.is_some()))
+                .map(String::as_str)
+                .collect();
+            plan_err!(
                 "table_at: no Delta table {name:?}; close: {}",
                 super::close_names(name, &known).join(", ")
-            );
+            )
         };
-        enum At {
-            Version(u64),
-            Time(DateTime<Utc>),
-        }
+        let Some(table) = self
+            .snapshot
+            .get(name)
+            .filter(|t| self.visible.contains(name) && t.spec.url.is_some())
+        else {
+            return unknown();
+        };
         let at = match at {
-            ScalarValue::Int64(Some(v)) if *v >= 0 => At::Version(*v as u64),
+            ScalarValue::Int64(Some(v)) if *v >= 0 => TableVersion::Version(*v as u64),
             other => match other
                 .try_as_str()
                 .flatten()
                 .map(DateTime::parse_from_rfc3339)
             {
-                Some(Ok(t)) => At::Time(t.with_timezone(&Utc)),
+                Some(Ok(t)) => TableVersion::Time(t.with_timezone(&Utc)),
                 _ => return plan_err!("usage: {usage}"),
             },
-        };
-        let url = url.clone();
-        let load = async move {
-            let mut t = deltalake::DeltaTable::try_from_url(url).await?;
-            match at {
-                At::Version(v) => t.load_version(v as _).await?,
-                At::Time(ts) => t.load_with_datetime(ts).await?,
-            }
-            Ok::<_, deltalake::DeltaTableError>(t.table_provider().await?)
         };
         // Table functions are planned synchronously; the Delta log is read on this worker
         // thread while the runtime moves other tasks elsewhere.
@@ -149,8 +179,15 @@ impl TableFunctionImpl for TableAt {
                 "table_at needs the multi-threaded runtime".into(),
             )
         })?;
-        tokio::task::block_in_place(|| handle.block_on(load))
-            .map_err(|e| datafusion::error::DataFusionError::Plan(format!("table_at: {e}")))
+        let provider = tokio::task::block_in_place(|| handle.block_on(table.at(at)))
+            .map_err(|e| datafusion::error::DataFusionError::Plan(format!("table_at: {e}")))?;
+        let info = table.spec.info(&self.catalog, &provider.schema());
+        let pseudonyms = self.policy.pseudonymizer();
+        match super::wrap(self.policy.as_ref(), &info, provider, &pseudonyms) {
+            Ok(Some(t)) => Ok(Arc::new(t)),
+            Ok(None) => unknown(),
+            Err(e) => plan_err!("table_at: {e}"),
+        }
     }
 }
 

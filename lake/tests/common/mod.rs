@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub(crate) mod district;
+
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Int64Type};

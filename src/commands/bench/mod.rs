@@ -3,6 +3,7 @@
 
 mod fold;
 mod ingest;
+mod policy;
 mod profiles;
 mod stages;
 
@@ -13,6 +14,7 @@ use anyhow::Context;
 
 pub(crate) use fold::fold;
 pub(crate) use ingest::ingest;
+pub(crate) use policy::policy;
 pub(crate) use profiles::profiles;
 
 /// Peak resident set size of a running process, in KiB (Linux `VmHWM`).

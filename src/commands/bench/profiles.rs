@@ -73,6 +73,36 @@ async fn load_feed(
     Ok(rows)
 }
 
+/// Simulates a district into `feeds` and loads every feed into its events table; returns
+/// the events loaded and how long loading took.
+pub(super) fn simulated_events(
+    rt: &tokio::runtime::Runtime,
+    feeds: &std::path::Path,
+    lake: &LakeLocation,
+    people: &str,
+    enterprises: &str,
+) -> anyhow::Result<(u64, std::time::Duration)> {
+    eprintln!("simulating {people} residents and {enterprises} enterprises");
+    measure(
+        gdx()?
+            .args(["simulate", "--quiet", "--out"])
+            .arg(feeds)
+            .args(["--people", people, "--enterprises", enterprises]),
+    )?;
+    eprintln!("loading the feeds into events tables");
+    let started = std::time::Instant::now();
+    let mut events = 0u64;
+    for ds in district::catalog().datasets() {
+        let ds = Arc::new(ds.clone());
+        events += rt.block_on(load_feed(
+            lake,
+            &ds,
+            &feeds.join(format!("{}.jsonl", ds.topic)),
+        ))?;
+    }
+    Ok((events, started.elapsed()))
+}
+
 pub(crate) fn profiles(args: BenchProfilesArgs) -> anyhow::Result<ExitCode> {
     let tmp = tempfile::tempdir()?;
     let base = args.dir.clone().unwrap_or_else(|| tmp.path().to_owned());
@@ -86,26 +116,7 @@ pub(crate) fn profiles(args: BenchProfilesArgs) -> anyhow::Result<ExitCode> {
     let rt = crate::commands::ingest::runtime()?;
     let (people, enterprises) = (args.people.to_string(), args.enterprises.to_string());
 
-    eprintln!("simulating {people} residents and {enterprises} enterprises");
-    measure(
-        gdx()?
-            .args(["simulate", "--quiet", "--out"])
-            .arg(&feeds)
-            .args(["--people", &people, "--enterprises", &enterprises]),
-    )?;
-
-    eprintln!("loading the feeds into events tables");
-    let started = std::time::Instant::now();
-    let mut events = 0u64;
-    for ds in catalog.datasets() {
-        let ds = Arc::new(ds.clone());
-        events += rt.block_on(load_feed(
-            &lake,
-            &ds,
-            &feeds.join(format!("{}.jsonl", ds.topic)),
-        ))?;
-    }
-    let load = started.elapsed();
+    let (events, load) = simulated_events(&rt, &feeds, &lake, &people, &enterprises)?;
 
     let memory = args.memory_mb.to_string();
     eprintln!("folding {events} events");
