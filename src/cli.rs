@@ -28,6 +28,12 @@ pub(crate) struct Cli {
     )]
     pub(crate) log: String,
 
+    /// Where queries spill sorts and joins beyond their memory budget (rows of the lake, in
+    /// clear text): a directory of the process's own, owner-only, removed at the next start.
+    /// Default: `spill/` beside a local lake (under the data dir), else `gdx-data/spill`.
+    #[arg(long, global = true, env = "GDX_SPILL_DIR")]
+    pub(crate) spill_dir: Option<PathBuf>,
+
     #[command(subcommand)]
     pub(crate) command: Command,
 }

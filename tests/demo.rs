@@ -114,7 +114,30 @@ fn every_dataset_of_the_district_flows_end_to_end() {
     }
     profiles_match_the_ground_truth(tmp.path(), &catalog);
     personal_data::no_personal_data_in_any_delta_log(&tmp.path().join("lake"), &catalog);
+    the_printed_commands_work_as_printed(&stdout);
     sql_on_the_demo_lake(tmp.path());
+}
+
+/// Every `try:` line that runs this binary works when pasted into a shell as printed (after
+/// `cargo run --release -- demo` there is no `gdx` on the PATH).
+fn the_printed_commands_work_as_printed(stdout: &str) {
+    let tries: Vec<&str> = stdout
+        .lines()
+        .skip_while(|l| *l != "try:")
+        .skip(1)
+        .map(str::trim)
+        .filter(|l| !l.starts_with("python3") && !l.starts_with("duckdb"))
+        .collect();
+    assert!(tries.len() >= 5, "{stdout}");
+    for line in tries {
+        assert!(!line.starts_with("gdx "), "not runnable as printed: {line}");
+        let o = Command::new("sh").args(["-c", line]).output().unwrap();
+        assert!(
+            o.status.success() && !o.stdout.is_empty(),
+            "{line}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
 }
 
 /// `gdx sql` on the demo's lake: formats, errors, the prompt, and profiles as of a date.

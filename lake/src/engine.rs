@@ -1,14 +1,18 @@
 //! The DataFusion sessions the lake computes with.
 //!
 //! Data flow: a memory budget → a runtime whose memory pool is shared fairly among the
-//! operators of one query and spills sorts to the OS temp dir when the budget is reached →
+//! operators of one query and spills sorts, when the budget is reached, into the process's
+//! own owner-only directory ([`use_spill_dir`]; spilled rows are lake rows in clear text, so
+//! never the shared OS temp dir once the binary has set one) →
 //! a [`SessionContext`] for folds, profile builds and analyst SQL. Folding 10M keys is one
 //! large sort; with a pool it spills instead of growing without bound.
 
-use std::sync::Arc;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 use datafusion::arrow::datatypes::Schema;
 use datafusion::common::ScalarValue;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
 use datafusion::execution::memory_pool::FairSpillPool;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionStateBuilder;
@@ -28,12 +32,53 @@ pub(crate) fn df_err(table: &str, e: datafusion::error::DataFusionError) -> Erro
     }
 }
 
+static SPILL_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Makes every later session spill into `<dir>/<pid>`: created owner-only (0700, `dir`
+/// too), after removing what processes no longer running left in `dir`. Called once by the
+/// binary with a directory under the data dir; returns the process's directory.
+pub fn use_spill_dir(dir: &Path) -> std::io::Result<PathBuf> {
+    if let Some(set) = SPILL_DIR.get() {
+        return Ok(set.clone());
+    }
+    owner_only_dir(dir)?;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let running = Path::new("/proc").join(pid.to_string()).exists();
+        if !running || pid == std::process::id() {
+            std::fs::remove_dir_all(entry.path())?;
+        }
+    }
+    let mine = dir.join(std::process::id().to_string());
+    owner_only_dir(&mine)?;
+    Ok(SPILL_DIR.get_or_init(|| mine).clone())
+}
+
+fn owner_only_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}
+
 /// A session with a fair, spilling memory pool of `memory_limit` bytes.
 pub fn session(memory_limit: usize) -> Result<SessionContext> {
-    let runtime = RuntimeEnvBuilder::new()
-        .with_memory_pool(Arc::new(FairSpillPool::new(memory_limit)))
-        .build_arc()
-        .map_err(|e| df_err("<session>", e))?;
+    let mut runtime =
+        RuntimeEnvBuilder::new().with_memory_pool(Arc::new(FairSpillPool::new(memory_limit)));
+    if let Some(dir) = SPILL_DIR.get() {
+        runtime = runtime.with_disk_manager_builder(
+            DiskManagerBuilder::default()
+                .with_mode(DiskManagerMode::Directories(vec![dir.clone()])),
+        );
+    }
+    let runtime = runtime.build_arc().map_err(|e| df_err("<session>", e))?;
     let config = SessionConfig::new()
         .with_information_schema(true)
         .with_default_catalog_and_schema("gdx", "public")
@@ -100,4 +145,32 @@ pub(crate) fn align(
         .collect::<Result<Vec<_>>>()?;
     df.select(exprs.into_iter().chain(extra))
         .map_err(|e| df_err(table, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spills_go_to_an_owner_only_directory_of_this_process_and_stale_ones_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let spill = dir.path().join("spill");
+        // A directory left by a process that no longer runs (pid beyond the kernel's limit).
+        std::fs::create_dir_all(spill.join("4194999")).unwrap();
+        std::fs::write(spill.join("4194999/rows.arrow"), b"clear text").unwrap();
+        let mine = use_spill_dir(&spill).unwrap();
+        assert_eq!(mine, spill.join(std::process::id().to_string()));
+        assert!(!spill.join("4194999").exists());
+        use std::os::unix::fs::PermissionsExt;
+        for d in [&spill, &mine] {
+            let mode = std::fs::metadata(d).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", d.display());
+        }
+        // A session's sort spills there.
+        let ctx = session(1 << 20).unwrap();
+        let disk = ctx.runtime_env().disk_manager.clone();
+        let file = disk.create_tmp_file("test").unwrap();
+        let path = file.path().expect("a file on disk").to_owned();
+        assert!(path.starts_with(&mine), "{}", path.display());
+    }
 }

@@ -23,8 +23,8 @@ use crate::location::TableKind as Stored;
 use crate::policy::{ColumnGrade, ColumnInfo, TableInfo, TableKind};
 use crate::profiles::{Profile, grades};
 use crate::schema::{
-    dead_letter, dead_letter_schema, events_layout, events_schema, personal_columns,
-    profile_personal_columns, provenance,
+    dead_letter, dead_letter_layout, dead_letter_schema, events_layout, events_schema,
+    personal_columns, profile_personal_columns, provenance,
 };
 use crate::table::{ColumnLayout, delta_err, open};
 use crate::{LakeLocation, Result};
@@ -121,24 +121,22 @@ pub fn inventory(lake: &LakeLocation, catalog: &Catalog) -> Vec<TableSpec> {
             });
         }
     }
-    let profiles = ColumnLayout::folded(profile_personal_columns(catalog));
     for p in Profile::ALL {
         out.push(TableSpec {
             name: format!("profiles.{}", p.name()),
             kind: TableKind::Profile,
             contents: Contents::Profile(p),
             url: Some(lake.profile(p.name())),
-            layout: profiles.clone(),
+            layout: ColumnLayout::folded(profile_personal_columns(catalog, p)),
             schema: None,
         });
     }
-    // Raw keys and values are binary: Delta keeps no statistics of binary columns.
     out.push(TableSpec {
         name: "system.dead_letters".into(),
         kind: TableKind::System,
         contents: Contents::DeadLetters,
         url: Some(lake.dead_letters()),
-        layout: ColumnLayout::default(),
+        layout: dead_letter_layout(),
         schema: Some(dead_letter_schema()),
     });
     for name in ["catalog.datasets", "catalog.fields"] {

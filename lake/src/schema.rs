@@ -95,35 +95,57 @@ pub fn near_unique_columns(ds: &Dataset) -> Vec<String> {
     cols
 }
 
-/// Columns holding personal data: fields whose PII kind describes a natural person (ID,
-/// certificate and bank card numbers, names, phones, addresses, e-mails, birth dates), and
-/// the `_key` provenance column when the primary key includes one of them. They get no
+/// Columns that must keep their values out of the Delta log: fields of level ≥ 3 (ordinary
+/// personal or business information and above: names, ID numbers, phones, addresses, birth
+/// dates, but also household numbers, dates of death, disability grades, amounts), and the
+/// `_key` provenance column when the primary key includes one of them. They get no
 /// statistics in the Delta log ([`crate::table::ColumnLayout::personal`]).
 pub fn personal_columns(ds: &Dataset) -> Vec<String> {
-    let personal = |name: &str| {
+    let graded = |name: &str| {
         ds.field(name)
-            .and_then(|f| f.pii)
-            .is_some_and(|k| k.is_personal())
+            .is_some_and(|f| f.level_or_max() >= gdx_catalog::Level::ORDINARY)
     };
     let mut cols: Vec<String> = ds
         .fields
         .iter()
-        .filter(|f| personal(&f.name))
+        .filter(|f| graded(&f.name))
         .map(|f| f.name.clone())
         .collect();
-    if ds.primary_key.iter().any(|k| personal(k)) {
+    if ds.primary_key.iter().any(|k| graded(k)) {
         cols.push(provenance::KEY.to_owned());
     }
     cols
 }
 
-/// Columns of the profile tables that carry personal data: a profile column named like a
-/// personal field of any dataset in `catalog` carries that field's data.
-pub fn profile_personal_columns(catalog: &gdx_catalog::Catalog) -> Vec<String> {
-    let mut personal: Vec<String> = catalog.datasets().flat_map(personal_columns).collect();
-    personal.sort_unstable();
-    personal.dedup();
-    personal
+/// The columns of profile `p` that keep their values out of the Delta log: those graded
+/// level ≥ 3 beside the profile's SQL ([`crate::profiles::grades`]).
+pub fn profile_personal_columns(
+    catalog: &gdx_catalog::Catalog,
+    p: crate::profiles::Profile,
+) -> Vec<String> {
+    crate::profiles::grades::columns(p)
+        .filter(|c| {
+            crate::profiles::grades::grade(catalog, p, c)
+                .is_none_or(|g| g.level >= gdx_catalog::Level::ORDINARY)
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// How the dead-letter table is written: the raw key, value and headers and the message
+/// (which may name a field of a record) keep no statistics in the Delta log.
+pub fn dead_letter_layout() -> crate::table::ColumnLayout {
+    crate::table::ColumnLayout {
+        personal: [
+            dead_letter::KEY,
+            dead_letter::VALUE,
+            dead_letter::HEADERS,
+            dead_letter::ERROR_MESSAGE,
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+        ..crate::table::ColumnLayout::default()
+    }
 }
 
 /// The columns of an `events` table that get statistics (min, max, null count) in its files
@@ -230,7 +252,7 @@ mod tests {
     }
 
     #[test]
-    fn personal_fields_and_a_key_made_of_one_are_personal_columns() {
+    fn fields_of_level_3_and_above_and_a_key_made_of_one_keep_out_of_the_log() {
         let c = gdx_catalog::district::catalog();
         let ds = c.get("ps.household_registration").unwrap();
         assert_eq!(
@@ -239,11 +261,18 @@ mod tests {
                 "resident_id",
                 "name",
                 "birth_date",
+                "household_id",
+                "relation_to_head",
                 "address",
                 "phone",
+                "deceased_on",
                 provenance::KEY
             ]
         );
+        let disability = c.get("mca.disability_certificate").unwrap();
+        for f in ["disability_category", "disability_grade"] {
+            assert!(personal_columns(disability).contains(&f.to_owned()));
+        }
         // An enterprise's USCC is not personal data, and neither is a key made of it.
         let ent = c
             .datasets()

@@ -16,7 +16,6 @@ use gdx_catalog::district;
 use gdx_ingest::broker::{EmbeddedBroker, LagGate};
 use gdx_ingest::publish::{Mode, publish_file};
 use gdx_ingest::simulate::{self, Config, Quiet};
-use gdx_lake::LakeLocation;
 use gdx_lake::background::{Background, BackgroundConfig};
 use gdx_lake::profiles::Profile;
 use gdx_lake::read::{count_by, row_count};
@@ -34,7 +33,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let brokers = broker.bootstrap();
     println!("broker: {brokers}");
     let lake_dir = args.data_dir.join("lake");
-    let lake = LakeLocation::parse(lake_dir.to_str().context("data dir is not UTF-8")?)?;
+    let lake = super::open_lake(lake_dir.to_str().context("data dir is not UTF-8")?)?;
     println!("lake: {lake}");
     let rt = runtime()?;
     let mut cfg = worker_config(&brokers, lake.clone(), &args.worker);
@@ -168,20 +167,24 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
             .id,
     );
     println!();
-    let lake_arg = lake_dir.display();
+    // Commands that work as printed: this binary's own path (after `cargo run` there is no
+    // `gdx` on the PATH) and the lake as given.
+    let exe = std::env::current_exe().context("this binary's path")?;
+    let gdx = shell_word(&exe.display().to_string());
+    let lake_arg = shell_word(&lake_dir.display().to_string());
     println!("try:");
-    println!("  gdx catalog show ps.household_registration");
+    println!("  {gdx} catalog show ps.household_registration");
     println!(
-        "  gdx sql --lake {lake_arg} \"select household_status, count(*) from profiles.citizen group by 1\""
+        "  {gdx} sql --lake {lake_arg} \"select household_status, count(*) from profiles.citizen group by 1\""
     );
     println!(
-        "  gdx sql --lake {lake_arg} \"select resident_id, age, tags from profiles.citizen where tags like '%elderly_living_alone%' limit 5\""
+        "  {gdx} sql --lake {lake_arg} \"select resident_id, age, tags from profiles.citizen where tags like '%elderly_living_alone%' limit 5\""
     );
     println!(
-        "  gdx sql --lake {lake_arg} --as-of 2025-06-30 \"select status, count(*) from ps.household_registration group by 1\""
+        "  {gdx} sql --lake {lake_arg} --as-of 2025-06-30 \"select status, count(*) from ps.household_registration group by 1\""
     );
     println!(
-        "  gdx sql --lake {lake_arg} \"select size_class, count(*) from profiles.enterprise group by 1\""
+        "  {gdx} sql --lake {lake_arg} \"select size_class, count(*) from profiles.enterprise group by 1\""
     );
     println!(
         "  python3 -c \"import deltalake; print(deltalake.DeltaTable('{}').to_pandas().head())\"",
@@ -197,4 +200,16 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::from(3)
     })
+}
+
+/// `s` as one shell word: as it is when it needs no quoting, else in single quotes.
+fn shell_word(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "/._-+=:@,".contains(c));
+    if plain {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }

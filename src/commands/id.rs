@@ -44,7 +44,7 @@ pub(crate) fn check(value: &str, kind: Option<IdKind>) -> (bool, String) {
                     format!("{value}: valid {k} (normalised: {canonical})"),
                 );
             }
-            Err(e) => reasons.push(format!("{k}: {e}")),
+            Err(e) => reasons.push(format!("{k}: {}", e.detail())),
         }
     }
     (false, format!("{value}: invalid: {}", reasons.join("; ")))

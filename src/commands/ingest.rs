@@ -127,7 +127,7 @@ pub(crate) fn print_stats(stats: &WorkerStats, alarms: &[worker::Error]) {
 
 pub(crate) fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let catalog = Arc::new(super::load_catalog(&args.source)?);
-    let lake = LakeLocation::parse(&args.lake)?;
+    let lake = super::open_lake(&args.lake)?;
     let rt = runtime()?;
     if let Some(addr) = args.metrics {
         let _in_runtime = rt.enter();

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use gdx_catalog::Dataset;
 use gdx_lake::fold::{FoldOptions, FoldReport, fold_all};
-use gdx_lake::{LakeLocation, maintenance};
+use gdx_lake::maintenance;
 
 use super::ingest::runtime;
 use super::load_catalog;
@@ -37,7 +37,7 @@ enum Upkeep {
 
 fn upkeep(args: &LakeArgs, what: Upkeep) -> anyhow::Result<ExitCode> {
     let catalog = load_catalog(&args.source)?;
-    let lake = LakeLocation::parse(&args.lake)?;
+    let lake = super::open_lake(&args.lake)?;
     let rt = runtime()?;
     let started = std::time::Instant::now();
     if let Upkeep::Optimize(_) = what {
@@ -88,7 +88,7 @@ pub(crate) fn fold_options(args: &LakeArgs) -> FoldOptions {
 
 fn fold(dataset: Option<&str>, args: &LakeArgs) -> anyhow::Result<ExitCode> {
     let catalog = load_catalog(&args.source)?;
-    let lake = LakeLocation::parse(&args.lake)?;
+    let lake = super::open_lake(&args.lake)?;
     let datasets = selected(&catalog, dataset)?;
     let rt = runtime()?;
     let started = std::time::Instant::now();

@@ -25,7 +25,30 @@ pub(crate) fn load_catalog(
     }
 }
 
+static SPILL_DIR: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::OnceLock::new();
+
+/// The lake at `location`; the first lake a command opens also decides where its queries
+/// spill (`--spill-dir`, or `spill/` beside a local lake, or `gdx-data/spill`).
+pub(crate) fn open_lake(location: &str) -> anyhow::Result<gdx_lake::LakeLocation> {
+    let lake = gdx_lake::LakeLocation::parse(location)?;
+    let dir = match SPILL_DIR.get().cloned().flatten() {
+        Some(d) => d,
+        None => match lake
+            .local_path()
+            .as_deref()
+            .and_then(std::path::Path::parent)
+        {
+            Some(parent) => parent.join("spill"),
+            None => std::path::PathBuf::from("gdx-data/spill"),
+        },
+    };
+    gdx_lake::engine::use_spill_dir(&dir)
+        .map_err(|e| anyhow::anyhow!("spill directory {}: {e}", dir.display()))?;
+    Ok(lake)
+}
+
 pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let _ = SPILL_DIR.set(cli.spill_dir);
     match cli.command {
         Command::Catalog(c) => catalog::run(c),
         Command::Id(c) => id::run(c),

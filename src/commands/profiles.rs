@@ -5,7 +5,6 @@
 
 use std::process::ExitCode;
 
-use gdx_lake::LakeLocation;
 use gdx_lake::profiles::{BuildOptions, build};
 
 use super::ingest::runtime;
@@ -15,7 +14,7 @@ use crate::cli::ProfilesCommand;
 pub(crate) fn run(cmd: ProfilesCommand) -> anyhow::Result<ExitCode> {
     let ProfilesCommand::Build { as_of, lake } = cmd;
     let catalog = load_catalog(&lake.source)?;
-    let location = LakeLocation::parse(&lake.lake)?;
+    let location = super::open_lake(&lake.lake)?;
     let rt = runtime()?;
     let started = std::time::Instant::now();
     let opts = BuildOptions {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use gdx_catalog::Pseudonymizer;
 use gdx_lake::policy::file::FilePolicy;
 use gdx_lake::sql::{LakeSession, QueryOutput, SessionOptions};
-use gdx_lake::{AllowAll, LakeLocation, TablePolicy, TableRegistry};
+use gdx_lake::{AllowAll, TablePolicy, TableRegistry};
 
 use super::ingest::runtime;
 use super::load_catalog;
@@ -24,7 +24,7 @@ use crate::cli::{SqlArgs, SqlFormat};
 
 pub(crate) fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
     let catalog = load_catalog(&args.lake.source)?;
-    let lake = LakeLocation::parse(&args.lake.lake)?;
+    let lake = super::open_lake(&args.lake.lake)?;
     if args.format == SqlFormat::Parquet && args.out.is_none() {
         anyhow::bail!("--format parquet needs --out FILE");
     }

@@ -18,22 +18,43 @@ pub use uscc::Uscc;
 use unicode_normalization::UnicodeNormalization;
 
 /// Why a coded identifier was rejected.
+///
+/// The message (`Display`) names the rule that failed and never any part of the value: it
+/// reaches dead-letter rows, `gdx publish` output and logs, where the value is not to be
+/// repeated. The fields keep the particulars for the person who typed the value
+/// ([`IdError::detail`], used by `gdx id check`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
     #[error("empty value")]
     Empty,
     #[error("wrong length: {got} characters, expected {expected}")]
     Length { got: usize, expected: &'static str },
-    #[error("invalid character {ch:?} at position {pos}")]
+    #[error("invalid character at position {pos}")]
     Character { pos: usize, ch: char },
-    #[error("invalid birth date {date}: {why}")]
+    #[error("invalid birth date (characters 7-14): {why}")]
     BirthDate { date: String, why: &'static str },
-    #[error("invalid area code {code}")]
+    #[error("invalid area code (the leading characters name no region)")]
     Area { code: String },
-    #[error("check digit is {got}, expected {expected}")]
+    #[error("the check digit does not match the other characters")]
     Checksum { got: char, expected: char },
     #[error("not a mobile number: {why}")]
     Mobile { why: &'static str },
+}
+
+impl IdError {
+    /// The message with the particulars of the value (the character, the date, the digit
+    /// expected): for the person who typed the value, never for stored or logged messages.
+    pub fn detail(&self) -> String {
+        match self {
+            IdError::Character { pos, ch } => format!("invalid character {ch:?} at position {pos}"),
+            IdError::BirthDate { date, why } => format!("invalid birth date {date}: {why}"),
+            IdError::Area { code } => format!("invalid area code {code}"),
+            IdError::Checksum { got, expected } => {
+                format!("check digit is {got}, expected {expected}")
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 /// The kinds of coded identifier gdx knows how to check.
@@ -190,5 +211,59 @@ mod tests {
             vec![IdKind::BankCard]
         );
         assert_eq!(IdKind::candidates("abc").len(), 4);
+    }
+}
+
+#[cfg(test)]
+mod message_tests {
+    use super::IdError;
+
+    #[test]
+    fn messages_name_the_rule_and_no_part_of_the_value() {
+        let cases = [
+            (IdError::Empty, vec![]),
+            (
+                IdError::Length {
+                    got: 17,
+                    expected: "18",
+                },
+                vec![],
+            ),
+            (IdError::Character { pos: 5, ch: '§' }, vec!["§"]),
+            (
+                IdError::BirthDate {
+                    date: "19491331".into(),
+                    why: "not a calendar date",
+                },
+                vec!["19491331", "1949"],
+            ),
+            (
+                IdError::Area {
+                    code: "073421".into(),
+                },
+                vec!["073421"],
+            ),
+            (
+                IdError::Checksum {
+                    got: '¤',
+                    expected: '¥',
+                },
+                vec!["¤", "¥"],
+            ),
+            (
+                IdError::Mobile {
+                    why: "must start with 1",
+                },
+                vec![],
+            ),
+        ];
+        for (e, parts) in cases {
+            let message = e.to_string();
+            assert!(!message.is_empty());
+            for p in &parts {
+                assert!(!message.contains(p), "{message:?} quotes {p:?}");
+                assert!(e.detail().contains(p), "{:?} lacks {p:?}", e.detail());
+            }
+        }
     }
 }

@@ -84,10 +84,11 @@ impl Sinks {
     async fn dead(&mut self) -> Result<&mut EventTable> {
         if self.dead.is_none() {
             self.dead = Some(
-                EventTable::open_or_create(
+                EventTable::open_or_create_with(
                     self.lake.dead_letters(),
                     dead_letter_schema(),
                     "dead_letters",
+                    gdx_lake::schema::dead_letter_layout(),
                 )
                 .await?,
             );

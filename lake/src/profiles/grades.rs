@@ -158,6 +158,11 @@ pub fn grade(catalog: &Catalog, p: Profile, column: &str) -> Option<ColumnGrade>
     })
 }
 
+/// The columns declared for profile `p`, in order.
+pub fn columns(p: Profile) -> impl Iterator<Item = &'static str> {
+    declared(p).iter().map(|(c, _)| *c)
+}
+
 /// The column naming whom a profile row is about.
 pub fn subject(p: Profile) -> &'static str {
     declared(p)[0].0

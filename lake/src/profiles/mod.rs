@@ -115,7 +115,6 @@ pub async fn build(
         })
         .collect();
     let inputs_json = serde_json::to_string(&inputs).unwrap_or_default();
-    let personal = crate::schema::profile_personal_columns(catalog);
     let mut out = Vec::new();
     for p in Profile::ALL {
         let started = std::time::Instant::now();
@@ -131,6 +130,7 @@ pub async fn build(
             ("gdx.as_of".to_owned(), serde_json::json!(day.to_string())),
         ]);
         let existing = open(&url).await?;
+        let personal = crate::schema::profile_personal_columns(catalog, p);
         let name = format!("profiles.{}", p.name());
         let table = write_sql(
             session.context(),
