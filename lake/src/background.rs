@@ -138,7 +138,7 @@ async fn run(
             }
             Err(e) => {
                 stats.errors += 1;
-                tracing::warn!(error = %e, "background fold failed; retrying next round");
+                tracing::warn!(error = %e.log_safe(), "background fold failed; retrying next round");
             }
         }
         let due = last_build.is_none_or(|t| t.elapsed() >= cfg.profiles_interval);
@@ -151,7 +151,7 @@ async fn run(
                 }
                 Err(e) => {
                     stats.errors += 1;
-                    tracing::warn!(error = %e, "profile build failed; retrying next round");
+                    tracing::warn!(error = %e.log_safe(), "profile build failed; retrying next round");
                 }
             }
         }
@@ -186,7 +186,7 @@ async fn upkeep(
             Ok(_) => {}
             Err(e) => {
                 stats.errors += 1;
-                tracing::warn!(table = %name, error = %e, "compaction failed");
+                tracing::warn!(table = %name, error = %e.log_safe(), "compaction failed");
             }
         }
         match vacuum(&table, cfg.retention).await {
@@ -194,7 +194,7 @@ async fn upkeep(
             Ok(None) => {}
             Err(e) => {
                 stats.errors += 1;
-                tracing::warn!(table = %name, error = %e, "vacuum failed");
+                tracing::warn!(table = %name, error = %e.log_safe(), "vacuum failed");
             }
         }
     }

@@ -78,6 +78,71 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl Error {
+    /// This error as a log line may carry it: the table, the operation and the kind of
+    /// failure, never a value. DataFusion's and Arrow's messages can quote the value that
+    /// failed a cast or a check, and some Delta errors quote log records or data; background
+    /// folds, profile builds and maintenance log this form.
+    pub fn log_safe(&self) -> String {
+        match self {
+            Error::Query { table, source } => format!("query on {table}: {}", query_kind(source)),
+            Error::Delta { table, source } => {
+                format!("delta table {table}: {}", delta_kind(source))
+            }
+            Error::Schema { table, .. } => format!("schema of {table}: an Arrow schema error"),
+            Error::ReadOnly(_) => "a statement the read-only SQL refuses".into(),
+            Error::Failed(kind) => format!("the query failed while reading rows: {kind}"),
+            Error::Location { .. }
+            | Error::PartitionTakenOver { .. }
+            | Error::UnknownTable { .. }
+            | Error::Policy(_)
+            | Error::Timeout { .. } => self.to_string(),
+        }
+    }
+}
+
+/// The kind of a DataFusion error, without its message.
+fn query_kind(e: &datafusion::error::DataFusionError) -> &'static str {
+    use datafusion::error::DataFusionError as D;
+    match e.find_root() {
+        D::ArrowError(..) => "an Arrow compute error",
+        D::ParquetError(_) => "a Parquet error",
+        D::ObjectStore(_) => "an object store error",
+        D::IoError(_) => "an I/O error",
+        D::SQL(..) => "a SQL parse error",
+        D::NotImplemented(_) => "an unsupported operation",
+        D::Internal(_) => "an internal DataFusion error",
+        D::Plan(_) => "a planning error",
+        D::Configuration(_) => "a configuration error",
+        D::SchemaError(..) => "a schema error",
+        D::Execution(_) | D::ExecutionJoin(_) => "an execution error",
+        D::ResourcesExhausted(_) => "the memory budget was exhausted",
+        _ => "a query error",
+    }
+}
+
+/// A Delta error's message when it is structural (versions, locations, conflicts, I/O),
+/// else its kind only.
+fn delta_kind(e: &deltalake::DeltaTableError) -> String {
+    use deltalake::DeltaTableError as D;
+    match e {
+        D::ObjectStore { .. }
+        | D::Io { .. }
+        | D::InvalidVersion(_)
+        | D::VersionDowngrade { .. }
+        | D::VersionAlreadyExists(_)
+        | D::VersionMismatch(..)
+        | D::NotATable(_)
+        | D::NoSchema
+        | D::InvalidTableLocation(_)
+        | D::NotInitialized
+        | D::Transaction { .. } => e.to_string(),
+        D::Arrow { .. } | D::Parquet { .. } => "an Arrow or Parquet error".into(),
+        D::SchemaMismatch { .. } => "data does not match the table's schema".into(),
+        _ => "a Delta error (its message may quote data; withheld from logs)".into(),
+    }
+}
+
 fn close_hint(close: &[String]) -> String {
     if close.is_empty() {
         "; see `select * from information_schema.tables`".into()
@@ -91,4 +156,42 @@ fn close_hint(close: &[String]) -> String {
 /// binary at start-up.
 pub fn register_object_stores() {
     deltalake::aws::register_handlers(None);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn log_safe_errors_name_the_table_and_the_kind_never_the_value() {
+        let cast = datafusion::arrow::error::ArrowError::CastError(
+            "Cannot cast string '张三丰' to value of Int32 type".into(),
+        );
+        let e = Error::Query {
+            table: "profiles.citizen".into(),
+            source: Box::new(datafusion::error::DataFusionError::ArrowError(
+                Box::new(cast),
+                None,
+            )),
+        };
+        assert!(e.to_string().contains("张三丰"));
+        let safe = e.log_safe();
+        assert!(!safe.contains("张三丰"), "{safe}");
+        assert!(
+            safe.contains("profiles.citizen") && safe.contains("Arrow"),
+            "{safe}"
+        );
+        let e = Error::Delta {
+            table: "ps/household_registration/current".into(),
+            source: Box::new(deltalake::DeltaTableError::Generic(
+                "value 420106194003120113 rejected".into(),
+            )),
+        };
+        assert!(!e.log_safe().contains("420106"), "{}", e.log_safe());
+        let e = Error::Delta {
+            table: "t".into(),
+            source: Box::new(deltalake::DeltaTableError::VersionAlreadyExists(7)),
+        };
+        assert!(e.log_safe().contains('7'), "{}", e.log_safe());
+    }
 }
