@@ -66,6 +66,27 @@ pub async fn count_by(url: &Url, column: &str) -> Result<Vec<(String, u64)>> {
     Ok(out)
 }
 
+/// The first row of `sql` over the table at `url` (registered as `t`), its values as text
+/// joined by commas (nulls empty): a check two engines can answer alike.
+pub async fn first_row_text(url: &Url, sql: &str) -> Result<Option<String>> {
+    let batches = query(url, sql).await?.unwrap_or_default();
+    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Ok(None);
+    };
+    let mut values = Vec::new();
+    for c in b.columns() {
+        let c = datafusion::arrow::compute::cast(c, &DataType::Utf8)
+            .map_err(|e| df_err(url, e.into()))?;
+        let c = c.as_string::<i32>();
+        values.push(if c.is_null(0) {
+            String::new()
+        } else {
+            c.value(0).to_owned()
+        });
+    }
+    Ok(Some(values.join(",")))
+}
+
 /// Rows in a table (0 when it does not exist yet).
 pub async fn row_count(url: &Url) -> Result<u64> {
     let batches = query(url, "select count(*) from t")

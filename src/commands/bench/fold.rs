@@ -21,7 +21,7 @@ use gdx_catalog::{ResidentId, district};
 use gdx_lake::schema::events_schema;
 use gdx_lake::{EventTable, LakeLocation, PartitionTxn};
 
-use super::{duckdb, gdx, measure};
+use super::{check_sql, cores, duckdb, gdx, measure};
 use crate::cli::BenchFoldArgs;
 
 const DATASET: &str = "ps.household_registration";
@@ -187,6 +187,13 @@ pub(crate) fn fold(args: BenchFoldArgs) -> anyhow::Result<ExitCode> {
     );
     let rows = rt.block_on(gdx_lake::read::row_count(&current))?;
     anyhow::ensure!(rows == n, "current holds {rows} rows, expected {n}");
+    // The state after the full fold (of the events DuckDB reads below), to check its answer.
+    let gdx_check = rt
+        .block_on(gdx_lake::read::first_row_text(
+            &current,
+            "select count(*), count(distinct _key), min(_key), max(_key), sum(_offset) from t",
+        ))?
+        .unwrap_or_default();
 
     // 1 % of the keys change, 0.1 % are deleted.
     let changes: Vec<Ev> = (0..n / 100)
@@ -221,16 +228,24 @@ pub(crate) fn fold(args: BenchFoldArgs) -> anyhow::Result<ExitCode> {
         .map(|f| format!("'{}'", f.display()))
         .collect::<Vec<_>>()
         .join(", ");
+    let cores = cores();
     let sql = format!(
-        "set memory_limit = '{memory}MB'; set threads = 2; \
+        "set memory_limit = '{memory}MB'; set threads = {cores}; \
          copy (select * exclude (_op) from read_parquet([{files}]) \
          qualify row_number() over (partition by _key order by _event_time desc, _partition desc, _offset desc) = 1 \
          and _op = 'upsert') to '{}' (format parquet);",
         out.display()
     );
-    let duck = duckdb(tmp.path(), &sql)?;
+    let duck_check = check_sql(
+        &format!("read_parquet('{}')", out.display()),
+        "_key",
+        "_offset",
+    );
+    let duck = duckdb(tmp.path(), &sql, &[duck_check])?;
 
-    println!("fold benchmark: {n} keys of {DATASET}, 2 cores, --memory-mb {memory}");
+    println!(
+        "fold benchmark: {n} keys of {DATASET}, {cores} cores (both engines {cores} threads), --memory-mb {memory}"
+    );
     println!(
         "  gdx full fold          {:>8.1} s  {:>10.0} events/s  peak RSS {:>6.0} MiB",
         full.wall.as_secs_f64(),
@@ -245,15 +260,27 @@ pub(crate) fn fold(args: BenchFoldArgs) -> anyhow::Result<ExitCode> {
     );
     match duck {
         Some(d) => println!(
-            "  DuckDB latest-per-key  {:>8.1} s  {:>10.0} events/s  peak RSS {:>6.0} MiB  (gdx/DuckDB time {:.2}x)",
-            d.wall.as_secs_f64(),
-            n as f64 / d.wall.as_secs_f64(),
+            "  DuckDB {} latest-per-key {:>6.1} s  {:>10.0} events/s  peak RSS {:>6.0} MiB  (gdx/DuckDB time {:.2}x; DuckDB's time excludes Python start and import){}",
+            d.version,
+            d.seconds,
+            n as f64 / d.seconds,
             d.peak_mib,
-            full.wall.as_secs_f64() / d.wall.as_secs_f64()
+            full.wall.as_secs_f64() / d.seconds,
+            same_answer(&gdx_check, &d.checks[0])?
         ),
-        None => println!("  DuckDB: not available (pip install duckdb)"),
+        None => println!("  DuckDB: not installed (python3 -m pip install duckdb)"),
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// " — same answer (rows, distinct keys, …)" when both engines' checks agree; an error
+/// otherwise (a ratio of different work means nothing).
+pub(super) fn same_answer(gdx: &str, duck: &str) -> anyhow::Result<String> {
+    anyhow::ensure!(
+        gdx == duck,
+        "gdx and DuckDB answered differently (count, distinct keys, min, max, sum): gdx {gdx:?}, DuckDB {duck:?}"
+    );
+    Ok(format!("; same answer: {gdx}"))
 }
 
 /// The Parquet files directly in `dir`.

@@ -34,6 +34,7 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
 struct Measured {
     wall: Duration,
     peak_mib: f64,
+    stdout: Vec<u8>,
 }
 
 /// Runs `cmd` to completion, sampling its peak RSS until it exits; fails when it fails.
@@ -67,7 +68,7 @@ fn measure(cmd: &mut Command) -> anyhow::Result<Measured> {
         std::thread::sleep(Duration::from_millis(20));
     };
     let wall = started.elapsed();
-    let _ = out_t.join();
+    let stdout = out_t.join().unwrap_or_default();
     let stderr = err_t.join().unwrap_or_default();
     if !status.success() {
         anyhow::bail!(
@@ -78,6 +79,7 @@ fn measure(cmd: &mut Command) -> anyhow::Result<Measured> {
     Ok(Measured {
         wall,
         peak_mib: peak as f64 / 1024.0,
+        stdout,
     })
 }
 
@@ -86,8 +88,28 @@ fn gdx() -> anyhow::Result<Command> {
     Ok(Command::new(std::env::current_exe()?))
 }
 
-const DUCKDB_RUNNER: &str =
-    "import sys, duckdb\ncon = duckdb.connect()\ncon.execute(open(sys.argv[1]).read())\n";
+/// The cores of this machine, read from it: both engines get as many threads.
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+/// Times only the statement (after the interpreter started and imported DuckDB), then runs
+/// the check queries and prints one JSON line.
+const DUCKDB_RUNNER: &str = r#"import sys, time, json
+import duckdb
+con = duckdb.connect()
+sql = open(sys.argv[1]).read()
+started = time.perf_counter()
+con.execute(sql)
+seconds = time.perf_counter() - started
+checks = []
+for q in sys.argv[2:]:
+    row = con.execute(q).fetchone()
+    checks.append(",".join("" if v is None else str(v) for v in row))
+print(json.dumps({"version": duckdb.__version__, "seconds": seconds, "checks": checks}))
+"#;
 
 fn python_has_duckdb() -> bool {
     Command::new("python3")
@@ -98,21 +120,59 @@ fn python_has_duckdb() -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Runs `sql` in DuckDB (the Python package, installed from PyPI when missing) as a child
-/// process; `None` when DuckDB cannot be had on this machine.
-fn duckdb(dir: &std::path::Path, sql: &str) -> anyhow::Result<Option<Measured>> {
+/// One DuckDB run: the statement's own time, DuckDB's version, the check queries' answers.
+#[derive(Debug)]
+struct DuckRun {
+    seconds: f64,
+    version: String,
+    checks: Vec<String>,
+    /// Of the whole child (the Python interpreter included).
+    peak_mib: f64,
+}
+
+/// Runs `sql` in DuckDB (the Python package) as a child process, then each of `checks`
+/// (one-row queries whose answers are compared with gdx's); `None` when DuckDB is not
+/// installed (the bench installs nothing: it says how).
+fn duckdb(dir: &std::path::Path, sql: &str, checks: &[String]) -> anyhow::Result<Option<DuckRun>> {
     if !python_has_duckdb() {
-        eprintln!("installing DuckDB from PyPI (python3 -m pip install duckdb)");
-        let _ = Command::new("python3")
-            .args(["-m", "pip", "install", "--quiet", "duckdb"])
-            .status();
-        if !python_has_duckdb() {
-            return Ok(None);
-        }
+        eprintln!(
+            "DuckDB is not installed, so the comparison is skipped: python3 -m pip install duckdb"
+        );
+        return Ok(None);
     }
     let runner = dir.join("duckdb_runner.py");
     let script = dir.join("duckdb.sql");
     std::fs::write(&runner, DUCKDB_RUNNER)?;
     std::fs::write(&script, sql)?;
-    measure(Command::new("python3").arg(&runner).arg(&script)).map(Some)
+    let m = measure(
+        Command::new("python3")
+            .arg(&runner)
+            .arg(&script)
+            .args(checks),
+    )?;
+    let out: serde_json::Value = serde_json::from_slice(&m.stdout).with_context(|| {
+        format!(
+            "DuckDB runner printed {:?}",
+            String::from_utf8_lossy(&m.stdout)
+        )
+    })?;
+    Ok(Some(DuckRun {
+        seconds: out["seconds"].as_f64().context("seconds")?,
+        version: out["version"].as_str().unwrap_or("?").to_owned(),
+        checks: out["checks"]
+            .as_array()
+            .context("checks")?
+            .iter()
+            .map(|c| c.as_str().unwrap_or_default().to_owned())
+            .collect(),
+        peak_mib: m.peak_mib,
+    }))
+}
+
+/// `count(*), count(distinct key), min(key), max(key), sum(sum)` of a result, the check both
+/// engines answer over their own output.
+fn check_sql(from: &str, key: &str, sum: &str) -> String {
+    format!(
+        "select count(*), count(distinct {key}), min({key}), max({key}), sum({sum}) from {from}"
+    )
 }

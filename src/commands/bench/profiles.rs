@@ -20,7 +20,7 @@ use gdx_lake::profiles::{Profile, sql};
 use gdx_lake::read::active_files;
 use gdx_lake::{EventTable, LakeLocation, PartitionTxn};
 
-use super::{duckdb, gdx, measure};
+use super::{check_sql, cores, duckdb, gdx, measure};
 use crate::cli::BenchProfilesArgs;
 
 /// Loads one feed file into its events table in runs of `chunk` lines; returns the rows.
@@ -139,7 +139,8 @@ pub(crate) fn profiles(args: BenchProfilesArgs) -> anyhow::Result<ExitCode> {
     let day = chrono::Utc::now()
         .with_timezone(&gdx_lake::sql::time_travel::district_offset())
         .date_naive();
-    let mut script = format!("set memory_limit = '{memory}MB'; set threads = 2;\n");
+    let cores = cores();
+    let mut script = format!("set memory_limit = '{memory}MB'; set threads = {cores};\n");
     for ds in catalog.datasets() {
         let files = rt.block_on(active_files(&lake.current(&ds.id)))?;
         anyhow::ensure!(!files.is_empty(), "{}: current has no files", ds.id);
@@ -154,6 +155,12 @@ pub(crate) fn profiles(args: BenchProfilesArgs) -> anyhow::Result<ExitCode> {
             name = ds.id.name()
         ));
     }
+    // Each engine's answer is checked by the same one-row summary of its output.
+    let key_of = |p: Profile| match p {
+        Profile::Citizen => ("resident_id", "property_count"),
+        Profile::Enterprise => ("uscc", "insured_headcount"),
+    };
+    let mut duck_checks = Vec::new();
     for p in Profile::ALL {
         let out = tmp.path().join(format!("duckdb_{}.parquet", p.name()));
         script.push_str(&format!(
@@ -161,21 +168,41 @@ pub(crate) fn profiles(args: BenchProfilesArgs) -> anyhow::Result<ExitCode> {
             sql(p, day),
             out.display()
         ));
+        let (key, sum) = key_of(p);
+        duck_checks.push(check_sql(
+            &format!("read_parquet('{}')", out.display()),
+            key,
+            sum,
+        ));
     }
     let mut builds = Vec::new();
     let mut ducks = Vec::new();
     for run in 1..=RUNS {
         eprintln!("run {run}/{RUNS}: gdx profiles build, then DuckDB with the same SQL");
         builds.push(measure(&mut build_cmd()?)?);
-        if let Some(d) = duckdb(tmp.path(), &script)? {
+        if let Some(d) = duckdb(tmp.path(), &script, &duck_checks)? {
             ducks.push(d);
         }
     }
     let rows = gdx_lake_rows(&rt, &lake)?;
+    let mut gdx_checks = Vec::new();
+    for p in Profile::ALL {
+        let (key, sum) = key_of(p);
+        gdx_checks.push(
+            rt.block_on(gdx_lake::read::first_row_text(
+                &lake.profile(p.name()),
+                &check_sql("t", key, sum),
+            ))?
+            .unwrap_or_default(),
+        );
+    }
     let build = median(builds);
-    let duck = (!ducks.is_empty()).then(|| median(ducks));
+    let duck = (!ducks.is_empty()).then(|| {
+        ducks.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+        ducks.swap_remove(ducks.len() / 2)
+    });
     println!(
-        "profiles benchmark: {people} residents, {enterprises} enterprises, {events} events, 2 cores, --memory-mb {memory}"
+        "profiles benchmark: {people} residents, {enterprises} enterprises, {events} events, {cores} cores (both engines {cores} threads), --memory-mb {memory}"
     );
     println!(
         "  load feeds into events    {:>7.1} s  (decoder + Delta commits, not compared)",
@@ -195,13 +222,23 @@ pub(crate) fn profiles(args: BenchProfilesArgs) -> anyhow::Result<ExitCode> {
         build.peak_mib
     );
     match duck {
-        Some(d) => println!(
-            "  DuckDB same SQL           {:>7.2} s  (median of {RUNS})  peak RSS {:>6.0} MiB   gdx/DuckDB time {:.2}x (target <= 1.0x)",
-            d.wall.as_secs_f64(),
-            d.peak_mib,
-            build.wall.as_secs_f64() / d.wall.as_secs_f64()
-        ),
-        None => println!("  DuckDB: not available (python3 -m pip install duckdb)"),
+        Some(d) => {
+            for (g, d) in gdx_checks.iter().zip(&d.checks) {
+                super::fold::same_answer(g, d)?;
+            }
+            println!(
+                "  DuckDB {} same SQL     {:>7.2} s  (median of {RUNS}; excludes Python start and import)  peak RSS {:>6.0} MiB   gdx/DuckDB time {:.2}x (target <= 1.0x)",
+                d.version,
+                d.seconds,
+                d.peak_mib,
+                build.wall.as_secs_f64() / d.seconds
+            );
+            println!(
+                "  same answer (rows, distinct keys, min, max, sum): citizen {}; enterprise {}",
+                gdx_checks[0], gdx_checks[1]
+            );
+        }
+        None => println!("  DuckDB: not installed (python3 -m pip install duckdb)"),
     }
     Ok(ExitCode::SUCCESS)
 }
