@@ -8,8 +8,8 @@ use std::process::Command;
 
 use gdx_catalog::district;
 use gdx_ingest::broker::EmbeddedBroker;
-use gdx_ingest::simulate::{self, Config, Quiet};
 use gdx_lake::LakeLocation;
+use gdx_simulate::{self as simulate, Config, Quiet};
 
 #[test]
 fn publish_validates_and_ingest_lands_everything_then_stops_cleanly_on_sigterm() {

@@ -15,10 +15,10 @@ use anyhow::Context;
 use gdx_catalog::district;
 use gdx_ingest::broker::{EmbeddedBroker, LagGate};
 use gdx_ingest::publish::{Mode, publish_file};
-use gdx_ingest::simulate::{self, Config, Quiet};
 use gdx_lake::background::{Background, BackgroundConfig};
 use gdx_lake::profiles::Profile;
 use gdx_lake::read::{count_by, row_count};
+use gdx_simulate::{self as simulate, Config, Quiet};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::ingest::{Workers, print_stats, runtime, wait_for_shutdown, worker_config};

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use gdx_ingest::simulate::{self, Config, Progress};
+use gdx_simulate::{self as simulate, Config, Progress};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::cli::SimulateArgs;

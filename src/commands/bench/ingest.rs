@@ -18,9 +18,9 @@ use cpu_time::ProcessTime;
 use gdx_catalog::district;
 use gdx_ingest::broker::EmbeddedBroker;
 use gdx_ingest::publish::send_blocking;
-use gdx_ingest::simulate::{self, Config, Quiet};
 use gdx_ingest::worker::tune_fetching;
 use gdx_lake::LakeLocation;
+use gdx_simulate::{self as simulate, Config, Quiet};
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -335,7 +335,7 @@ pub(crate) fn ingest(args: BenchIngestArgs) -> anyhow::Result<ExitCode> {
     // at best, with every stage spread perfectly over the cores.
     eprintln!("now each stage alone");
     let ds = catalog.get(TOPIC).context("district dataset")?;
-    let stages = super::stages::measure(ds, &lines, tmp.path())?;
+    let stages = super::stages::measure(ds, &lines, args.partitions, tmp.path())?;
     let consume = limit.best.cpu / n as f64;
     let per_msg = consume + stages.decode + stages.write;
     let cores = std::thread::available_parallelism().map_or(1, |c| c.get());

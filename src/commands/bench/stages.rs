@@ -1,11 +1,13 @@
 //! What each of ingest's CPU stages costs alone, on one thread, over the bench's records:
 //! the parts a pipeline can spread over the cores but not make cheaper.
 //!
-//! Data flow: the records as Kafka messages, in runs of the worker's run size → (decode)
-//! the worker's [`DatasetDecoder`]: arrow-json, the catalog's checks, the provenance
-//! columns → (write) an events Delta table in a temp dir, through the same
-//! [`EventTable::append`] the worker uses (Parquet files, then one commit) → the CPU time of
-//! each stage per message, on a runtime with one thread while nothing else runs.
+//! Data flow: the records as Kafka messages spread over the bench topic's partitions (as
+//! the producer spreads them), in runs of the worker's run size → (decode) the worker's
+//! [`DatasetDecoder`]: arrow-json, the catalog's checks, the provenance columns → (write)
+//! an events Delta table in a temp dir, through the same [`EventTable::append`] the worker
+//! uses (Parquet files, then one commit carrying one application transaction per partition
+//! the run touched, as a real run's does) → the CPU time of each stage per message, on a
+//! runtime with one thread while nothing else runs.
 //!
 //! With the CPU the bare consumer and the broker spend per message, the sum is what one
 //! message costs at the least; `cores / sum` is the fastest gdx could possibly go on this
@@ -21,7 +23,7 @@ use gdx_catalog::Dataset;
 use gdx_ingest::decode::{DatasetDecoder, Headers, Message};
 use gdx_ingest::worker::DEFAULT_FLUSH_ROWS;
 use gdx_lake::schema::{events_layout, events_schema};
-use gdx_lake::{EventTable, LakeLocation};
+use gdx_lake::{EventTable, LakeLocation, PartitionTxn};
 
 /// Messages per run, as the worker's.
 const RUN: usize = DEFAULT_FLUSH_ROWS;
@@ -35,12 +37,15 @@ pub(super) struct Stages {
     pub(super) write: f64,
 }
 
-/// Runs the stages over `lines` (`(key, value)` of `ds`'s topic) in `dir`.
+/// Runs the stages over `lines` (`(key, value)` of `ds`'s topic, spread over `partitions`)
+/// in `dir`.
 pub(super) fn measure(
     ds: &Dataset,
     lines: &[(String, String)],
+    partitions: i32,
     dir: &Path,
 ) -> anyhow::Result<Stages> {
+    let partitions = partitions.max(1) as usize;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -66,13 +71,14 @@ pub(super) fn measure(
         let (mut decode, mut write, mut rows) = (0.0, 0.0, 0usize);
         let now_ms = chrono::Utc::now().timestamp_millis();
         for (r, run) in lines.chunks(RUN).enumerate() {
+            // Message j goes to partition j % partitions, at offset j / partitions there.
             let msgs: Vec<Message> = run
                 .iter()
                 .enumerate()
                 .map(|(i, (k, v))| Message {
                     topic: topic.clone(),
-                    partition: 0,
-                    offset: (r * RUN + i) as i64,
+                    partition: ((r * RUN + i) % partitions) as i32,
+                    offset: ((r * RUN + i) / partitions) as i64,
                     key: Some(k.as_bytes().to_vec()),
                     value: Some(v.as_bytes().to_vec()),
                     timestamp_ms: Some(now_ms),
@@ -88,8 +94,28 @@ pub(super) fn measure(
                 decoded.dead_letters.len()
             );
             rows += decoded.batches.iter().map(|b| b.num_rows()).sum::<usize>();
+            // The last offset of every partition this run touched.
+            let mut last = vec![None; partitions];
+            for m in &msgs {
+                last[m.partition as usize] = Some(m.offset);
+            }
+            let txns: Vec<PartitionTxn> = last
+                .iter()
+                .enumerate()
+                .filter_map(|(p, o)| {
+                    o.map(|offset| PartitionTxn {
+                        app_id: gdx_lake::table::app_id(
+                            "bench-stages",
+                            "local",
+                            &ds.topic,
+                            p as i32,
+                        ),
+                        offset,
+                    })
+                })
+                .collect();
             let t = ProcessTime::now();
-            rt.block_on(table.append(decoded.batches, &[]))?;
+            rt.block_on(table.append(decoded.batches, &txns))?;
             write += t.elapsed().as_secs_f64();
         }
         anyhow::ensure!(

@@ -3,11 +3,11 @@
 
 use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime};
 
-use crate::simulate::emit::{Rec, V};
-use crate::simulate::feed::{Feed, at};
-use crate::simulate::names;
-use crate::simulate::rng::{chance, office_time, pick, range};
-use crate::simulate::world::{Person, World};
+use crate::emit::{Rec, V};
+use crate::feed::{Feed, at};
+use crate::names;
+use crate::rng::{chance, office_time, pick, range};
+use crate::world::{Person, World};
 
 fn gender(p: &Person) -> &'static str {
     if p.male { "1" } else { "2" }
@@ -75,7 +75,7 @@ pub(super) fn household_registration(w: &World, f: &mut Feed<'_>) {
         }
         let phone_buf;
         if p.phone.is_some() && chance(&mut f.rng, 0.03) {
-            let d = crate::simulate::rng::date_between(&mut f.rng, first.date(), end);
+            let d = crate::rng::date_between(&mut f.rng, first.date(), end);
             if p.resident_on(d) {
                 phone_buf = format!(
                     "1{}{:09}",

@@ -3,11 +3,11 @@
 
 use chrono::{Datelike, Duration, Months, NaiveDate};
 
-use crate::simulate::economy::{Enterprise, YEARS};
-use crate::simulate::emit::Rec;
-use crate::simulate::feed::{Feed, at};
-use crate::simulate::rng::{add_years, chance, date_between, office_time, pick};
-use crate::simulate::{names, world::World};
+use crate::economy::{Enterprise, YEARS};
+use crate::emit::Rec;
+use crate::feed::{Feed, at};
+use crate::rng::{add_years, chance, date_between, office_time, pick};
+use crate::{names, world::World};
 
 fn registration(w: &World, e: &Enterprise, address: &str, cancelled: Option<NaiveDate>) -> Rec {
     let rep = &w.people[e.legal_rep as usize];
@@ -70,7 +70,7 @@ pub(super) fn enterprise_registration(w: &World, f: &mut Feed<'_>) {
         }
         if let Some(c) = e.cancelled.filter(|c| *c >= start && *c <= end) {
             let addr = match current.get("address") {
-                Some(crate::simulate::emit::V::S(s)) => s.clone(),
+                Some(crate::emit::V::S(s)) => s.clone(),
                 _ => e.address.clone(),
             };
             let next = registration(w, e, &addr, Some(c));

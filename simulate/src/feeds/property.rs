@@ -2,10 +2,10 @@
 
 use chrono::Duration;
 
-use crate::simulate::emit::{Rec, V};
-use crate::simulate::feed::{Feed, at};
-use crate::simulate::rng::office_time;
-use crate::simulate::world::World;
+use crate::emit::{Rec, V};
+use crate::feed::{Feed, at};
+use crate::rng::office_time;
+use crate::world::World;
 
 pub(super) fn property_certificate(w: &World, f: &mut Feed<'_>) {
     let (start, end) = (w.cfg.start, w.cfg.end);

@@ -1,4 +1,5 @@
-//! The synthetic district: it plays every department system of one district.
+//! gdx simulate: the synthetic district. It plays every department system of one district,
+//! and depends on the catalog alone, so ingest, the exchange and their tests can all use it.
 //!
 //! Data flow: [`Config`] (seed, sizes, district, time window, noise) → [`world::World`]
 //! (one population: residents, households, enterprises, property, projects) → one

@@ -3,10 +3,10 @@
 
 use chrono::{Datelike, Duration, Months, NaiveDate};
 
-use crate::simulate::emit::Rec;
-use crate::simulate::feed::{Feed, at};
-use crate::simulate::rng::{chance, office_time, range};
-use crate::simulate::world::{World, bank_card_for};
+use crate::emit::Rec;
+use crate::feed::{Feed, at};
+use crate::rng::{chance, office_time, range};
+use crate::world::{World, bank_card_for};
 
 /// Monthly subsistence standard per person (fen): raised on 2025-07-01.
 fn subsistence_standard(d: NaiveDate) -> i64 {
@@ -166,7 +166,7 @@ pub(super) fn disability_certificate(w: &World, f: &mut Feed<'_>) {
     let (start, end) = (w.cfg.start, w.cfg.end);
     for (i, p) in w.people.iter().enumerate() {
         let Some(d) = &p.disability else { continue };
-        let valid_until = crate::simulate::rng::add_years(d.issued, 10);
+        let valid_until = crate::rng::add_years(d.issued, 10);
         let rec = |status: &'static str| {
             Rec::with_capacity(8)
                 .set(
@@ -260,10 +260,10 @@ pub(super) fn social_insurance_enrolment(w: &World, f: &mut Feed<'_>) {
     for (i, p) in w.people.iter().enumerate() {
         let Some(e) = p.employer else { continue };
         let base = range(&mut f.rng, 4_000, 20_000) * 100;
-        let retire = crate::simulate::rng::add_years(p.birth, if p.male { 60 } else { 55 });
+        let retire = crate::rng::add_years(p.birth, if p.male { 60 } else { 55 });
         let ent = &w.enterprises[e as usize];
-        let change = chance(&mut f.rng, 0.04)
-            .then(|| crate::simulate::rng::date_between(&mut f.rng, start, end));
+        let change =
+            chance(&mut f.rng, 0.04).then(|| crate::rng::date_between(&mut f.rng, start, end));
         let new_employer = change.and_then(|_| {
             let j = range(&mut f.rng, 0, w.enterprises.len() as i64 - 1) as usize;
             w.enterprises[j].active_on(end).then_some(j)
