@@ -89,48 +89,42 @@ impl Rec {
     }
 
     pub(crate) fn to_json(&self) -> String {
-        let mut out = String::with_capacity(64 + self.0.len() * 24);
-        self.write_json(&mut out);
-        out
+        // A record of strings, numbers, booleans and nulls always serialises.
+        serde_json::to_string(self).expect("a record serialises as JSON")
     }
 
     pub(crate) fn write_json(&self, out: &mut String) {
-        out.push('{');
-        for (i, (k, v)) in self.0.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            push_str(out, k);
-            out.push(':');
-            write_value(out, v);
-        }
-        out.push('}');
+        out.push_str(&self.to_json());
     }
 }
 
-fn write_value(out: &mut String, v: &V) {
-    use std::fmt::Write;
-    match v {
-        V::S(s) => push_str(out, s),
-        V::D(d) => {
-            let _ = write!(out, "\"{}\"", d.format("%Y-%m-%d"));
+/// Fields in catalog order, each with its value.
+impl serde::Serialize for Rec {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = s.serialize_map(Some(self.0.len()))?;
+        for (k, v) in &self.0 {
+            map.serialize_entry(k, v)?;
         }
-        V::I(n) => {
-            let _ = write!(out, "{n}");
+        map.end()
+    }
+}
+
+/// Dates and times as text, money in yuan (the shortest decimal that is the fen amount, e.g.
+/// 1234.05), and a float that is not a number (NaN, infinity) as null: serde_json writes
+/// nothing that is not JSON.
+impl serde::Serialize for V {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            V::S(x) => s.serialize_str(x),
+            V::D(d) => s.collect_str(&d.format("%Y-%m-%d")),
+            V::I(n) => s.serialize_i64(*n),
+            V::M(fen) => s.serialize_f64(*fen as f64 / 100.0),
+            V::F(f) => s.serialize_f64(*f),
+            V::B(b) => s.serialize_bool(*b),
+            V::T(t) => s.collect_str(&format_time(*t)),
+            V::Null => s.serialize_unit(),
         }
-        V::M(fen) => {
-            let sign = if *fen < 0 { "-" } else { "" };
-            let a = fen.unsigned_abs();
-            let _ = write!(out, "{sign}{}.{:02}", a / 100, a % 100);
-        }
-        V::F(f) => {
-            let _ = write!(out, "{f}");
-        }
-        V::B(b) => out.push_str(if *b { "true" } else { "false" }),
-        V::T(t) => {
-            let _ = write!(out, "\"{}\"", format_time(*t));
-        }
-        V::Null => out.push_str("null"),
     }
 }
 
@@ -141,22 +135,7 @@ pub(crate) fn format_time(t: NaiveDateTime) -> String {
 
 /// Appends `s` as a JSON string literal.
 pub(crate) fn push_str(out: &mut String, s: &str) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 => {
-                use std::fmt::Write;
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    out.push_str(&serde_json::to_string(s).expect("a string serialises as JSON"));
 }
 
 /// What the noise step did to an event, recorded in the ground truth.
@@ -216,5 +195,24 @@ mod tests {
         assert_eq!(back["t"], "2025-03-01T09:30:00+08:00");
         assert!(back["z"].is_null());
         assert_eq!(r.key(&["a".into(), "c".into()]), "x\"y\\z\n|-3");
+        // Floats that are not numbers are nulls, never invalid JSON.
+        for f in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let json = Rec::default().set("f", V::F(f)).to_json();
+            let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+            assert!(back["f"].is_null(), "{json}");
+        }
+        let line = {
+            let mut out = String::new();
+            Event {
+                time: d.and_hms_opt(9, 0, 0).unwrap(),
+                key: "k\"1".into(),
+                value: Some(r.to_json()),
+                noise: None,
+            }
+            .write_line(&mut out);
+            out
+        };
+        let back: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
+        assert_eq!(back["key"], "k\"1");
     }
 }

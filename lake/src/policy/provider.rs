@@ -8,9 +8,11 @@
 //! on rows the row filter let through and on masked values; for a reader without a row
 //! filter, a predicate on columns it sees as stored is also handed to the inner scan, which
 //! skips files and row groups with it. `PolicyExec` passes no filter, limit or statistic
-//! through it, so no
-//! optimizer rule can move the reader's expressions below the policy or answer a query from
-//! the raw table's statistics.
+//! through it, so no optimizer rule can move the reader's expressions below the policy or
+//! answer a query from the raw table's statistics. A scan that asks only for columns the
+//! reader sees as stored, with no row filter to apply, needs no `PolicyExec`: the inner scan
+//! is the answer (the operator's reads keep their statistics and the dynamic filters of
+//! joins), and the guard still checks that the table was read through its `PolicyTable`.
 
 use std::fmt;
 use std::sync::Arc;
@@ -248,9 +250,24 @@ impl TableProvider for PolicyTable {
             Some(p) => p.clone(),
             None => (0..self.columns.len()).collect(),
         };
+        // Rows and columns as stored (the operator, or a reader's raw columns without a row
+        // filter): the inner scan is the answer, with its statistics, orderings and the
+        // dynamic filters of joins and top-k pushed into it.
+        let inner_schema = self.inner.schema();
+        let stored = self.rows.is_none()
+            && self.mode == ReadMode::Rows
+            && wanted.iter().all(|&i| {
+                let (inner, t) = &self.columns[i];
+                // (The guard's subject column is a stored column under another name.)
+                *t == Transform::Raw
+                    && self.schema.field(i).name() == inner_schema.field(*inner).name()
+            });
+        if stored {
+            let inner: Vec<usize> = wanted.iter().map(|&i| self.columns[i].0).collect();
+            return self.inner.scan(state, Some(&inner), filters, limit).await;
+        }
         // The inner columns to read: the visible ones asked for, then the row filter's.
         let mut inner_cols: Vec<usize> = wanted.iter().map(|&i| self.columns[i].0).collect();
-        let inner_schema = self.inner.schema();
         if let Some(rows) = &self.rows {
             for c in rows.column_refs() {
                 inner_cols.push(inner_schema.index_of(&c.name)?);
