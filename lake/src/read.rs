@@ -7,6 +7,7 @@
 
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Int64Type};
+use datafusion::arrow::error::ArrowError;
 use datafusion::prelude::SessionContext;
 use url::Url;
 
@@ -85,6 +86,33 @@ pub async fn first_row_text(url: &Url, sql: &str) -> Result<Option<String>> {
         });
     }
     Ok(Some(values.join(",")))
+}
+
+/// Every value of `batches` as text, one vector per row (nulls as `NULL`): for tests,
+/// benchmarks and tools that compare answers.
+pub fn text_rows(batches: &[RecordBatch]) -> std::result::Result<Vec<Vec<String>>, ArrowError> {
+    let mut rows = Vec::new();
+    for b in batches {
+        let cols = b
+            .columns()
+            .iter()
+            .map(|c| datafusion::arrow::compute::cast(c, &DataType::Utf8))
+            .collect::<std::result::Result<Vec<_>, _>>()?;
+        for i in 0..b.num_rows() {
+            rows.push(
+                cols.iter()
+                    .map(|c| {
+                        if c.is_null(i) {
+                            "NULL".to_owned()
+                        } else {
+                            c.as_string::<i32>().value(i).to_owned()
+                        }
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Ok(rows)
 }
 
 /// Rows in a table (0 when it does not exist yet).

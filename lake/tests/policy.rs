@@ -11,9 +11,6 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use common::district::{self, MOVER, RESIDENTS, ZHONGHUA, ZIYANG};
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
 use gdx_catalog::Pseudonymizer;
 use gdx_lake::policy::file::FilePolicy;
 use gdx_lake::sql::{AsOf, LakeSession, QueryOutput, SessionOptions};
@@ -28,28 +25,7 @@ fn slt_dir() -> PathBuf {
 
 /// Every value of every row as text (NULL for nulls).
 fn text(out: &QueryOutput) -> Vec<Vec<String>> {
-    let mut rows = Vec::new();
-    for b in &out.batches {
-        let cols: Vec<_> = b
-            .columns()
-            .iter()
-            .map(|c| cast(c, &DataType::Utf8).unwrap())
-            .collect();
-        for i in 0..b.num_rows() {
-            rows.push(
-                cols.iter()
-                    .map(|c| {
-                        if c.is_null(i) {
-                            "NULL".to_owned()
-                        } else {
-                            c.as_string::<i32>().value(i).to_owned()
-                        }
-                    })
-                    .collect(),
-            );
-        }
-    }
-    rows
+    gdx_lake::read::text_rows(&out.batches).unwrap()
 }
 
 /// The policy of reader `name`: its TOML file, or the operator's allow-all.

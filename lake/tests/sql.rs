@@ -4,9 +4,6 @@
 mod common;
 
 use common::{append, dataset};
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
 use gdx_lake::fold::{FoldOptions, fold};
 use gdx_lake::sql::{AsOf, LakeSession, SessionOptions};
 use gdx_lake::{AllowAll, Error, LakeLocation, TableRegistry};
@@ -15,29 +12,11 @@ use std::sync::Arc;
 /// Every value of every row as text, one `a|b|c` string per row.
 async fn text_rows(s: &LakeSession, sql: &str) -> Vec<String> {
     let out = s.query(sql).await.unwrap();
-    let mut rows = Vec::new();
-    for b in &out.batches {
-        let cols: Vec<_> = b
-            .columns()
-            .iter()
-            .map(|c| cast(c, &DataType::Utf8).unwrap())
-            .collect();
-        for i in 0..b.num_rows() {
-            rows.push(
-                cols.iter()
-                    .map(|c| {
-                        if c.is_null(i) {
-                            "NULL".to_owned()
-                        } else {
-                            c.as_string::<i32>().value(i).to_owned()
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            );
-        }
-    }
-    rows
+    gdx_lake::read::text_rows(&out.batches)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.join("|"))
+        .collect()
 }
 
 async fn lake_with_history() -> (tempfile::TempDir, LakeLocation, u64) {

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use arrow::array::{Array, AsArray};
+use arrow::array::AsArray;
 use arrow::datatypes::DataType;
 use gdx_catalog::{PiiKind, Pseudonymizer, district};
 use gdx_lake::policy::file::FilePolicy;
@@ -39,28 +39,10 @@ fn first(out: &QueryOutput) -> anyhow::Result<String> {
 
 /// Every value of a result as sorted text rows (to compare two answers).
 fn rows(out: &QueryOutput) -> anyhow::Result<Vec<String>> {
-    let mut rows = Vec::new();
-    for b in &out.batches {
-        let cols = b
-            .columns()
-            .iter()
-            .map(|c| arrow::compute::cast(c, &DataType::Utf8))
-            .collect::<Result<Vec<_>, _>>()?;
-        for i in 0..b.num_rows() {
-            rows.push(
-                cols.iter()
-                    .map(|c| {
-                        if c.is_null(i) {
-                            "NULL".to_owned()
-                        } else {
-                            c.as_string::<i32>().value(i).to_owned()
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("|"),
-            );
-        }
-    }
+    let mut rows: Vec<String> = gdx_lake::read::text_rows(&out.batches)?
+        .into_iter()
+        .map(|r| r.join("|"))
+        .collect();
     rows.sort();
     Ok(rows)
 }
