@@ -71,22 +71,17 @@ pub async fn count_by(url: &Url, column: &str) -> Result<Vec<(String, u64)>> {
 /// joined by commas (nulls empty): a check two engines can answer alike.
 pub async fn first_row_text(url: &Url, sql: &str) -> Result<Option<String>> {
     let batches = query(url, sql).await?.unwrap_or_default();
-    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
-        return Ok(None);
-    };
-    let mut values = Vec::new();
-    for c in b.columns() {
-        let c = datafusion::arrow::compute::cast(c, &DataType::Utf8)
-            .map_err(|e| df_err(url, e.into()))?;
-        let c = c.as_string::<i32>();
-        values.push(if c.is_null(0) {
-            String::new()
-        } else {
-            c.value(0).to_owned()
-        });
-    }
-    Ok(Some(values.join(",")))
+    let rows = text_rows(&batches).map_err(|e| df_err(url, e.into()))?;
+    Ok(rows.into_iter().next().map(|row| {
+        row.into_iter()
+            .map(|v| if v == NULL_TEXT { String::new() } else { v })
+            .collect::<Vec<_>>()
+            .join(",")
+    }))
 }
+
+/// How [`text_rows`] writes a null.
+const NULL_TEXT: &str = "NULL";
 
 /// Every value of `batches` as text, one vector per row (nulls as `NULL`): for tests,
 /// benchmarks and tools that compare answers.
@@ -103,7 +98,7 @@ pub fn text_rows(batches: &[RecordBatch]) -> std::result::Result<Vec<Vec<String>
                 cols.iter()
                     .map(|c| {
                         if c.is_null(i) {
-                            "NULL".to_owned()
+                            NULL_TEXT.to_owned()
                         } else {
                             c.as_string::<i32>().value(i).to_owned()
                         }
