@@ -13,9 +13,11 @@
 //! Table schemas are derived from the catalog ([`schema`]); this crate never hard-codes a
 //! dataset. Table locations follow [`LakeLocation`], a layout outside engines can rely on.
 
+pub mod audit;
 pub mod background;
 pub mod engine;
 pub mod fold;
+pub mod journal;
 pub mod location;
 pub mod maintenance;
 pub mod policy;

@@ -8,6 +8,7 @@
 //! <lake>/profiles/citizen/            one row per resident ID, joined across departments
 //! <lake>/profiles/enterprise/         one row per USCC
 //! <lake>/_system/dead_letters/        every record that could not be accepted, with its raw bytes
+//! <lake>/_system/exchange/<name>/     the exchange's journals (principals, grants) and audit
 //! ```
 //!
 //! `<lake>` is a local directory (the default, `./gdx-data/lake`) or an `s3://bucket/prefix`
@@ -113,6 +114,12 @@ impl LakeLocation {
 
     pub fn dead_letters(&self) -> Url {
         self.join("_system/dead_letters/")
+    }
+
+    /// A table of the exchange's own state (`principals`, `grants`, `audit`):
+    /// `<lake>/_system/exchange/<name>/`.
+    pub fn exchange(&self, name: &str) -> Url {
+        self.join(&format!("_system/exchange/{name}/"))
     }
 }
 

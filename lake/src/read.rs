@@ -25,9 +25,18 @@ async fn query(url: &Url, sql: &str) -> Result<Option<Vec<RecordBatch>>> {
     let Some(table) = crate::table::open(url).await? else {
         return Ok(None);
     };
+    let provider = table.table_provider().await.map_err(|e| df_err(url, e))?;
+    query_provider(url, provider, sql).await.map(Some)
+}
+
+/// Runs `sql` over `provider` (the table at `url`, registered as `t`, read as the operator).
+pub(crate) async fn query_provider(
+    url: &Url,
+    provider: std::sync::Arc<dyn datafusion::datasource::TableProvider>,
+    sql: &str,
+) -> Result<Vec<RecordBatch>> {
     let ctx = SessionContext::new();
     ctx.add_analyzer_rule(std::sync::Arc::new(crate::policy::guard::PolicyGuard));
-    let provider = table.table_provider().await.map_err(|e| df_err(url, e))?;
     let wrapped = crate::policy::PolicyTable::operator(url.as_str(), provider);
     ctx.register_table("t", std::sync::Arc::new(wrapped))
         .map_err(|e| df_err(url, e))?;
@@ -38,7 +47,7 @@ async fn query(url: &Url, sql: &str) -> Result<Option<Vec<RecordBatch>>> {
         .collect()
         .await
         .map_err(|e| df_err(url, e))?;
-    Ok(Some(batches))
+    Ok(batches)
 }
 
 /// A column as Int64 values (nulls skipped).

@@ -36,6 +36,8 @@ pub enum Contents {
     Dataset(DatasetId),
     Profile(Profile),
     DeadLetters,
+    /// The exchange's audit trail (`system.audit`).
+    Audit,
     /// `catalog.datasets` or `catalog.fields`.
     Catalog,
 }
@@ -76,6 +78,7 @@ impl TableSpec {
             Contents::Dataset(id) => format!("{id}/{}", self.kind.as_str()),
             Contents::Profile(p) => format!("profiles/{}", p.name()),
             Contents::DeadLetters => "_system/dead_letters".into(),
+            Contents::Audit => "_system/exchange/audit".into(),
             Contents::Catalog => self.name.clone(),
         }
     }
@@ -138,6 +141,14 @@ pub fn inventory(lake: &LakeLocation, catalog: &Catalog) -> Vec<TableSpec> {
         url: Some(lake.dead_letters()),
         layout: dead_letter_layout(),
         schema: Some(dead_letter_schema()),
+    });
+    out.push(TableSpec {
+        name: "system.audit".into(),
+        kind: TableKind::System,
+        contents: Contents::Audit,
+        url: Some(lake.exchange("audit")),
+        layout: crate::audit::audit_layout(),
+        schema: Some(crate::audit::audit_schema()),
     });
     for name in ["catalog.datasets", "catalog.fields"] {
         out.push(TableSpec {
@@ -222,6 +233,7 @@ pub(crate) fn table_info(
         },
         Contents::Profile(p) => grades::grade(catalog, *p, column).unwrap_or_else(strictest),
         Contents::DeadLetters => dead_letter_grade(column),
+        Contents::Audit => crate::audit::audit_grade(column),
         Contents::Catalog => ColumnGrade::public(),
     };
     let subject = match contents {
