@@ -1,0 +1,235 @@
+//! A caller's view of the lake: its department's own data and its active grants, as the
+//! lake's [`TablePolicy`].
+//!
+//! Data flow: the caller's principal + the current [`AccessState`] (principals, grants,
+//! casbin) at the moment of the call → per resource the best active grant (raw, masked,
+//! aggregate, verify; own department: raw for its systems) → [`CallerPolicy::access`]
+//! answers the lake per table: the resource's `current` table with the grant's fields, masks
+//! and row scope; events and deleted keys only to the owner department; the catalog to
+//! everyone; the audit to auditors; anything else hidden → every read path (rows, profiles,
+//! SQL) opens its `LakeSession` with this policy, so they all see the same thing.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::Column;
+use datafusion::logical_expr::{Expr, cast, lit};
+use gdx_catalog::Level;
+use gdx_lake::TablePolicy;
+use gdx_lake::policy::{
+    Access, ColumnRule, DEFAULT_MIN_GROUP, ReadMode, TableAccess, TableInfo, TableKind,
+};
+
+use crate::authz::Action;
+use crate::model::{GrantId, ProcessingLevel, Role};
+use crate::principals::Principal;
+use crate::store::AccessState;
+
+/// How the caller may read one resource, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceAccess {
+    pub level: ProcessingLevel,
+    /// Fields granted; `None`: all.
+    pub fields: Option<Vec<String>>,
+    /// Row scope: field → allowed values.
+    pub rows: BTreeMap<String, Vec<String>>,
+    /// The grant that allows it; `None` for the caller's own department's data.
+    pub grant: Option<GrantId>,
+}
+
+/// What one caller may read, decided once per call.
+#[derive(Debug, Clone)]
+pub struct CallerPolicy {
+    principal: String,
+    resources: BTreeMap<String, ResourceAccess>,
+    own_department: String,
+    own_events: bool,
+    audit: bool,
+}
+
+impl CallerPolicy {
+    /// The policy of `who` at `now`.
+    pub fn of(state: &AccessState, who: &Principal, now: DateTime<Utc>) -> Self {
+        let mut resources: BTreeMap<String, ResourceAccess> = BTreeMap::new();
+        for r in state.resources.iter() {
+            if r.owner == who.department.as_str() {
+                let level = [
+                    ProcessingLevel::Raw,
+                    ProcessingLevel::Masked,
+                    ProcessingLevel::Aggregate,
+                ]
+                .into_iter()
+                .find(|&level| {
+                    state.authz.allows(
+                        &who.id,
+                        &who.department,
+                        &Action::Read {
+                            resource: &r.name,
+                            owner: &r.owner,
+                            level,
+                        },
+                    )
+                });
+                if let Some(level) = level {
+                    resources.insert(
+                        r.name.clone(),
+                        ResourceAccess {
+                            level,
+                            fields: None,
+                            rows: BTreeMap::new(),
+                            grant: None,
+                        },
+                    );
+                }
+            }
+        }
+        for g in state.grants.active_for(&who.id, now) {
+            let Some(r) = state.resources.get(&g.request.resource) else {
+                continue;
+            };
+            // casbin has the last word (its lines follow the grants; a grant that expired
+            // since the enforcer was built is already excluded by `active_for`).
+            let action = match g.request.level {
+                ProcessingLevel::Verify => Action::Verify {
+                    resource: &r.name,
+                    owner: &r.owner,
+                },
+                level => Action::Read {
+                    resource: &r.name,
+                    owner: &r.owner,
+                    level,
+                },
+            };
+            if !state.authz.allows(&who.id, &who.department, &action) {
+                continue;
+            }
+            let candidate = ResourceAccess {
+                level: g.request.level,
+                fields: g.request.fields.clone(),
+                rows: g.request.rows.clone(),
+                grant: Some(g.id.clone()),
+            };
+            match resources.get(&r.name) {
+                Some(have) if have.level <= candidate.level => {}
+                _ => {
+                    resources.insert(r.name.clone(), candidate);
+                }
+            }
+        }
+        let audit = state
+            .authz
+            .allows(&who.id, &who.department, &Action::ReadAudit);
+        Self {
+            principal: who.id.to_string(),
+            resources,
+            own_department: who.department.to_string(),
+            own_events: who.role == Role::DepartmentSystem,
+            audit,
+        }
+    }
+
+    /// How the caller may read `resource`, if at all.
+    pub fn resource(&self, resource: &str) -> Option<&ResourceAccess> {
+        self.resources.get(resource)
+    }
+
+    /// The grants this policy applies.
+    pub fn grant_ids(&self) -> Vec<String> {
+        self.resources
+            .values()
+            .filter_map(|a| a.grant.as_ref().map(|g| g.to_string()))
+            .collect()
+    }
+
+    pub fn into_arc(self) -> Arc<dyn TablePolicy> {
+        Arc::new(self)
+    }
+}
+
+/// The rows of `scope` as a predicate over stored values.
+fn row_filter(scope: &BTreeMap<String, Vec<String>>) -> Option<Expr> {
+    scope
+        .iter()
+        .map(|(field, values)| {
+            cast(Expr::Column(Column::new_unqualified(field)), DataType::Utf8)
+                .in_list(values.iter().map(|v| lit(v.clone())).collect(), false)
+        })
+        .reduce(Expr::and)
+}
+
+/// The table's columns a grant with `fields` may see: the fields, and the public
+/// provenance columns (`_event_time`, `_op`, …; not `_key`, which repeats the key's values).
+fn column_allowed(table: &TableInfo, fields: &Option<Vec<String>>, column: &str) -> bool {
+    match fields {
+        None => true,
+        Some(fs) => {
+            fs.iter().any(|f| f == column)
+                || (column.starts_with('_')
+                    && column != "_key"
+                    && table
+                        .column(column)
+                        .is_some_and(|c| c.grade.level <= Level::LOW))
+        }
+    }
+}
+
+impl TablePolicy for CallerPolicy {
+    fn access(&self, table: &TableInfo) -> Access {
+        let resource = match (&table.dataset, table.kind) {
+            (_, TableKind::System) if table.name.starts_with("catalog.") => {
+                return Access::Read(TableAccess::raw(table));
+            }
+            (_, TableKind::System) if table.name == "system.audit" && self.audit => {
+                return Access::Read(TableAccess::raw(table));
+            }
+            (_, TableKind::System) => return Access::Hidden,
+            (Some(ds), TableKind::Events | TableKind::Deleted) => {
+                return if self.own_events && ds.department() == self.own_department {
+                    Access::Read(TableAccess::raw(table))
+                } else {
+                    Access::Hidden
+                };
+            }
+            (Some(ds), TableKind::Current) => ds.as_str().to_owned(),
+            (None, TableKind::Profile) => table.name.clone(),
+            _ => return Access::Hidden,
+        };
+        let Some(a) = self.resources.get(&resource) else {
+            return Access::Hidden;
+        };
+        let base = match a.level {
+            ProcessingLevel::Verify => return Access::VerifyOnly,
+            ProcessingLevel::Raw | ProcessingLevel::Aggregate => TableAccess::raw(table),
+            ProcessingLevel::Masked => TableAccess::masked(table),
+        };
+        let columns = base
+            .columns
+            .into_iter()
+            .map(|(c, rule)| {
+                let rule = if column_allowed(table, &a.fields, &c) {
+                    rule
+                } else {
+                    ColumnRule::Remove
+                };
+                (c, rule)
+            })
+            .collect();
+        Access::Read(TableAccess {
+            columns,
+            rows: row_filter(&a.rows),
+            mode: if a.level == ProcessingLevel::Aggregate {
+                ReadMode::Aggregate {
+                    k: DEFAULT_MIN_GROUP,
+                }
+            } else {
+                ReadMode::Rows
+            },
+        })
+    }
+
+    fn label(&self) -> String {
+        format!("exchange caller {}", self.principal)
+    }
+}
