@@ -47,6 +47,9 @@ pub struct CallerPolicy {
     own_department: String,
     own_events: bool,
     audit: bool,
+    /// Point lookups the exchange itself asks for (a profile by its subject): resource →
+    /// (column, stored value), added to the row filter.
+    lookups: BTreeMap<String, (String, String)>,
 }
 
 impl CallerPolicy {
@@ -127,7 +130,17 @@ impl CallerPolicy {
             own_department: who.department.to_string(),
             own_events: who.role == Role::DepartmentSystem,
             audit,
+            lookups: BTreeMap::new(),
         }
+    }
+
+    /// This policy, further limited to the rows of `resource` whose `column` holds `value`
+    /// as stored (a lookup by key the caller names, e.g. a profile by resident ID: its
+    /// grant may show the ID masked, but the lookup is by the value itself).
+    pub fn with_lookup(mut self, resource: &str, column: &str, value: &str) -> Self {
+        self.lookups
+            .insert(resource.to_owned(), (column.to_owned(), value.to_owned()));
+        self
     }
 
     /// How the caller may read `resource`, if at all.
@@ -216,9 +229,16 @@ impl TablePolicy for CallerPolicy {
                 (c, rule)
             })
             .collect();
+        let lookup = self.lookups.get(&resource).map(|(c, v)| {
+            cast(Expr::Column(Column::new_unqualified(c)), DataType::Utf8).eq(lit(v.clone()))
+        });
+        let rows = match (row_filter(&a.rows), lookup) {
+            (Some(r), Some(l)) => Some(r.and(l)),
+            (r, l) => r.or(l),
+        };
         Access::Read(TableAccess {
             columns,
-            rows: row_filter(&a.rows),
+            rows,
             mode: if a.level == ProcessingLevel::Aggregate {
                 ReadMode::Aggregate {
                     k: DEFAULT_MIN_GROUP,

@@ -14,8 +14,9 @@ pub mod access;
 pub mod audit;
 pub mod authz;
 pub mod grants;
-// pub mod http;
+pub mod http;
 pub mod model;
+pub mod ops;
 pub mod principals;
 pub mod purposes;
 pub mod resources;
@@ -36,6 +37,10 @@ pub enum Error {
     Grant(GrantError),
     #[error(transparent)]
     Audit(#[from] audit::AuditError),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
     #[error("{0}")]
     Internal(String),
 }

@@ -1,0 +1,382 @@
+//! The exchange's HTTP server.
+//!
+//! Data flow: a TCP connection → tower layers (request id set and echoed, a tracing span
+//! that names the route template and never a path or query value, a timeout, a body limit,
+//! panics caught; any non-JSON error rewritten into the one envelope) → the routes below →
+//! handlers run as audited calls ([`call::run`]). Background tasks, all tracked and
+//! drained on shutdown: the access-state refresh (principals and grants other replicas
+//! changed), the registry refresh (new folds and profiles), and the audit shipper.
+
+mod audit;
+mod call;
+mod catalog;
+pub mod encode;
+pub mod error;
+mod grants;
+mod health;
+mod limit;
+mod profiles;
+mod rows;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{Request, StatusCode};
+use axum::routing::{get, post};
+use gdx_lake::TableRegistry;
+use gdx_lake::audit::AuditTable;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::audit::{AuditLog, ship};
+use crate::purposes::Purposes;
+use crate::resources::Resources;
+use crate::store::Store;
+use crate::{Error, Result};
+use error::ApiError;
+pub use limit::Limiter;
+
+/// Query limits of one call.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    pub page_default: usize,
+    pub page_max: usize,
+    pub timeout: Duration,
+    pub memory_limit: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            page_default: 100,
+            page_max: 10_000,
+            timeout: Duration::from_secs(30),
+            memory_limit: 512 << 20,
+        }
+    }
+}
+
+/// How to run the exchange.
+#[derive(Debug, Clone)]
+pub struct ExchangeConfig {
+    pub listen: SocketAddr,
+    /// This replica's name: its audit chain's name.
+    pub replica: String,
+    /// Where this replica's local audit log lives.
+    pub audit_dir: PathBuf,
+    /// fsync each group of audit records before answering (off only to measure its cost).
+    pub audit_fsync: bool,
+    /// How often principals and grants other replicas changed are read.
+    pub refresh: Duration,
+    /// How often new folds and profiles are picked up.
+    pub registry_refresh: Duration,
+    /// How often audit records are shipped into the lake.
+    pub ship_interval: Duration,
+    pub limits: Limits,
+    /// Calls per second per principal (0: unlimited) and the burst allowed.
+    pub rate_per_second: u32,
+    pub rate_burst: u32,
+    pub purposes: Purposes,
+    pub request_timeout: Duration,
+    pub body_limit: usize,
+}
+
+impl ExchangeConfig {
+    pub fn new(listen: SocketAddr, audit_dir: PathBuf) -> Self {
+        Self {
+            listen,
+            replica: "r1".into(),
+            audit_dir,
+            audit_fsync: true,
+            refresh: Duration::from_secs(1),
+            registry_refresh: Duration::from_secs(2),
+            ship_interval: Duration::from_secs(1),
+            limits: Limits::default(),
+            rate_per_second: 100,
+            rate_burst: 200,
+            purposes: Purposes::builtin(),
+            request_timeout: Duration::from_secs(60),
+            body_limit: 64 << 10,
+        }
+    }
+}
+
+/// Everything a handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<TableRegistry>,
+    pub store: Arc<Store>,
+    pub resources: Arc<Resources>,
+    pub audit: Arc<AuditLog>,
+    audit_table: Arc<Mutex<AuditTable>>,
+    pub purposes: Arc<Purposes>,
+    pub limiter: Arc<Limiter>,
+    pub limits: Limits,
+    metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState").finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Ships this replica's unshipped audit records into the lake now.
+    pub async fn ship_audit(&self) -> std::result::Result<usize, ApiError> {
+        let mut t = self.audit_table.lock().await;
+        ship::ship_once(&mut t, &self.audit)
+            .await
+            .map_err(|e| ApiError::internal(format!("shipping the audit: {e}")))
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct RandomRequestId;
+
+impl MakeRequestId for RandomRequestId {
+    fn make_request_id<B>(&mut self, _: &Request<B>) -> Option<RequestId> {
+        let id = format!("r-{}", crate::secret::random_hex(8));
+        axum::http::HeaderValue::from_str(&id)
+            .ok()
+            .map(RequestId::new)
+    }
+}
+
+/// The routes, with their layers.
+pub fn router(state: AppState, cfg: &ExchangeConfig) -> Router {
+    let x_request_id = axum::http::HeaderName::from_static("x-request-id");
+    Router::new()
+        .route("/health", get(health::health))
+        .route("/ready", get(health::ready))
+        .route("/metrics", get(health::metrics))
+        .route("/v1/purposes", get(catalog::purposes))
+        .route("/v1/catalog/datasets", get(catalog::list))
+        .route("/v1/catalog/datasets/{id}", get(catalog::show))
+        .route("/v1/datasets/{id}/rows", get(rows::rows))
+        .route("/v1/profiles/citizens/{id}", get(profiles::citizen))
+        .route("/v1/profiles/enterprises/{id}", get(profiles::enterprise))
+        .route("/v1/grants", get(grants::list).post(grants::request))
+        .route("/v1/grants/{id}", get(grants::show))
+        .route("/v1/grants/{id}/approve", post(grants::approve))
+        .route("/v1/grants/{id}/deny", post(grants::deny))
+        .route("/v1/grants/{id}/revoke", post(grants::revoke))
+        .route("/v1/audit", get(audit::search))
+        .route("/v1/audit/subjects/{id}", get(audit::subject))
+        .fallback(health::not_found)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(health::envelope))
+        .layer(DefaultBodyLimit::max(cfg.body_limit))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            cfg.request_timeout,
+        ))
+        .layer(CatchPanicLayer::custom(health::panicked))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<axum::body::Body>| {
+                // The route template only: paths and queries carry IDs and filter values.
+                let route = req
+                    .extensions()
+                    .get::<axum::extract::MatchedPath>()
+                    .map_or("<no route>", |m| m.as_str());
+                let id = req
+                    .headers()
+                    .get("x-request-id")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("-");
+                tracing::info_span!("http", method = %req.method(), route, request_id = id)
+            }),
+        )
+        .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
+        .layer(SetRequestIdLayer::new(x_request_id, RandomRequestId))
+}
+
+/// A running exchange.
+#[derive(Debug)]
+pub struct Exchange {
+    addr: SocketAddr,
+    token: CancellationToken,
+    tracker: TaskTracker,
+    state: AppState,
+}
+
+impl Exchange {
+    /// Opens the exchange's state over `registry`'s lake, binds `cfg.listen`, and starts
+    /// serving and the background tasks.
+    pub async fn start(
+        cfg: ExchangeConfig,
+        registry: Arc<TableRegistry>,
+        metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
+    ) -> Result<Self> {
+        let resources = Arc::new(Resources::from_catalog(registry.catalog()));
+        let lake = registry.lake().clone();
+        let store = Store::open(&lake, resources.clone()).await?;
+        let mut audit_table = AuditTable::open(lake.exchange("audit"), &cfg.replica).await?;
+        let shipped = audit_table.shipped().await?;
+        let audit = Arc::new(AuditLog::open(
+            &cfg.audit_dir,
+            &cfg.replica,
+            cfg.audit_fsync,
+            shipped,
+        )?);
+        let state = AppState {
+            registry,
+            store,
+            resources,
+            audit,
+            audit_table: Arc::new(Mutex::new(audit_table)),
+            purposes: Arc::new(cfg.purposes.clone()),
+            limiter: Arc::new(Limiter::new(cfg.rate_per_second, cfg.rate_burst)),
+            limits: cfg.limits.clone(),
+            metrics,
+        };
+        let listener = tokio::net::TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|e| Error::Internal(format!("binding {}: {e}", cfg.listen)))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::Internal(format!("listener address: {e}")))?;
+        let token = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        let app = router(state.clone(), &cfg);
+        let stop = token.clone();
+        tracker.spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the exchange's HTTP server stopped");
+            }
+            tracing::info!(
+                task = "http",
+                "stopped accepting; in-flight requests finished"
+            );
+        });
+        spawn_every(&tracker, &token, "access-refresh", cfg.refresh, {
+            let store = state.store.clone();
+            move || {
+                let store = store.clone();
+                async move {
+                    store.refresh().await.map(|_| ()).map_err(|e| match e {
+                        Error::Lake(l) => l.log_safe(),
+                        e => e.to_string(),
+                    })
+                }
+            }
+        });
+        spawn_every(
+            &tracker,
+            &token,
+            "registry-refresh",
+            cfg.registry_refresh,
+            {
+                let registry = state.registry.clone();
+                move || {
+                    let registry = registry.clone();
+                    async move {
+                        registry
+                            .refresh()
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.log_safe())
+                    }
+                }
+            },
+        );
+        spawn_every(&tracker, &token, "audit-ship", cfg.ship_interval, {
+            let state = state.clone();
+            move || {
+                let state = state.clone();
+                async move { state.ship_audit().await.map(|_| ()).map_err(|e| e.reason) }
+            }
+        });
+        tracing::info!(%addr, replica = %cfg.replica, "exchange listening");
+        Ok(Self {
+            addr,
+            token,
+            tracker,
+            state,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// A token that stops the exchange when cancelled (e.g. on SIGTERM).
+    pub fn cancellation(&self) -> CancellationToken {
+        self.token.clone()
+    }
+
+    /// Waits until the exchange is told to stop.
+    pub async fn stopped(&self) {
+        self.token.cancelled().await
+    }
+
+    /// Stops accepting, lets in-flight requests finish (up to `deadline`), stops the
+    /// background tasks, ships the last audit records and closes the audit log.
+    pub async fn shutdown(self, deadline: Duration) {
+        self.token.cancel();
+        self.tracker.close();
+        if tokio::time::timeout(deadline, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                pending = self.tracker.len(),
+                "shutdown deadline passed with tasks still running"
+            );
+        }
+        self.state.audit.close().await;
+        match self.state.ship_audit().await {
+            Ok(n) => tracing::info!(records = n, "last audit records shipped into the lake"),
+            Err(e) => {
+                tracing::warn!(reason = %e.reason, "the last audit records stay in the local log until the next start")
+            }
+        }
+    }
+}
+
+/// Runs `tick` every `every` until `token` is cancelled, as a tracked, named task.
+fn spawn_every<F, Fut>(
+    tracker: &TaskTracker,
+    token: &CancellationToken,
+    name: &'static str,
+    every: Duration,
+    tick: F,
+) where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = std::result::Result<(), String>> + Send,
+{
+    let token = token.clone();
+    tracker.spawn(async move {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = token.cancelled() => break,
+                _ = interval.tick() => {
+                    if let Err(e) = tick().await {
+                        tracing::warn!(task = name, error = %e, "background task failed; retrying next tick");
+                    }
+                }
+            }
+        }
+        tracing::info!(task = name, "stopped");
+    });
+}

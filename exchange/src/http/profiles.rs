@@ -1,0 +1,142 @@
+//! `GET /v1/profiles/citizens/{resident_id}` and `/v1/profiles/enterprises/{uscc}`: one
+//! profile as the caller's grant on it shows it.
+//!
+//! Data flow: the identifier is checked and normalised (full-width digits, lowercase x) →
+//! the caller's policy, limited to that subject's row by stored value → the lake session →
+//! the one row (masked fields masked, ungranted fields absent) or 404.
+
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use gdx_catalog::{ResidentId, Uscc};
+use gdx_lake::sql::LakeSession;
+use serde::Deserialize;
+
+use super::AppState;
+use super::call::{Answer, Call, Caller, Needs, run};
+use super::encode::json_rows;
+use super::error::ApiError;
+use super::rows::{parse_as_of, row_access, session_options, table_sql};
+use crate::access::CallerPolicy;
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ProfileQuery {
+    as_of: Option<String>,
+}
+
+pub(super) async fn citizen(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ProfileQuery>,
+    call: Call,
+) -> Response {
+    let parsed = ResidentId::parse(&id).map(|r| r.as_str().to_owned());
+    let object = match &parsed {
+        Ok(id) => format!("profile:citizen/{id}"),
+        Err(_) => "profile:citizen/<invalid id>".into(),
+    };
+    let app2 = app.clone();
+    run(
+        &app,
+        call,
+        Needs::Data,
+        "read_profile",
+        object,
+        move |caller| async move {
+            let id = parsed.map_err(|e| {
+                ApiError::bad_request("bad_resident_id", format!("resident ID: {e}"))
+            })?;
+            profile(&app2, caller, "profiles.citizen", &id, q.as_of.as_deref()).await
+        },
+    )
+    .await
+}
+
+pub(super) async fn enterprise(
+    State(app): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<ProfileQuery>,
+    call: Call,
+) -> Response {
+    let parsed = Uscc::parse(&id).map(|u| u.as_str().to_owned());
+    let object = match &parsed {
+        Ok(id) => format!("profile:enterprise/{id}"),
+        Err(_) => "profile:enterprise/<invalid id>".into(),
+    };
+    let app2 = app.clone();
+    run(
+        &app,
+        call,
+        Needs::Data,
+        "read_profile",
+        object,
+        move |caller| async move {
+            let id = parsed.map_err(|e| ApiError::bad_request("bad_uscc", format!("USCC: {e}")))?;
+            profile(
+                &app2,
+                caller,
+                "profiles.enterprise",
+                &id,
+                q.as_of.as_deref(),
+            )
+            .await
+        },
+    )
+    .await
+}
+
+async fn profile(
+    app: &AppState,
+    caller: Caller,
+    resource: &str,
+    subject_id: &str,
+    as_of: Option<&str>,
+) -> Result<Answer, ApiError> {
+    let Some(r) = app.resources.get(resource) else {
+        return Err(ApiError::not_found("no such resource"));
+    };
+    let subject = r
+        .subject
+        .clone()
+        .ok_or_else(|| ApiError::internal("a profile without a subject column"))?;
+    let policy = CallerPolicy::of(&caller.state, &caller.principal, chrono::Utc::now());
+    let access = row_access(&policy, resource)?;
+    let policy = policy.with_lookup(resource, &subject, subject_id);
+    let as_of = parse_as_of(as_of)?;
+    let session = LakeSession::open(
+        &app.registry,
+        policy.into_arc(),
+        &session_options(app, as_of, 2),
+    )
+    .await?;
+    let out = session
+        .query(&format!("select * from {}", table_sql(resource)))
+        .await?;
+    if out.rows() == 0 {
+        return Err(ApiError::not_found("no profile for this subject"));
+    }
+    let rows = json_rows(&out.batches)?;
+    // One row: the object itself.
+    let text = String::from_utf8_lossy(&rows);
+    let object = text
+        .strip_prefix('[')
+        .and_then(|t| t.strip_suffix(']'))
+        .unwrap_or("{}")
+        .to_owned();
+    let body = format!(
+        "{{\"profile\":{},\"level\":\"{}\",\"as_of\":{}}}",
+        object,
+        access.level,
+        as_of.map_or("null".to_owned(), |a| serde_json::Value::String(
+            a.cutoff().to_rfc3339()
+        )
+        .to_string())
+    );
+    Ok(Answer {
+        response: ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        rows: 1,
+        subjects: vec![subject_id.to_owned()],
+        grants: access.grant.iter().map(|g| g.to_string()).collect(),
+        action: Some(format!("read:{}", access.level)),
+    })
+}
