@@ -73,6 +73,175 @@ pub(crate) enum Command {
     /// Benchmarks, side by side in one run (ratios: these machines are noisy).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// The sharing exchange alone over an existing lake (stateless: run several replicas on
+    /// one lake): HTTP API with API keys, purposes, grants, masks and a hash-chained audit,
+    /// until SIGTERM or Ctrl-C. Prints `exchange: http://ADDR` once it listens.
+    Exchange(ExchangeArgs),
+    /// Who may call the exchange: principals with a department, a role and an API key.
+    #[command(subcommand)]
+    Principal(PrincipalCommand),
+    /// Data-sharing agreements: request, approve, deny, revoke, list.
+    #[command(subcommand)]
+    Grant(GrantCommand),
+    /// The exchange's audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExchangeArgs {
+    #[command(flatten)]
+    pub(crate) lake: LakeArgs,
+    #[command(flatten)]
+    pub(crate) exchange: ExchangeOptions,
+}
+
+/// How the exchange serves (shared by `gdx exchange` and `gdx demo`).
+#[derive(Debug, Args, Clone)]
+pub(crate) struct ExchangeOptions {
+    /// Address to listen on (port 0: any free port).
+    #[arg(long, env = "GDX_LISTEN", default_value = "127.0.0.1:8080")]
+    pub(crate) listen: std::net::SocketAddr,
+    /// This replica's name (its audit chain is named after it; unique per replica).
+    #[arg(long, env = "GDX_REPLICA", default_value = "r1")]
+    pub(crate) replica: String,
+    /// Directory of this replica's local audit log (default: `audit/` beside a local lake,
+    /// else `gdx-data/audit`).
+    #[arg(long, env = "GDX_AUDIT_DIR")]
+    pub(crate) audit_dir: Option<PathBuf>,
+    /// Answer before the audit record is fsync'd (only to measure what durability costs).
+    #[arg(long, env = "GDX_AUDIT_NO_FSYNC")]
+    pub(crate) audit_no_fsync: bool,
+    /// Calls per second per principal (0: unlimited).
+    #[arg(long, env = "GDX_RATE_LIMIT", default_value_t = 100)]
+    pub(crate) rate_limit: u32,
+    /// Calls a principal may make at once above its rate.
+    #[arg(long, env = "GDX_RATE_BURST", default_value_t = 200)]
+    pub(crate) rate_burst: u32,
+    /// How often principal and grant changes made elsewhere are read, in milliseconds.
+    #[arg(long, env = "GDX_REFRESH_MS", default_value_t = 1000)]
+    pub(crate) refresh_ms: u64,
+    /// Registered purposes (TOML, the format of deploy/exchange/purposes.toml); the
+    /// built-in list when not given.
+    #[arg(long, env = "GDX_PURPOSES")]
+    pub(crate) purposes: Option<PathBuf>,
+    /// A query of one call stops after this many seconds.
+    #[arg(long, env = "GDX_QUERY_TIMEOUT_SECS", default_value_t = 30)]
+    pub(crate) query_timeout_secs: u64,
+    /// Largest request body, in KiB.
+    #[arg(long, env = "GDX_BODY_LIMIT_KB", default_value_t = 64)]
+    pub(crate) body_limit_kb: usize,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PrincipalCommand {
+    /// Add a principal; prints its new API key alone on stdout (shown once, stored hashed).
+    Add {
+        /// Principal id (a-z, 0-9, '.', '_', '-').
+        id: String,
+        /// Its department (a catalog department, or `bdc` for the big-data centre).
+        #[arg(long)]
+        department: String,
+        /// department_system, app, analyst, approver, auditor, cpo or admin.
+        #[arg(long)]
+        role: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
+    /// List principals (never their keys).
+    List {
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
+    /// Revoke a principal: its key is refused from the next call on.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum GrantCommand {
+    /// Request a grant for principal --as (the consumer).
+    Request {
+        /// The requesting principal.
+        #[arg(long = "as")]
+        principal: String,
+        /// `<dept>.<dataset>`, `profiles.citizen` or `profiles.enterprise`.
+        #[arg(long)]
+        resource: String,
+        /// raw, masked, aggregate or verify.
+        #[arg(long)]
+        level: String,
+        /// Fields, comma-separated (default: all the level allows).
+        #[arg(long, value_delimiter = ',')]
+        fields: Vec<String>,
+        /// Row scope `field=value1|value2` (repeatable; all must hold).
+        #[arg(long = "rows")]
+        rows: Vec<String>,
+        /// A registered purpose code.
+        #[arg(long)]
+        purpose: String,
+        #[arg(long)]
+        legal_basis: Option<String>,
+        /// Expiry (RFC 3339); default 90 days for approved grants, a year for automatic ones.
+        #[arg(long)]
+        expires_at: Option<chrono::DateTime<chrono::Utc>>,
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
+    /// Approve a requested grant as principal --as.
+    Approve {
+        id: String,
+        #[arg(long = "as")]
+        principal: String,
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
+    /// Deny a requested grant as principal --as, with a reason.
+    Deny {
+        id: String,
+        #[arg(long = "as")]
+        principal: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
+    /// Revoke a grant as principal --as, with a reason.
+    Revoke {
+        id: String,
+        #[arg(long = "as")]
+        principal: String,
+        #[arg(long)]
+        reason: String,
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
+    /// List grants (JSON lines).
+    List {
+        /// Only grants in this status (requested, active, denied, revoked, expired).
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AuditCommand {
+    /// Verify every replica's audit chain in the lake and every local log in --audit-dir
+    /// against it; report the first broken link of each. Exit status 1 when one is broken.
+    Verify {
+        /// Local audit logs to check (default: `audit/` beside a local lake).
+        #[arg(long, env = "GDX_AUDIT_DIR")]
+        audit_dir: Option<PathBuf>,
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum, Default, PartialEq, Eq)]

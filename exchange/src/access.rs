@@ -50,6 +50,8 @@ pub struct CallerPolicy {
     /// Point lookups the exchange itself asks for (a profile by its subject): resource →
     /// (column, stored value), added to the row filter.
     lookups: BTreeMap<String, (String, String)>,
+    /// Carry each row's stored subject for the audit (the exchange's own SQL only).
+    tap: bool,
 }
 
 impl CallerPolicy {
@@ -131,7 +133,16 @@ impl CallerPolicy {
             own_events: who.role == Role::DepartmentSystem,
             audit,
             lookups: BTreeMap::new(),
+            tap: false,
         }
+    }
+
+    /// This policy for a session whose SQL the exchange writes: each row also carries its
+    /// subject as stored (column [`gdx_lake::policy::SUBJECT_TAP`]), so the audit records
+    /// whom an answer was about even when the caller sees the subject masked.
+    pub fn with_subject_tap(mut self) -> Self {
+        self.tap = true;
+        self
     }
 
     /// This policy, further limited to the rows of `resource` whose `column` holds `value`
@@ -246,6 +257,7 @@ impl TablePolicy for CallerPolicy {
             } else {
                 ReadMode::Rows
             },
+            tap_subject: self.tap,
         })
     }
 

@@ -332,6 +332,7 @@ impl TablePolicy for Generated {
             columns,
             rows,
             mode: ReadMode::Rows,
+            tap_subject: false,
         })
     }
 

@@ -3,6 +3,7 @@
 mod bench;
 mod catalog;
 mod demo;
+mod exchange;
 mod id;
 mod ingest;
 mod lake;
@@ -63,5 +64,9 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(crate::cli::BenchCommand::Fold(args)) => bench::fold(args),
         Command::Bench(crate::cli::BenchCommand::Profiles(args)) => bench::profiles(args),
         Command::Bench(crate::cli::BenchCommand::Policy(args)) => bench::policy(args),
+        Command::Exchange(args) => exchange::serve(args),
+        Command::Principal(c) => exchange::principal(c),
+        Command::Grant(c) => exchange::grant(c),
+        Command::Audit(c) => exchange::audit(c),
     }
 }

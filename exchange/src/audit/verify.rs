@@ -50,11 +50,11 @@ impl std::fmt::Display for Break {
             BreakKind::Edited => f.write_str(": its content does not match its hash (edited)"),
             BreakKind::Sequence { expected, found } if found > expected => write!(
                 f,
-                ": expected record {expected}, found {found} (records deleted)"
+                ": expected record {expected}, found {found} (records deleted, or out of order)"
             ),
             BreakKind::Sequence { expected, found } => write!(
                 f,
-                ": expected record {expected}, found {found} (records reordered or inserted)"
+                ": expected record {expected}, found {found} (records out of order, or inserted)"
             ),
             BreakKind::Link => {
                 f.write_str(": does not link to the record before it (inserted, moved or forged)")

@@ -232,11 +232,29 @@ where
         };
         let fail = |why: String| std::io::Error::other(why);
         let result: Result<(), String> = async {
-            let mut enc = Encoder::new(format, stream.schema(), &buf)?;
+            let schema = stream.schema();
+            let shown = match subject.as_deref().map(|s| schema.index_of(s)) {
+                Some(Ok(i)) => {
+                    let keep: Vec<usize> = (0..schema.fields().len()).filter(|&c| c != i).collect();
+                    Some(keep)
+                }
+                _ => None,
+            };
+            let out_schema = match &shown {
+                Some(keep) => {
+                    std::sync::Arc::new(schema.project(keep).map_err(|e| kind(&e).to_owned())?)
+                }
+                None => schema.clone(),
+            };
+            let mut enc = Encoder::new(format, out_schema, &buf)?;
             while let Some(batch) = stream.next().await {
                 let batch = batch.map_err(|_| "the query failed while streaming".to_owned())?;
                 report.rows += batch.num_rows() as i64;
                 collect_subjects(&batch, subject.as_deref(), &mut report.subjects);
+                let batch = match &shown {
+                    Some(keep) => batch.project(keep).map_err(|e| kind(&e).to_owned())?,
+                    None => batch,
+                };
                 enc.write(&batch, &buf)?;
                 let bytes = buf.take();
                 if !bytes.is_empty() && tx.send(Ok(bytes)).await.is_err() {

@@ -22,6 +22,18 @@ use super::error::ApiError;
 use crate::access::CallerPolicy;
 use crate::audit::{Entry, Outcome};
 use crate::model::ProcessingLevel;
+use gdx_lake::policy::SUBJECT_TAP;
+
+/// `batch` without the subject tap column.
+pub(super) fn without_tap(batch: &arrow::array::RecordBatch) -> arrow::array::RecordBatch {
+    match batch.schema().index_of(SUBJECT_TAP) {
+        Ok(i) => {
+            let keep: Vec<usize> = (0..batch.num_columns()).filter(|&c| c != i).collect();
+            batch.project(&keep).unwrap_or_else(|_| batch.clone())
+        }
+        Err(_) => batch.clone(),
+    }
+}
 
 /// Query parameters with a meaning of their own; every other one is a filter.
 const RESERVED: [&str; 5] = ["fields", "as_of", "limit", "cursor", "format"];
@@ -188,6 +200,7 @@ async fn read_rows(
     };
     let policy = CallerPolicy::of(&caller.state, &caller.principal, chrono::Utc::now());
     let access = row_access(&policy, &resource.name)?;
+    let policy = policy.with_subject_tap();
     let grants = access
         .grant
         .iter()
@@ -229,7 +242,10 @@ async fn read_rows(
         ),
     )
     .await?;
-    let visible = visible_columns(&session, &resource.name).await?;
+    let mut visible = visible_columns(&session, &resource.name).await?;
+    // The stored subject rides along for the audit; the caller never sees or names it.
+    let tapped = visible.iter().any(|c| c == SUBJECT_TAP);
+    visible.retain(|c| c != SUBJECT_TAP);
     let unknown = |f: &str| {
         ApiError::bad_request(
             "unknown_field",
@@ -274,7 +290,12 @@ async fn read_rows(
         None => table_sql(&resource.name),
     };
     let cols: Vec<String> = selected.iter().map(|c| quote_ident(c)).collect();
-    let mut sql = format!("select {} from {from}", cols.join(", "));
+    let tap = if tapped {
+        format!(", {}", quote_ident(SUBJECT_TAP))
+    } else {
+        String::new()
+    };
+    let mut sql = format!("select {}{tap} from {from}", cols.join(", "));
     if !conditions.is_empty() {
         sql.push_str(" where ");
         sql.push_str(&conditions.join(" and "));
@@ -285,15 +306,14 @@ async fn read_rows(
         sql.push_str(&format!(" order by {}", order.join(", ")));
     }
     if let Some(l) = limit {
-        sql.push_str(&format!(" limit {}", l + 1));
+        // A JSON page fetches one row more, to know whether there is a next page.
+        let fetch = if format == Format::Json { l + 1 } else { l };
+        sql.push_str(&format!(" limit {fetch}"));
     }
     if offset > 0 {
         sql.push_str(&format!(" offset {offset}"));
     }
-    let subject = resource
-        .subject
-        .clone()
-        .filter(|s| selected.iter().any(|c| c == s));
+    let subject = tapped.then(|| SUBJECT_TAP.to_owned());
     let level = access.level;
     let action = format!("read:{level}");
     if format != Format::Json {
@@ -356,6 +376,7 @@ async fn read_rows(
     for b in &batches {
         collect_subjects(b, subject.as_deref(), &mut subjects);
     }
+    let batches: Vec<_> = batches.iter().map(without_tap).collect();
     let next = more.then(|| {
         Cursor {
             version: if as_of.is_some() {

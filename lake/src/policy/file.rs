@@ -224,6 +224,7 @@ impl FilePolicy {
             columns,
             rows,
             mode,
+            tap_subject: false,
         }))
     }
 

@@ -188,7 +188,15 @@ pub struct TableAccess {
     /// means every row.
     pub rows: Option<Expr>,
     pub mode: ReadMode,
+    /// Also carry the row's subject as stored, last, as column [`SUBJECT_TAP`]: for a
+    /// service that writes its own SQL for a caller (the exchange's rows API) and must
+    /// audit whom each answer was about even when the caller sees the subject masked.
+    /// Never set for a session whose reader writes SQL.
+    pub tap_subject: bool,
 }
+
+/// The column a [`TableAccess::tap_subject`] table carries the subject in.
+pub const SUBJECT_TAP: &str = "__gdx_subject_tap";
 
 impl TableAccess {
     /// Every column as stored, every row.
@@ -201,6 +209,7 @@ impl TableAccess {
                 .collect(),
             rows: None,
             mode: ReadMode::Rows,
+            tap_subject: false,
         }
     }
 
@@ -215,6 +224,7 @@ impl TableAccess {
                 .collect(),
             rows: None,
             mode: ReadMode::Rows,
+            tap_subject: false,
         }
     }
 

@@ -115,6 +115,15 @@ impl PolicyTable {
                 }
             }
         }
+        if access.tap_subject
+            && access.mode == ReadMode::Rows
+            && let Some(s) = info.subject.as_deref()
+        {
+            let i = index(s)?;
+            let f = inner_schema.field(i);
+            fields.push(Field::new(super::SUBJECT_TAP, f.data_type().clone(), true));
+            columns.push((i, Transform::Raw));
+        }
         let subject = match access.mode {
             ReadMode::Rows => None,
             ReadMode::Aggregate { .. } => {

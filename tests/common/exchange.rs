@@ -1,0 +1,321 @@
+//! A real `gdx exchange` over a real lake (built once per test binary by `gdx demo`), and a
+//! minimal HTTP/1.1 client over loopback.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+
+/// The lake every test of this binary shares: the synthetic district through `gdx demo`.
+pub fn lake() -> &'static Path {
+    static LAKE: OnceLock<PathBuf> = OnceLock::new();
+    LAKE.get_or_init(|| {
+        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+        // Lakes of earlier runs.
+        if let Ok(entries) = std::fs::read_dir(&base) {
+            for e in entries.flatten() {
+                if e.file_name()
+                    .to_string_lossy()
+                    .starts_with("exchange-lake-")
+                {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        let dir = base.join(format!("exchange-lake-{}", std::process::id()));
+        let out = super::gdx(&[
+            "demo",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--people",
+            "400",
+            "--enterprises",
+            "40",
+            "--seed",
+            "11",
+        ]);
+        assert!(
+            out.status.success(),
+            "demo failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        dir.join("lake")
+    })
+}
+
+pub fn lake_arg() -> &'static str {
+    lake().to_str().unwrap()
+}
+
+/// Adds a principal through the CLI; returns its key.
+pub fn principal(id: &str, department: &str, role: &str) -> String {
+    let o = super::gdx(&[
+        "principal",
+        "add",
+        id,
+        "--department",
+        department,
+        "--role",
+        role,
+        "--lake",
+        lake_arg(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let key = super::stdout(&o).trim().to_owned();
+    assert!(key.starts_with("gdx_") && !key.contains('\n'), "{key}");
+    key
+}
+
+/// A unique principal id for this test process.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// A running `gdx exchange`; stopped (SIGKILL) when dropped.
+pub struct Server {
+    pub child: Child,
+    pub addr: String,
+    pub audit_dir: PathBuf,
+    pub replica: String,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts an exchange on the shared lake, with its own replica name and audit dir.
+    pub fn start(extra: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let audit_dir = tmp.path().join("audit");
+        let replica = unique("r");
+        let mut s = Self::start_at(&audit_dir, &replica, extra);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts an exchange with the given audit dir and replica (a restart).
+    pub fn start_at(audit_dir: &Path, replica: &str, extra: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gdx"))
+            .args([
+                "exchange",
+                "--lake",
+                lake_arg(),
+                "--listen",
+                "127.0.0.1:0",
+                "--replica",
+                replica,
+                "--audit-dir",
+                audit_dir.to_str().unwrap(),
+                "--refresh-ms",
+                "300",
+            ])
+            .args(extra)
+            .env_remove("GDX_CATALOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn gdx exchange");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("exchange: http://")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Self {
+            child,
+            addr,
+            audit_dir: audit_dir.to_owned(),
+            replica: replica.to_owned(),
+            _tmp: None,
+        }
+    }
+
+    /// A new principal (id `<prefix>-<unique>`), once this server knows its key.
+    pub fn principal(&self, prefix: &str, department: &str, role: &str) -> String {
+        self.principal_named(&unique(prefix), department, role)
+    }
+
+    /// A new principal with this id, once this server knows its key (it reads principal
+    /// changes made elsewhere at its refresh).
+    pub fn principal_named(&self, id: &str, department: &str, role: &str) -> String {
+        let key = principal(id, department, role);
+        let auth = format!("Bearer {key}");
+        assert!(
+            eventually(10, || self
+                .call("GET", "/v1/purposes", &[("authorization", &auth)], b"")
+                .status
+                != 401),
+            "the server never learned principal {id}"
+        );
+        key
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.audit_dir.join(format!("{}.log", self.replica))
+    }
+
+    /// A call with a key and, for data calls, a purpose and case id.
+    pub fn get(&self, path: &str, key: &str) -> Resp {
+        self.call(
+            "GET",
+            path,
+            &[
+                ("authorization", &format!("Bearer {key}")),
+                ("x-purpose", "social_assistance"),
+                ("x-case-id", "CASE-1"),
+            ],
+            b"",
+        )
+    }
+
+    pub fn post(&self, path: &str, key: &str, body: &str) -> Resp {
+        self.call(
+            "POST",
+            path,
+            &[
+                ("authorization", &format!("Bearer {key}")),
+                ("content-type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+    }
+
+    pub fn call(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+        http(&self.addr, method, path, headers, body)
+    }
+}
+
+/// An HTTP answer.
+#[derive(Debug, Clone)]
+pub struct Resp {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.text()))
+    }
+
+    /// The error envelope's code.
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned()
+    }
+}
+
+/// One HTTP/1.1 request with `Connection: close`; chunked answers are decoded.
+pub fn http(addr: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("a header block");
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_lowercase(), v.trim().to_owned()))
+        .collect();
+    let mut body = raw[split + 4..].to_vec();
+    if headers
+        .iter()
+        .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"))
+    {
+        body = dechunk(&body);
+    }
+    Resp {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&b[..eol])
+                .split(';')
+                .next()
+                .unwrap()
+                .trim(),
+            16,
+        )
+        .unwrap_or(0);
+        if size == 0 {
+            break;
+        }
+        let start = eol + 2;
+        out.extend_from_slice(&b[start..start + size]);
+        b = &b[start + size + 2..];
+    }
+    out
+}
+
+/// Polls `cond` every 100 ms for up to `secs`.
+pub fn eventually(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < end {
+        if cond() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    cond()
+}
