@@ -667,6 +667,9 @@ fn the_audit_detects_tampering_and_a_restart_keeps_grants_and_the_chain() {
         s.get(&format!("/v1/grants/{gid}"), &consumer).json()["status"],
         "active"
     );
+    // Stopped gracefully again: everything is shipped, so the lake anchors the whole log.
+    common::terminate(&s.child);
+    assert!(s.child.wait().unwrap().success());
     drop(s);
     let log = audit_dir.join(format!("{replica}.log"));
     let original = std::fs::read_to_string(&log).unwrap();
