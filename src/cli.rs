@@ -496,8 +496,13 @@ pub(crate) struct DemoArgs {
     /// Keep the embedded broker and ingest running after the summary, until Ctrl-C.
     #[arg(long, env = "GDX_KEEP_RUNNING")]
     pub(crate) keep_running: bool,
+    /// End after the summary instead of serving the exchange over the new lake.
+    #[arg(long, env = "GDX_NO_EXCHANGE")]
+    pub(crate) no_exchange: bool,
     #[command(flatten)]
     pub(crate) worker: WorkerArgs,
+    #[command(flatten)]
+    pub(crate) exchange: ExchangeOptions,
 }
 
 #[derive(Debug, Args, Clone)]

@@ -195,11 +195,135 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
         events.path()
     );
     let complete = total + dead_total == summary.events() as u64;
+    if !args.no_exchange {
+        rt.block_on(serve_exchange(&args, &lake, &catalog, &gdx, &lake_arg))?;
+    }
     Ok(if complete && alarms.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(3)
     })
+}
+
+/// The demo's principals: (shell variable, id prefix, department, role, who they are).
+const DEMO_PRINCIPALS: [(&str, &str, &str, &str, &str); 5] = [
+    (
+        "MCA_APP",
+        "demo-mca-app",
+        "mca",
+        "app",
+        "app of mca (民政局): a consumer",
+    ),
+    (
+        "PS_APPROVER",
+        "demo-ps-approver",
+        "ps",
+        "approver",
+        "approver of ps (公安): owns the household registration",
+    ),
+    (
+        "PS_SYSTEM",
+        "demo-ps-system",
+        "ps",
+        "department_system",
+        "ps's own system: reads ps data as stored",
+    ),
+    (
+        "CPO",
+        "demo-cpo",
+        "bdc",
+        "cpo",
+        "the chief privacy officer: second approval of sensitive grants",
+    ),
+    (
+        "AUDITOR",
+        "demo-auditor",
+        "bdc",
+        "auditor",
+        "reads the audit trail",
+    ),
+];
+
+/// Serves the exchange over the demo's lake with demo principals, prints calls that work
+/// when pasted, and waits for Ctrl-C or SIGTERM.
+async fn serve_exchange(
+    args: &DemoArgs,
+    lake: &gdx_lake::LakeLocation,
+    catalog: &Arc<gdx_catalog::Catalog>,
+    gdx: &str,
+    lake_arg: &str,
+) -> anyhow::Result<()> {
+    use gdx_exchange::model::{Department, PrincipalId, Role};
+    use gdx_exchange::principals::PrincipalChange;
+    use gdx_exchange::secret::{key_hash, new_api_key, random_hex};
+
+    let cfg = super::exchange::exchange_config(&args.exchange, lake, 1024)?;
+    let audit_log = cfg.audit_dir.join(format!("{}.log", cfg.replica));
+    let registry = gdx_lake::TableRegistry::open(lake, catalog).await?;
+    let resources = Arc::new(gdx_exchange::resources::Resources::from_catalog(catalog));
+    let store = gdx_exchange::store::Store::open(lake, resources).await?;
+    // Fresh ids per run: keys are shown once, and a demo may run again on the same lake.
+    let run = random_hex(2);
+    let mut keys = Vec::new();
+    for (var, prefix, dept, role, about) in DEMO_PRINCIPALS {
+        let id = PrincipalId::new(format!("{prefix}-{run}"))?;
+        let key = new_api_key();
+        let change = PrincipalChange::Added {
+            id,
+            department: Department::new(dept)?,
+            role: Role::parse(role).context("demo role")?,
+            key_hash: key_hash(&key),
+            description: about.to_owned(),
+        };
+        store
+            .change_principals("demo", |ps| ps.check(&change).map(|()| change.clone()))
+            .await?;
+        keys.push((var, key, about));
+    }
+    drop(store);
+    let ex =
+        gdx_exchange::http::Exchange::start(cfg, registry, super::exchange::metrics_renderer())
+            .await?;
+    let url = format!("http://{}", ex.local_addr());
+    println!();
+    println!("exchange: {url} (audit log {})", audit_log.display());
+    println!("demo principals, one per kind of user (keys are shown once; paste these first):");
+    println!("  export GDX={url}");
+    for (var, key, about) in &keys {
+        println!("  export {var}={key}    # {about}");
+    }
+    let data = "-H 'X-Purpose: social_assistance' -H 'X-Case-Id: DEMO-2026-001'";
+    let rows = "\"$GDX/v1/datasets/ps.household_registration/rows?limit=3&fields=resident_id,name,street,phone\"";
+    println!("then, in order:");
+    println!(
+        "  # 1. mca reads ps's household registration without a grant: 404, audited as denied"
+    );
+    println!("  curl -s -H \"Authorization: Bearer $MCA_APP\" {data} {rows}; echo");
+    println!(
+        "  # 2. mca asks for a masked grant (owner approval needed: level 4, conditional sharing)"
+    );
+    println!(
+        "  GRANT=$(curl -s -X POST -H \"Authorization: Bearer $MCA_APP\" -H 'Content-Type: application/json' -d '{{\"resource\":\"ps.household_registration\",\"level\":\"masked\",\"purpose\":\"social_assistance\",\"legal_basis\":\"《社会救助暂行办法》第五十条\"}}' \"$GDX/v1/grants\" | sed -E 's/.*\"id\":\"(g-[0-9a-f]+)\".*/\\1/'); echo \"$GRANT\""
+    );
+    println!("  # 3. ps's approver approves it");
+    println!(
+        "  curl -s -X POST -H \"Authorization: Bearer $PS_APPROVER\" \"$GDX/v1/grants/$GRANT/approve\"; echo"
+    );
+    println!("  # 4. the same read: masked rows (张*, 420106********002X, 138****1234)");
+    println!("  curl -s -H \"Authorization: Bearer $MCA_APP\" {data} {rows}; echo");
+    println!("  # 5. the audit trail of those calls, allowed and denied, with the real reasons");
+    println!("  curl -s -H \"Authorization: Bearer $AUDITOR\" \"$GDX/v1/audit?limit=6\"; echo");
+    println!("  # 6. every chain intact (also after Ctrl-C)");
+    println!("  {gdx} audit verify --lake {lake_arg}");
+    println!("exchange ready; Ctrl-C or SIGTERM stops it");
+    {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+    super::exchange::until_signal(&ex).await;
+    eprintln!("stopping the exchange: finishing in-flight calls, shipping the audit");
+    ex.shutdown(Duration::from_secs(30)).await;
+    Ok(())
 }
 
 /// `s` as one shell word: as it is when it needs no quoting, else in single quotes.
