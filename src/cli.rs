@@ -356,6 +356,26 @@ pub(crate) enum BenchCommand {
     /// What a reader's policy costs: opening a session, and the same analyst queries run
     /// by the operator (allow-all) and by a street office (row filter, pseudonyms, masks).
     Policy(BenchPolicyArgs),
+    /// The exchange under concurrent load over loopback: requests/s and p50/p99 of a profile
+    /// lookup, a row lookup by key and a masked page, beside `/health` on the same server
+    /// (the HTTP floor); and the audit's cost (fsync on vs off).
+    Exchange(BenchExchangeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchExchangeArgs {
+    /// Residents of the simulated district.
+    #[arg(long, env = "GDX_PEOPLE", default_value_t = 100_000)]
+    pub(crate) people: usize,
+    /// Enterprises of the simulated district.
+    #[arg(long, env = "GDX_ENTERPRISES", default_value_t = 10_000)]
+    pub(crate) enterprises: usize,
+    /// Concurrent keep-alive connections of the load generator.
+    #[arg(long, env = "GDX_BENCH_CONNECTIONS", default_value_t = 16)]
+    pub(crate) connections: usize,
+    /// Seconds of load per endpoint.
+    #[arg(long, env = "GDX_BENCH_SECS", default_value_t = 5)]
+    pub(crate) secs: u64,
 }
 
 #[derive(Debug, Args)]

@@ -64,6 +64,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(crate::cli::BenchCommand::Fold(args)) => bench::fold(args),
         Command::Bench(crate::cli::BenchCommand::Profiles(args)) => bench::profiles(args),
         Command::Bench(crate::cli::BenchCommand::Policy(args)) => bench::policy(args),
+        Command::Bench(crate::cli::BenchCommand::Exchange(args)) => bench::exchange(args),
         Command::Exchange(args) => exchange::serve(args),
         Command::Principal(c) => exchange::principal(c),
         Command::Grant(c) => exchange::grant(c),

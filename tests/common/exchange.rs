@@ -36,6 +36,7 @@ pub fn lake() -> &'static Path {
             "40",
             "--seed",
             "11",
+            "--no-exchange",
         ]);
         assert!(
             out.status.success(),

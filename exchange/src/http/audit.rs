@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::call::{Answer, Call, Caller, Needs, run};
-use super::encode::json_rows;
+use super::encode::{first_rows, json_rows};
 use super::error::ApiError;
 use super::rows::{quote_ident, quote_text, session_options};
 use crate::access::CallerPolicy;
@@ -129,15 +129,7 @@ async fn page(
     let total: usize = batches.iter().map(|b| b.num_rows()).sum();
     let more = total > limit;
     if more {
-        let mut keep = limit;
-        batches = batches
-            .into_iter()
-            .filter_map(|b| {
-                let n = b.num_rows().min(keep);
-                keep -= n;
-                (n > 0).then(|| b.slice(0, n))
-            })
-            .collect();
+        batches = first_rows(batches, limit);
     }
     let rows = total.min(limit);
     let records: serde_json::Value = serde_json::from_slice(&json_rows(&batches)?)

@@ -207,6 +207,19 @@ pub struct Streamed {
     pub error: Option<String>,
 }
 
+/// The first `n` rows of `batches`.
+pub fn first_rows(batches: Vec<RecordBatch>, n: usize) -> Vec<RecordBatch> {
+    let mut keep = n;
+    batches
+        .into_iter()
+        .filter_map(|b| {
+            let k = b.num_rows().min(keep);
+            keep -= k;
+            (k > 0).then(|| b.slice(0, k))
+        })
+        .collect()
+}
+
 /// Most subjects one audit record lists.
 pub const MAX_SUBJECTS: usize = 1000;
 

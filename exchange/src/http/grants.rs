@@ -10,7 +10,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use super::AppState;
@@ -203,7 +203,7 @@ pub(super) async fn show(
     .await
 }
 
-pub(super) async fn decide(
+async fn decide(
     app: AppState,
     id: String,
     call: Call,
@@ -240,29 +240,18 @@ pub(super) async fn decide(
     .await
 }
 
-pub(super) async fn approve(
+/// `POST /v1/grants/{id}/{approve|deny|revoke}`.
+pub(super) async fn decision(
     State(app): State<AppState>,
-    Path(id): Path<String>,
+    Path((id, what)): Path<(String, String)>,
     call: Call,
     body: Bytes,
 ) -> Response {
-    decide(app, id, call, body, Decision::Approve).await
-}
-
-pub(super) async fn deny(
-    State(app): State<AppState>,
-    Path(id): Path<String>,
-    call: Call,
-    body: Bytes,
-) -> Response {
-    decide(app, id, call, body, Decision::Deny).await
-}
-
-pub(super) async fn revoke(
-    State(app): State<AppState>,
-    Path(id): Path<String>,
-    call: Call,
-    body: Bytes,
-) -> Response {
-    decide(app, id, call, body, Decision::Revoke).await
+    let d = match what.as_str() {
+        "approve" => Decision::Approve,
+        "deny" => Decision::Deny,
+        "revoke" => Decision::Revoke,
+        _ => return ApiError::not_found("no such route").into_response(),
+    };
+    decide(app, id, call, body, d).await
 }

@@ -31,25 +31,9 @@ pub(super) async fn citizen(
     call: Call,
 ) -> Response {
     let parsed = ResidentId::parse(&id).map(|r| r.as_str().to_owned());
-    let object = match &parsed {
-        Ok(id) => format!("profile:citizen/{id}"),
-        Err(_) => "profile:citizen/<invalid id>".into(),
-    };
-    let app2 = app.clone();
-    run(
-        &app,
-        call,
-        Needs::Data,
-        "read_profile",
-        object,
-        move |caller| async move {
-            let id = parsed.map_err(|e| {
-                ApiError::bad_request("bad_resident_id", format!("resident ID: {e}"))
-            })?;
-            profile(&app2, caller, "profiles.citizen", &id, q.as_of.as_deref()).await
-        },
-    )
-    .await
+    let parsed =
+        parsed.map_err(|e| ApiError::bad_request("bad_resident_id", format!("resident ID: {e}")));
+    lookup(app, call, "citizen", parsed, q).await
 }
 
 pub(super) async fn enterprise(
@@ -59,10 +43,23 @@ pub(super) async fn enterprise(
     call: Call,
 ) -> Response {
     let parsed = Uscc::parse(&id).map(|u| u.as_str().to_owned());
+    let parsed = parsed.map_err(|e| ApiError::bad_request("bad_uscc", format!("USCC: {e}")));
+    lookup(app, call, "enterprise", parsed, q).await
+}
+
+/// One profile of `profiles.<kind>` by its checked identifier, as an audited call.
+async fn lookup(
+    app: AppState,
+    call: Call,
+    kind: &str,
+    parsed: Result<String, ApiError>,
+    q: ProfileQuery,
+) -> Response {
     let object = match &parsed {
-        Ok(id) => format!("profile:enterprise/{id}"),
-        Err(_) => "profile:enterprise/<invalid id>".into(),
+        Ok(id) => format!("profile:{kind}/{id}"),
+        Err(_) => format!("profile:{kind}/<invalid id>"),
     };
+    let resource = format!("profiles.{kind}");
     let app2 = app.clone();
     run(
         &app,
@@ -71,15 +68,7 @@ pub(super) async fn enterprise(
         "read_profile",
         object,
         move |caller| async move {
-            let id = parsed.map_err(|e| ApiError::bad_request("bad_uscc", format!("USCC: {e}")))?;
-            profile(
-                &app2,
-                caller,
-                "profiles.enterprise",
-                &id,
-                q.as_of.as_deref(),
-            )
-            .await
+            profile(&app2, caller, &resource, &parsed?, q.as_of.as_deref()).await
         },
     )
     .await

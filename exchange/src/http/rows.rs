@@ -17,7 +17,7 @@ use gdx_lake::sql::{AsOf, LakeSession, SessionOptions};
 
 use super::AppState;
 use super::call::{Answer, Call, Caller, Needs, run};
-use super::encode::{Format, Streamed, collect_subjects, json_rows, stream_body};
+use super::encode::{Format, Streamed, collect_subjects, first_rows, json_rows, stream_body};
 use super::error::ApiError;
 use crate::access::CallerPolicy;
 use crate::audit::{Entry, Outcome};
@@ -361,15 +361,7 @@ async fn read_rows(
     let more = rows > page;
     if more {
         // Drop the one row fetched to learn whether there is a next page.
-        let mut keep = page;
-        batches = batches
-            .into_iter()
-            .filter_map(|b| {
-                let n = b.num_rows().min(keep);
-                keep -= n;
-                (n > 0).then(|| b.slice(0, n))
-            })
-            .collect();
+        batches = first_rows(batches, page);
         rows = page;
     }
     let mut subjects = Vec::new();

@@ -1,6 +1,7 @@
 //! `gdx bench …`: benchmarks that compare side by side in one run (ratios: these machines
 //! are noisy), and the helpers they share to measure a child process.
 
+mod exchange;
 mod fold;
 mod ingest;
 mod policy;
@@ -12,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+pub(crate) use exchange::exchange;
 pub(crate) use fold::fold;
 pub(crate) use ingest::ingest;
 pub(crate) use policy::policy;

@@ -20,10 +20,10 @@ use arrow::datatypes::DataType;
 use gdx_catalog::{PiiKind, Pseudonymizer, district};
 use gdx_lake::policy::file::FilePolicy;
 use gdx_lake::sql::{LakeSession, QueryOutput, SessionOptions};
-use gdx_lake::{AllowAll, LakeLocation, TablePolicy, TableRegistry};
+use gdx_lake::{AllowAll, TablePolicy, TableRegistry};
 
-use super::profiles::simulated_events;
-use super::{gdx, measure};
+use super::profiles::built_district;
+
 use crate::cli::BenchPolicyArgs;
 
 /// The first column of the first row, as text.
@@ -81,16 +81,8 @@ fn street_office(street: &str, key: Arc<Pseudonymizer>) -> anyhow::Result<FilePo
 }
 
 pub(crate) fn policy(args: BenchPolicyArgs) -> anyhow::Result<ExitCode> {
-    let tmp = tempfile::tempdir()?;
-    let feeds = tmp.path().join("feeds");
-    let lake_dir = tmp.path().join("lake");
-    let lake = LakeLocation::parse(lake_dir.to_str().context("temp dir is not UTF-8")?)?;
-    let rt = crate::commands::ingest::runtime()?;
-    let (people, enterprises) = (args.people.to_string(), args.enterprises.to_string());
-    let (events, _) = simulated_events(&rt, &feeds, &lake, &people, &enterprises)?;
-    eprintln!("folding {events} events and building the profiles");
-    measure(gdx()?.args(["lake", "fold", "--lake"]).arg(&lake_dir))?;
-    measure(gdx()?.args(["profiles", "build", "--lake"]).arg(&lake_dir))?;
+    let (_tmp, lake, rt) = built_district(args.people, args.enterprises)?;
+    let (people, enterprises) = (args.people, args.enterprises);
 
     let catalog = district::catalog();
     let registry = rt.block_on(TableRegistry::open(&lake, &catalog))?;

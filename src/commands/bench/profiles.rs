@@ -75,6 +75,30 @@ async fn load_feed(
 
 /// Simulates a district into `feeds` and loads every feed into its events table; returns
 /// the events loaded and how long loading took.
+/// A simulated district's lake, folded and with its profiles built, in a temp dir (as
+/// `gdx bench policy` and `gdx bench exchange` use it): (temp dir, lake, runtime).
+pub(super) fn built_district(
+    people: usize,
+    enterprises: usize,
+) -> anyhow::Result<(tempfile::TempDir, LakeLocation, tokio::runtime::Runtime)> {
+    let tmp = tempfile::tempdir()?;
+    let feeds = tmp.path().join("feeds");
+    let lake_dir = tmp.path().join("lake");
+    let lake = LakeLocation::parse(lake_dir.to_str().context("temp dir is not UTF-8")?)?;
+    let rt = crate::commands::ingest::runtime()?;
+    let (events, _) = simulated_events(
+        &rt,
+        &feeds,
+        &lake,
+        &people.to_string(),
+        &enterprises.to_string(),
+    )?;
+    eprintln!("folding {events} events and building the profiles");
+    measure(gdx()?.args(["lake", "fold", "--lake"]).arg(&lake_dir))?;
+    measure(gdx()?.args(["profiles", "build", "--lake"]).arg(&lake_dir))?;
+    Ok((tmp, lake, rt))
+}
+
 pub(super) fn simulated_events(
     rt: &tokio::runtime::Runtime,
     feeds: &std::path::Path,
