@@ -20,7 +20,8 @@ use super::rows::{quote_ident, quote_text, session_options};
 use crate::access::CallerPolicy;
 use crate::authz::Action;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AuditQuery {
     principal: Option<String>,
@@ -74,6 +75,8 @@ fn time_literal(s: &str, name: &str) -> Result<String, ApiError> {
         .map_err(|_| ApiError::bad_request("bad_time", format!("{name} is an RFC 3339 timestamp")))
 }
 
+#[utoipa::path(get, path = "/v1/audit", tag = "audit", security(("api_key" = [])), params(AuditQuery),
+    responses((status = 200, description = "records, newest first", body = super::doc::AuditPage), (status = 403, body = super::doc::ErrorEnvelope), (status = 401, description = "no, unknown or revoked key", body = super::doc::ErrorEnvelope), (status = 429, description = "over the principal's rate", body = super::doc::ErrorEnvelope)))]
 pub(super) async fn search(
     State(app): State<AppState>,
     Query(q): Query<AuditQuery>,
@@ -142,13 +145,16 @@ async fn page(
     Ok(a)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct SubjectQuery {
     limit: Option<usize>,
     offset: Option<usize>,
 }
 
+#[utoipa::path(get, path = "/v1/audit/subjects/{id}", tag = "audit", security(("api_key" = [])), params(("id" = String, Path, description = "a resident ID"), SubjectQuery),
+    responses((status = 200, description = "who used this person's data, when and why", body = super::doc::AuditPage), (status = 403, body = super::doc::ErrorEnvelope), (status = 401, description = "no, unknown or revoked key", body = super::doc::ErrorEnvelope), (status = 429, description = "over the principal's rate", body = super::doc::ErrorEnvelope)))]
 pub(super) async fn subject(
     State(app): State<AppState>,
     Path(id): Path<String>,

@@ -45,6 +45,7 @@ fn describe(app: &AppState, r: &Resource) -> Value {
     })
 }
 
+#[utoipa::path(get, path = "/v1/catalog/datasets", tag = "catalog", security(("api_key" = [])), responses((status = 200, description = "every dataset and profile: fields, levels, sharing and open types", body = super::doc::Listing), (status = 401, description = "no, unknown or revoked key", body = super::doc::ErrorEnvelope), (status = 429, description = "over the principal's rate", body = super::doc::ErrorEnvelope)))]
 pub(super) async fn list(State(app): State<AppState>, call: Call) -> Response {
     let app2 = app.clone();
     run(
@@ -63,6 +64,7 @@ pub(super) async fn list(State(app): State<AppState>, call: Call) -> Response {
     .await
 }
 
+#[utoipa::path(get, path = "/v1/catalog/datasets/{id}", tag = "catalog", security(("api_key" = [])), params(("id" = String, Path, description = "`<dept>.<dataset>` or `profiles.citizen` / `profiles.enterprise`")), responses((status = 200, description = "one dataset or profile", body = serde_json::Value), (status = 404, body = super::doc::ErrorEnvelope), (status = 401, description = "no, unknown or revoked key", body = super::doc::ErrorEnvelope), (status = 429, description = "over the principal's rate", body = super::doc::ErrorEnvelope)))]
 pub(super) async fn show(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -88,6 +90,7 @@ pub(super) async fn show(
     .await
 }
 
+#[utoipa::path(get, path = "/v1/purposes", tag = "catalog", security(("api_key" = [])), responses((status = 200, description = "the registered purposes", body = super::doc::Listing), (status = 401, description = "no, unknown or revoked key", body = super::doc::ErrorEnvelope), (status = 429, description = "over the principal's rate", body = super::doc::ErrorEnvelope)))]
 pub(super) async fn purposes(State(app): State<AppState>, call: Call) -> Response {
     let app2 = app.clone();
     run(

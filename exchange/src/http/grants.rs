@@ -21,10 +21,11 @@ use crate::model::{GrantId, ProcessingLevel, Role};
 use crate::ops::{self, Decision};
 
 /// A grant request as sent: the consumer is the caller unless an admin names another.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RequestBody {
     resource: String,
+    #[schema(value_type = String, example = "masked")]
     level: ProcessingLevel,
     #[serde(default)]
     fields: Option<Vec<String>>,
@@ -34,10 +35,11 @@ pub(super) struct RequestBody {
     #[serde(default)]
     legal_basis: Option<String>,
     #[serde(default)]
+    #[schema(value_type = Option<String>, format = DateTime)]
     expires_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ReasonBody {
     #[serde(default)]
@@ -67,6 +69,10 @@ fn grant_json(g: &Grant) -> serde_json::Value {
     v
 }
 
+#[utoipa::path(post, path = "/v1/grants", tag = "grants", security(("api_key" = [])), request_body = RequestBody,
+    responses((status = 201, description = "requested (or active at once where the matrix allows)", body = super::doc::GrantAnswer),
+        (status = 403, description = "role or purpose not allowed", body = super::doc::ErrorEnvelope),
+        (status = 422, description = "the request breaks a rule (legal basis, minimised fields, expiry), or the data is never shared so", body = super::doc::ErrorEnvelope), (status = 401, description = "no, unknown or revoked key", body = super::doc::ErrorEnvelope), (status = 429, description = "over the principal's rate", body = super::doc::ErrorEnvelope)))]
 pub(super) async fn request(State(app): State<AppState>, call: Call, body: Bytes) -> Response {
     let call = call.with_body(&body);
     let app2 = app.clone();
@@ -133,6 +139,9 @@ fn may_see(caller: &Caller, g: &Grant) -> bool {
         || matches!(p.role, Role::Cpo | Role::Auditor | Role::Admin)
 }
 
+#[utoipa::path(get, path = "/v1/grants", tag = "grants", security(("api_key" = [])),
+    params(("status" = Option<String>, Query, description = "requested, active, denied, revoked or expired"), ("resource" = Option<String>, Query)),
+    responses((status = 200, description = "the grants the caller may see", body = super::doc::Listing), (status = 401, description = "no, unknown or revoked key", body = super::doc::ErrorEnvelope), (status = 429, description = "over the principal's rate", body = super::doc::ErrorEnvelope)))]
 pub(super) async fn list(
     State(app): State<AppState>,
     Query(q): Query<ListQuery>,
@@ -176,6 +185,8 @@ pub(super) async fn list(
     .await
 }
 
+#[utoipa::path(get, path = "/v1/grants/{id}", tag = "grants", security(("api_key" = [])), params(("id" = String, Path)),
+    responses((status = 200, body = super::doc::GrantAnswer), (status = 404, body = super::doc::ErrorEnvelope), (status = 401, description = "no, unknown or revoked key", body = super::doc::ErrorEnvelope), (status = 429, description = "over the principal's rate", body = super::doc::ErrorEnvelope)))]
 pub(super) async fn show(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -240,6 +251,11 @@ async fn decide(
     .await
 }
 
+#[utoipa::path(post, path = "/v1/grants/{id}/{decision}", tag = "grants", security(("api_key" = [])), request_body(content = ReasonBody, description = "a reason (required to deny or revoke)"),
+    params(("id" = String, Path), ("decision" = String, Path, description = "approve, deny or revoke")),
+    responses((status = 200, body = super::doc::GrantAnswer), (status = 403, body = super::doc::ErrorEnvelope),
+        (status = 404, description = "no such grant, or not the caller's to see", body = super::doc::ErrorEnvelope),
+        (status = 409, description = "not in a state this decision applies to", body = super::doc::ErrorEnvelope), (status = 401, description = "no, unknown or revoked key", body = super::doc::ErrorEnvelope), (status = 429, description = "over the principal's rate", body = super::doc::ErrorEnvelope)))]
 /// `POST /v1/grants/{id}/{approve|deny|revoke}`.
 pub(super) async fn decision(
     State(app): State<AppState>,

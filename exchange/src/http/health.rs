@@ -12,11 +12,13 @@ use serde_json::json;
 use super::AppState;
 use super::error::ApiError;
 
+#[utoipa::path(get, path = "/health", tag = "service", responses((status = 200, description = "alive")))]
 pub(super) async fn health() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
 /// Ready when the access state and the audit log are usable.
+#[utoipa::path(get, path = "/ready", tag = "service", responses((status = 200, description = "ready: the access state is loaded")))]
 pub(super) async fn ready(State(app): State<AppState>) -> Response {
     let state = app.store.current();
     Json(json!({
@@ -28,6 +30,7 @@ pub(super) async fn ready(State(app): State<AppState>) -> Response {
     .into_response()
 }
 
+#[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "Prometheus text", content_type = "text/plain")))]
 pub(super) async fn metrics(State(app): State<AppState>) -> Response {
     match &app.metrics {
         Some(render) => (

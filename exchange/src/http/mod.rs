@@ -10,6 +10,7 @@
 mod audit;
 mod call;
 mod catalog;
+mod doc;
 pub mod encode;
 pub mod error;
 mod grants;
@@ -26,7 +27,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{Request, StatusCode};
-use axum::routing::{get, post};
+use axum::routing::get;
 use gdx_lake::TableRegistry;
 use gdx_lake::audit::AuditTable;
 use tokio::sync::Mutex;
@@ -38,6 +39,9 @@ use tower_http::request_id::{
 };
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::audit::{AuditLog, ship};
 use crate::purposes::Purposes;
@@ -154,24 +158,44 @@ impl MakeRequestId for RandomRequestId {
     }
 }
 
+/// The documented routes (each registered together with its OpenAPI description).
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(doc::ApiDoc::openapi())
+        .routes(routes!(health::health))
+        .routes(routes!(health::ready))
+        .routes(routes!(health::metrics))
+        .routes(routes!(catalog::purposes))
+        .routes(routes!(catalog::list))
+        .routes(routes!(catalog::show))
+        .routes(routes!(rows::rows))
+        .routes(routes!(profiles::citizen))
+        .routes(routes!(profiles::enterprise))
+        .routes(routes!(grants::list, grants::request))
+        .routes(routes!(grants::show))
+        .routes(routes!(grants::decision))
+        .routes(routes!(audit::search))
+        .routes(routes!(audit::subject))
+}
+
+/// The exchange's OpenAPI 3 document (served at `/openapi.json`, committed as
+/// `exchange/openapi.json`).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().split_for_parts().1
+}
+
 /// The routes, with their layers.
 pub fn router(state: AppState, cfg: &ExchangeConfig) -> Router {
     let x_request_id = axum::http::HeaderName::from_static("x-request-id");
-    Router::new()
-        .route("/health", get(health::health))
-        .route("/ready", get(health::ready))
-        .route("/metrics", get(health::metrics))
-        .route("/v1/purposes", get(catalog::purposes))
-        .route("/v1/catalog/datasets", get(catalog::list))
-        .route("/v1/catalog/datasets/{id}", get(catalog::show))
-        .route("/v1/datasets/{id}/rows", get(rows::rows))
-        .route("/v1/profiles/citizens/{id}", get(profiles::citizen))
-        .route("/v1/profiles/enterprises/{id}", get(profiles::enterprise))
-        .route("/v1/grants", get(grants::list).post(grants::request))
-        .route("/v1/grants/{id}", get(grants::show))
-        .route("/v1/grants/{id}/{decision}", post(grants::decision))
-        .route("/v1/audit", get(audit::search))
-        .route("/v1/audit/subjects/{id}", get(audit::subject))
+    let (routes, document) = api().split_for_parts();
+    let document = Arc::new(document);
+    routes
+        .route(
+            "/openapi.json",
+            get(move || {
+                let d = document.clone();
+                async move { axum::Json(d.as_ref().clone()) }
+            }),
+        )
         .fallback(health::not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn(health::envelope))
@@ -198,6 +222,33 @@ pub fn router(state: AppState, cfg: &ExchangeConfig) -> Router {
         )
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(SetRequestIdLayer::new(x_request_id, RandomRequestId))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The committed `exchange/openapi.json` is the document the code generates
+    /// (`GDX_WRITE_OPENAPI=1 cargo test -p gdx-exchange openapi` rewrites it).
+    #[test]
+    fn the_committed_openapi_document_matches_the_code() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
+        let generated = serde_json::to_string_pretty(&super::openapi()).unwrap() + "\n";
+        if std::env::var_os("GDX_WRITE_OPENAPI").is_some() {
+            std::fs::write(&path, &generated).unwrap();
+        }
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed == generated,
+            "exchange/openapi.json is out of date: run GDX_WRITE_OPENAPI=1 cargo test -p gdx-exchange openapi"
+        );
+        for route in [
+            "/v1/datasets/{id}/rows",
+            "/v1/grants",
+            "/v1/audit",
+            "/v1/profiles/citizens/{id}",
+        ] {
+            assert!(super::openapi().paths.paths.contains_key(route), "{route}");
+        }
+    }
 }
 
 /// A running exchange.

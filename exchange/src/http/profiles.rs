@@ -24,6 +24,11 @@ pub(super) struct ProfileQuery {
     as_of: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/profiles/citizens/{id}", tag = "data", security(("api_key" = [])),
+    params(("id" = String, Path, description = "a resident ID (full-width digits and lowercase x accepted)"), ("as_of" = Option<String>, Query, description = "a date or RFC 3339 timestamp"), ("X-Purpose" = String, Header, description = "a registered purpose code"), ("X-Case-Id" = String, Header, description = "the case or application the call is for"), ("X-End-User" = Option<String>, Header, description = "the person at the window, recorded")),
+    responses((status = 200, description = "the profile as the caller's grant shows it", body = super::doc::ProfileAnswer),
+        (status = 400, description = "not a valid identifier", body = super::doc::ErrorEnvelope),
+        (status = 404, description = "no profile, or no grant", body = super::doc::ErrorEnvelope), (status = 401, description = "no, unknown or revoked key", body = super::doc::ErrorEnvelope), (status = 429, description = "over the principal's rate", body = super::doc::ErrorEnvelope)))]
 pub(super) async fn citizen(
     State(app): State<AppState>,
     Path(id): Path<String>,
@@ -36,6 +41,11 @@ pub(super) async fn citizen(
     lookup(app, call, "citizen", parsed, q).await
 }
 
+#[utoipa::path(get, path = "/v1/profiles/enterprises/{id}", tag = "data", security(("api_key" = [])),
+    params(("id" = String, Path, description = "a unified social credit code"), ("as_of" = Option<String>, Query, description = "a date or RFC 3339 timestamp"), ("X-Purpose" = String, Header, description = "a registered purpose code"), ("X-Case-Id" = String, Header, description = "the case or application the call is for"), ("X-End-User" = Option<String>, Header, description = "the person at the window, recorded")),
+    responses((status = 200, description = "the profile as the caller's grant shows it", body = super::doc::ProfileAnswer),
+        (status = 400, description = "not a valid identifier", body = super::doc::ErrorEnvelope),
+        (status = 404, description = "no profile, or no grant", body = super::doc::ErrorEnvelope), (status = 401, description = "no, unknown or revoked key", body = super::doc::ErrorEnvelope), (status = 429, description = "over the principal's rate", body = super::doc::ErrorEnvelope)))]
 pub(super) async fn enterprise(
     State(app): State<AppState>,
     Path(id): Path<String>,

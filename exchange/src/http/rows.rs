@@ -150,6 +150,20 @@ pub(super) async fn visible_columns(
         .collect())
 }
 
+#[utoipa::path(get, path = "/v1/datasets/{id}/rows", tag = "data", security(("api_key" = [])),
+    params(("id" = String, Path, description = "`<dept>.<dataset>`"),
+        ("fields" = Option<String>, Query, description = "visible fields, comma-separated"),
+        ("as_of" = Option<String>, Query, description = "a date (end of day, UTC+8) or RFC 3339 timestamp"),
+        ("limit" = Option<usize>, Query, description = "rows per page (JSON: default 100)"),
+        ("cursor" = Option<String>, Query, description = "the previous page's next_cursor"),
+        ("format" = Option<String>, Query, description = "json, csv, arrow or parquet (else Accept decides)"),
+        ("X-Purpose" = String, Header, description = "a registered purpose code"), ("X-Case-Id" = String, Header, description = "the case or application the call is for"), ("X-End-User" = Option<String>, Header, description = "the person at the window, recorded")),
+    responses((status = 200, description = "rows as the caller's grant shows them (any other query parameter `<field>=<value>` filters on the value as the caller sees it): a JSON page, or with Accept text/csv, application/vnd.apache.arrow.stream or application/vnd.apache.parquet (or ?format=) all matching rows streamed in that format", body = super::doc::RowsPage,
+            content_type = "application/json"),
+        (status = 400, description = "missing purpose or case id, unknown field, bad cursor", body = super::doc::ErrorEnvelope),
+        (status = 403, description = "unknown purpose; verify-only or aggregate-only grant", body = super::doc::ErrorEnvelope),
+        (status = 404, description = "no such dataset, or not visible to the caller", body = super::doc::ErrorEnvelope),
+        (status = 503, description = "the audit cannot be written", body = super::doc::ErrorEnvelope), (status = 401, description = "no, unknown or revoked key", body = super::doc::ErrorEnvelope), (status = 429, description = "over the principal's rate", body = super::doc::ErrorEnvelope)))]
 pub(super) async fn rows(
     State(app): State<AppState>,
     Path(id): Path<String>,
