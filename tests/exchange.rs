@@ -778,4 +778,15 @@ fn health_ready_and_the_envelope_for_unknown_routes() {
             .header("x-request-id")
             .is_some()
     );
+    // The OpenAPI document served is the one committed.
+    let served = http(&s.addr, "GET", "/openapi.json", &[], b"").json();
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/exchange/openapi.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(served, committed);
 }
