@@ -73,6 +73,11 @@ pub(crate) enum Command {
     /// Benchmarks, side by side in one run (ratios: these machines are noisy).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Everything in one process: ingest (an embedded broker without --brokers), the
+    /// background fold and profile builds, and the exchange over the lake, until SIGTERM or
+    /// Ctrl-C (then: stop accepting calls, finish those in flight, flush and commit ingest,
+    /// fold once more). Prints `broker: HOST:PORT` (embedded) and `exchange: http://ADDR`.
+    Serve(ServeArgs),
     /// The sharing exchange alone over an existing lake (stateless: run several replicas on
     /// one lake): HTTP API with API keys, purposes, grants, masks and a hash-chained audit,
     /// until SIGTERM or Ctrl-C. Prints `exchange: http://ADDR` once it listens.
@@ -86,6 +91,19 @@ pub(crate) enum Command {
     /// The exchange's audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Kafka bootstrap servers; an embedded broker when not given.
+    #[arg(long, env = "GDX_BROKERS")]
+    pub(crate) brokers: Option<String>,
+    #[command(flatten)]
+    pub(crate) lake: LakeArgs,
+    #[command(flatten)]
+    pub(crate) worker: WorkerArgs,
+    #[command(flatten)]
+    pub(crate) exchange: ExchangeOptions,
 }
 
 #[derive(Debug, Args)]

@@ -790,3 +790,97 @@ fn health_ready_and_the_envelope_for_unknown_routes() {
     .unwrap();
     assert_eq!(served, committed);
 }
+
+/// `gdx serve`: ingest from the embedded broker, the background fold and the exchange in one
+/// process; a feed published to it becomes rows the exchange serves; SIGTERM stops it in order.
+#[test]
+fn gdx_serve_ingests_folds_and_serves_in_one_process() {
+    use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    let feeds = tmp.path().join("feeds");
+    common::simulate(&feeds, 60, 6, 4, 0.0);
+    let lake = tmp.path().join("lake");
+    let lake_arg = lake.to_str().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gdx"))
+        .args([
+            "serve",
+            "--lake",
+            lake_arg,
+            "--listen",
+            "127.0.0.1:0",
+            "--refresh-ms",
+            "300",
+        ])
+        .env_remove("GDX_CATALOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut broker, mut addr) = (String::new(), String::new());
+    let mut line = String::new();
+    while addr.is_empty() {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "serve ended early");
+        if let Some(b) = line.trim().strip_prefix("broker: ") {
+            broker = b.to_owned();
+        }
+        if let Some(a) = line.trim().strip_prefix("exchange: http://") {
+            addr = a.to_owned();
+        }
+    }
+    let o = common::gdx(&[
+        "principal",
+        "add",
+        "serve-ps",
+        "--department",
+        "ps",
+        "--role",
+        "department_system",
+        "--lake",
+        lake_arg,
+    ]);
+    assert!(o.status.success());
+    let key = common::stdout(&o).trim().to_owned();
+    let feed = feeds.join("ps.household_registration.jsonl");
+    let published = std::fs::read_to_string(&feed).unwrap().lines().count();
+    let p = common::gdx(&[
+        "publish",
+        "--dataset",
+        "ps.household_registration",
+        "--file",
+        feed.to_str().unwrap(),
+        "--brokers",
+        &broker,
+    ]);
+    assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
+    assert!(published > 0);
+    let auth = format!("Bearer {key}");
+    let rows = || {
+        let r = http(
+            &addr,
+            "GET",
+            "/v1/datasets/ps.household_registration/rows?limit=10000&fields=resident_id",
+            &[
+                ("authorization", &auth),
+                ("x-purpose", "government_service"),
+                ("x-case-id", "C"),
+            ],
+            b"",
+        );
+        if r.status != 200 {
+            return 0;
+        }
+        r.json()["rows"].as_array().map_or(0, Vec::len)
+    };
+    assert!(
+        eventually(60, || rows() > 0),
+        "the published feed never reached the exchange"
+    );
+    common::terminate(&child);
+    let status = child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert!(status.success(), "{rest}");
+    assert!(rest.contains("ingest: "), "{rest}");
+}

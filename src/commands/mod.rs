@@ -9,6 +9,7 @@ mod ingest;
 mod lake;
 mod profiles;
 mod publish;
+mod serve;
 mod simulate;
 mod sql;
 
@@ -66,6 +67,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(crate::cli::BenchCommand::Policy(args)) => bench::policy(args),
         Command::Bench(crate::cli::BenchCommand::Exchange(args)) => bench::exchange(args),
         Command::Exchange(args) => exchange::serve(args),
+        Command::Serve(args) => serve::run(args),
         Command::Principal(c) => exchange::principal(c),
         Command::Grant(c) => exchange::grant(c),
         Command::Audit(c) => exchange::audit(c),

@@ -1,0 +1,90 @@
+//! `gdx serve`: ingest, the background fold and the exchange in one process.
+//!
+//! Data flow: Kafka (or the embedded broker) → ingest workers on their threads → the lake →
+//! the background fold and profile builds → the exchange's registry refresh picks up each
+//! new version → HTTP. Shutdown (SIGTERM, Ctrl-C, or a worker ending): the exchange stops
+//! accepting and finishes its in-flight calls and ships its audit, then ingest flushes and
+//! commits, then the last fold and profile build.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use gdx_ingest::broker::EmbeddedBroker;
+use gdx_lake::TableRegistry;
+use gdx_lake::background::{Background, BackgroundConfig};
+
+use super::exchange::{exchange_config, metrics_renderer};
+use super::ingest::{Workers, print_stats, runtime, worker_config};
+use crate::cli::ServeArgs;
+
+pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let catalog = Arc::new(super::load_catalog(&args.lake.source)?);
+    let lake = super::open_lake(&args.lake.lake)?;
+    let cfg = exchange_config(&args.exchange, &lake, args.lake.memory_mb)?;
+    let rt = runtime()?;
+    let embedded = match &args.brokers {
+        Some(_) => None,
+        None => Some(
+            EmbeddedBroker::start(1, &catalog, args.worker.partitions)
+                .context("starting the embedded broker")?,
+        ),
+    };
+    let brokers = match (&args.brokers, &embedded) {
+        (Some(b), _) => b.clone(),
+        (None, Some(e)) => e.bootstrap(),
+        (None, None) => unreachable!("embedded broker started above"),
+    };
+    if embedded.is_some() {
+        println!("broker: {brokers}");
+    }
+    println!("lake: {lake}");
+    let mut wcfg = worker_config(&brokers, lake.clone(), &args.worker);
+    wcfg.flush_interval = wcfg.flush_interval.min(Duration::from_secs(1));
+    let workers = Workers::start(&wcfg, args.worker.workers, catalog.clone(), &rt)?;
+    let background = Background::start(
+        rt.handle().clone(),
+        lake.clone(),
+        catalog.clone(),
+        BackgroundConfig {
+            profiles_interval: Duration::from_secs(10),
+            ..BackgroundConfig::default()
+        },
+    )
+    .context("starting the background fold")?;
+    let ex = rt.block_on(async {
+        let registry = TableRegistry::open(&lake, &catalog).await?;
+        anyhow::Ok(gdx_exchange::http::Exchange::start(cfg, registry, metrics_renderer()).await?)
+    })?;
+    println!("exchange: http://{}", ex.local_addr());
+    {
+        use std::io::Write;
+        let _ = std::io::stdout().flush();
+    }
+    rt.block_on(async {
+        let stop = ex.cancellation();
+        tokio::select! {
+            () = super::exchange::until_signal(&ex) => {}
+            () = async {
+                while !workers.any_finished() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            } => { stop.cancel(); }
+        }
+    });
+    eprintln!("stopping: the exchange finishes in-flight calls, then ingest flushes and commits");
+    rt.block_on(ex.shutdown(Duration::from_secs(30)));
+    let (stats, alarms) = workers.stop()?;
+    print_stats(&stats, &alarms);
+    let bg = background.stop();
+    println!(
+        "fold: {} rounds, {} dataset folds, {} profile builds, {} errors",
+        bg.fold_rounds, bg.folds, bg.profile_builds, bg.errors
+    );
+    Ok(if alarms.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    })
+}
