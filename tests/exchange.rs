@@ -769,6 +769,8 @@ fn health_ready_and_the_envelope_for_unknown_routes() {
     assert_eq!(http(&s.addr, "GET", "/health", &[], b"").status, 200);
     let ready = http(&s.addr, "GET", "/ready", &[], b"");
     assert_eq!(ready.status, 200);
+    let key = s.principal("mca-app", "mca", "app");
+    assert_eq!(s.get("/v1/purposes", &key).status, 200);
     let nf = http(&s.addr, "GET", "/nope", &[], b"");
     assert_eq!((nf.status, nf.code().as_str()), (404, "not_found"));
     let m = http(&s.addr, "DELETE", "/health", &[], b"");
@@ -778,6 +780,9 @@ fn health_ready_and_the_envelope_for_unknown_routes() {
             .header("x-request-id")
             .is_some()
     );
+    // Metrics name actions and outcomes, never a value.
+    let m = http(&s.addr, "GET", "/metrics", &[], b"").text();
+    assert!(m.contains("gdx_exchange_calls_total"), "{m}");
     // The OpenAPI document served is the one committed.
     let served = http(&s.addr, "GET", "/openapi.json", &[], b"").json();
     let committed: serde_json::Value = serde_json::from_str(

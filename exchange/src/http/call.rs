@@ -194,6 +194,7 @@ where
     F: FnOnce(Caller) -> Fut,
     Fut: std::future::Future<Output = Result<Answer, ApiError>>,
 {
+    let started = std::time::Instant::now();
     let mut entry = Entry {
         purpose: call.purpose.clone(),
         case_id: call.case_id.clone(),
@@ -246,8 +247,18 @@ where
             Err(e)
         }
     };
-    match app.audit.record(entry).await {
+    // Labels are the route's action and the outcome: never a value of a request.
+    let outcome = entry.outcome.unwrap_or(Outcome::Failed).as_str();
+    metrics::counter!("gdx_exchange_calls_total", "action" => action.to_owned(), "outcome" => outcome)
+        .increment(1);
+    let answer = match app.audit.record(entry).await {
         Ok(_) => response.unwrap_or_else(IntoResponse::into_response),
-        Err(e) => ApiError::audit_unavailable(e.to_string()).into_response(),
-    }
+        Err(e) => {
+            metrics::counter!("gdx_exchange_audit_failures_total").increment(1);
+            ApiError::audit_unavailable(e.to_string()).into_response()
+        }
+    };
+    metrics::histogram!("gdx_exchange_call_seconds", "action" => action.to_owned())
+        .record(started.elapsed().as_secs_f64());
+    answer
 }
