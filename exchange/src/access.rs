@@ -172,13 +172,22 @@ impl CallerPolicy {
     }
 }
 
+/// Column `name` of `table` as text: itself when stored as text (so that a scan can prune
+/// files and row groups by it), else cast.
+fn as_text(table: &TableInfo, name: &str) -> Expr {
+    let c = Expr::Column(Column::new_unqualified(name));
+    match table.column(name).map(|c| &c.data_type) {
+        Some(DataType::Utf8) => c,
+        _ => cast(c, DataType::Utf8),
+    }
+}
+
 /// The rows of `scope` as a predicate over stored values.
-fn row_filter(scope: &BTreeMap<String, Vec<String>>) -> Option<Expr> {
+fn row_filter(table: &TableInfo, scope: &BTreeMap<String, Vec<String>>) -> Option<Expr> {
     scope
         .iter()
         .map(|(field, values)| {
-            cast(Expr::Column(Column::new_unqualified(field)), DataType::Utf8)
-                .in_list(values.iter().map(|v| lit(v.clone())).collect(), false)
+            as_text(table, field).in_list(values.iter().map(|v| lit(v.clone())).collect(), false)
         })
         .reduce(Expr::and)
 }
@@ -240,10 +249,11 @@ impl TablePolicy for CallerPolicy {
                 (c, rule)
             })
             .collect();
-        let lookup = self.lookups.get(&resource).map(|(c, v)| {
-            cast(Expr::Column(Column::new_unqualified(c)), DataType::Utf8).eq(lit(v.clone()))
-        });
-        let rows = match (row_filter(&a.rows), lookup) {
+        let lookup = self
+            .lookups
+            .get(&resource)
+            .map(|(c, v)| as_text(table, c).eq(lit(v.clone())));
+        let rows = match (row_filter(table, &a.rows), lookup) {
             (Some(r), Some(l)) => Some(r.and(l)),
             (r, l) => r.or(l),
         };
@@ -258,6 +268,8 @@ impl TablePolicy for CallerPolicy {
                 ReadMode::Rows
             },
             tap_subject: self.tap,
+            // The exchange writes these sessions' SQL and shows no plan.
+            push_rows: self.tap || !self.lookups.is_empty(),
         })
     }
 

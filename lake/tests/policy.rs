@@ -333,6 +333,7 @@ impl TablePolicy for Generated {
             rows,
             mode: ReadMode::Rows,
             tap_subject: false,
+            push_rows: false,
         })
     }
 

@@ -225,6 +225,7 @@ impl FilePolicy {
             rows,
             mode,
             tap_subject: false,
+            push_rows: false,
         }))
     }
 

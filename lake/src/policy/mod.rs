@@ -193,6 +193,11 @@ pub struct TableAccess {
     /// audit whom each answer was about even when the caller sees the subject masked.
     /// Never set for a session whose reader writes SQL.
     pub tap_subject: bool,
+    /// The row filter may also be handed to the table's scan, so that files and row groups
+    /// that cannot hold the rows are skipped (a lookup by key, a row scope). The scan's
+    /// plan then shows the filter's literals: only for a service that writes its own SQL
+    /// and shows its reader no plan.
+    pub push_rows: bool,
 }
 
 /// The column a [`TableAccess::tap_subject`] table carries the subject in.
@@ -210,6 +215,7 @@ impl TableAccess {
             rows: None,
             mode: ReadMode::Rows,
             tap_subject: false,
+            push_rows: false,
         }
     }
 
@@ -225,6 +231,7 @@ impl TableAccess {
             rows: None,
             mode: ReadMode::Rows,
             tap_subject: false,
+            push_rows: false,
         }
     }
 

@@ -56,6 +56,8 @@ pub struct PolicyTable {
     /// Per column of `schema`: its index in the inner table and its transform.
     columns: Vec<(usize, Transform)>,
     rows: Option<Expr>,
+    /// Whether `rows` is also handed to the inner scan ([`TableAccess::push_rows`]).
+    push_rows: bool,
     mode: ReadMode,
     /// Index of the subject column in the inner table (aggregate-only tables).
     subject: Option<usize>,
@@ -142,6 +144,7 @@ impl PolicyTable {
             schema: Arc::new(Schema::new(fields)),
             columns,
             rows: access.rows.clone(),
+            push_rows: access.push_rows,
             mode: access.mode,
             subject,
             pseudonyms,
@@ -293,11 +296,19 @@ impl TableProvider for PolicyTable {
             })
             .collect();
         // Filters reach the inner scan only as `supports_filters_pushdown` allowed; a limit
-        // only when no row filter could drop rows after it.
+        // only when no row filter could drop rows after it. Where the policy allows it, its
+        // own row filter goes down too (as a hint: PolicyExec still applies it), so that a
+        // lookup by key or a row scope skips the files and row groups that cannot hold its
+        // rows; it is the policy's expression, not the reader's, so evaluating it on hidden
+        // rows tells the reader nothing.
         let inner_limit = if self.rows.is_none() { limit } else { None };
+        let mut inner_filters = filters.to_vec();
+        if let Some(rows) = self.rows.as_ref().filter(|_| self.push_rows) {
+            inner_filters.push(rows.clone());
+        }
         let input = self
             .inner
-            .scan(state, Some(&inner_cols), filters, inner_limit)
+            .scan(state, Some(&inner_cols), &inner_filters, inner_limit)
             .await?;
         let predicate = match &self.rows {
             Some(rows) => {
