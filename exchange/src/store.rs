@@ -202,6 +202,29 @@ impl Store {
         }
     }
 
+    /// Adds a principal with a new API key; returns the key (shown once: only its hash is
+    /// kept).
+    pub async fn add_principal(
+        &self,
+        actor: &str,
+        id: crate::model::PrincipalId,
+        department: crate::model::Department,
+        role: crate::model::Role,
+        description: &str,
+    ) -> Result<String> {
+        let key = crate::secret::new_api_key();
+        let change = PrincipalChange::Added {
+            id,
+            department,
+            role,
+            key_hash: crate::secret::key_hash(&key),
+            description: description.to_owned(),
+        };
+        self.change_principals(actor, |ps| ps.check(&change).map(|()| change.clone()))
+            .await?;
+        Ok(key)
+    }
+
     /// Makes the grant change `make` returns for the state at the journal's head (checked
     /// again after every lost race).
     pub async fn change_grant(

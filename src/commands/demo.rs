@@ -254,8 +254,7 @@ async fn serve_exchange(
     lake_arg: &str,
 ) -> anyhow::Result<()> {
     use gdx_exchange::model::{Department, PrincipalId, Role};
-    use gdx_exchange::principals::PrincipalChange;
-    use gdx_exchange::secret::{key_hash, new_api_key, random_hex};
+    use gdx_exchange::secret::random_hex;
 
     let cfg = super::exchange::exchange_config(&args.exchange, lake, 1024)?;
     let audit_log = cfg.audit_dir.join(format!("{}.log", cfg.replica));
@@ -267,16 +266,9 @@ async fn serve_exchange(
     let mut keys = Vec::new();
     for (var, prefix, dept, role, about) in DEMO_PRINCIPALS {
         let id = PrincipalId::new(format!("{prefix}-{run}"))?;
-        let key = new_api_key();
-        let change = PrincipalChange::Added {
-            id,
-            department: Department::new(dept)?,
-            role: Role::parse(role).context("demo role")?,
-            key_hash: key_hash(&key),
-            description: about.to_owned(),
-        };
-        store
-            .change_principals("demo", |ps| ps.check(&change).map(|()| change.clone()))
+        let role = Role::parse(role).context("demo role")?;
+        let key = store
+            .add_principal("demo", id, Department::new(dept)?, role, about)
             .await?;
         keys.push((var, key, about));
     }

@@ -24,7 +24,6 @@ use gdx_exchange::ops::{self, Decision};
 use gdx_exchange::principals::{Principal, PrincipalChange};
 use gdx_exchange::purposes::Purposes;
 use gdx_exchange::resources::Resources;
-use gdx_exchange::secret::{key_hash, new_api_key};
 use gdx_exchange::store::Store;
 use gdx_lake::sql::{LakeSession, SessionOptions};
 use gdx_lake::{AllowAll, LakeLocation, TableRegistry};
@@ -152,19 +151,14 @@ pub(crate) fn principal(c: PrincipalCommand) -> anyhow::Result<ExitCode> {
                 let Some(role) = Role::parse(&role) else {
                     bail!("--role: one of {}", Role::ALL.map(Role::as_str).join(", "));
                 };
-                let key = new_api_key();
-                let hash = key_hash(&key);
-                store
-                    .change_principals("operator", |ps| {
-                        let change = PrincipalChange::Added {
-                            id: id.clone(),
-                            department: department.clone(),
-                            role,
-                            key_hash: hash.clone(),
-                            description: description.clone(),
-                        };
-                        ps.check(&change).map(|()| change)
-                    })
+                let key = store
+                    .add_principal(
+                        "operator",
+                        id.clone(),
+                        department.clone(),
+                        role,
+                        &description,
+                    )
                     .await?;
                 eprintln!(
                     "principal {id} added ({role} of {department}); its API key is shown once:"

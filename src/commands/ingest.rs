@@ -125,6 +125,25 @@ pub(crate) fn print_stats(stats: &WorkerStats, alarms: &[worker::Error]) {
     }
 }
 
+/// The Kafka cluster to use: `given`, or an embedded broker started here (kept alive by the
+/// returned handle; its address printed as `broker: HOST:PORT`).
+pub(crate) fn brokers_or_embedded(
+    given: &Option<String>,
+    catalog: &gdx_catalog::Catalog,
+    partitions: i32,
+) -> anyhow::Result<(Option<EmbeddedBroker>, String)> {
+    Ok(match given {
+        Some(b) => (None, b.clone()),
+        None => {
+            let e = EmbeddedBroker::start(1, catalog, partitions)
+                .context("starting the embedded broker")?;
+            let brokers = e.bootstrap();
+            println!("broker: {brokers}");
+            (Some(e), brokers)
+        }
+    })
+}
+
 pub(crate) fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
     let catalog = Arc::new(super::load_catalog(&args.source)?);
     let lake = super::open_lake(&args.lake)?;
@@ -137,21 +156,8 @@ pub(crate) fn run(args: IngestArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("serving metrics on {addr}"))?;
         println!("metrics: http://{addr}/metrics");
     }
-    let embedded = match &args.brokers {
-        Some(_) => None,
-        None => Some(
-            EmbeddedBroker::start(1, &catalog, args.worker.partitions)
-                .context("starting the embedded broker")?,
-        ),
-    };
-    let brokers = match (&args.brokers, &embedded) {
-        (Some(b), _) => b.clone(),
-        (None, Some(e)) => e.bootstrap(),
-        (None, None) => unreachable!("embedded broker started above"),
-    };
-    if embedded.is_some() {
-        println!("broker: {brokers}");
-    }
+    let (_embedded, brokers) =
+        brokers_or_embedded(&args.brokers, &catalog, args.worker.partitions)?;
     println!("lake: {lake}");
     let cfg = worker_config(&brokers, lake.clone(), &args.worker);
     let workers = Workers::start(&cfg, args.worker.workers, catalog.clone(), &rt)?;

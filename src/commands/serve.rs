@@ -11,12 +11,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use gdx_ingest::broker::EmbeddedBroker;
 use gdx_lake::TableRegistry;
 use gdx_lake::background::{Background, BackgroundConfig};
 
 use super::exchange::{exchange_config, metrics_renderer};
-use super::ingest::{Workers, print_stats, runtime, worker_config};
+use super::ingest::{Workers, brokers_or_embedded, print_stats, runtime, worker_config};
 use crate::cli::ServeArgs;
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -24,21 +23,8 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let lake = super::open_lake(&args.lake.lake)?;
     let cfg = exchange_config(&args.exchange, &lake, args.lake.memory_mb)?;
     let rt = runtime()?;
-    let embedded = match &args.brokers {
-        Some(_) => None,
-        None => Some(
-            EmbeddedBroker::start(1, &catalog, args.worker.partitions)
-                .context("starting the embedded broker")?,
-        ),
-    };
-    let brokers = match (&args.brokers, &embedded) {
-        (Some(b), _) => b.clone(),
-        (None, Some(e)) => e.bootstrap(),
-        (None, None) => unreachable!("embedded broker started above"),
-    };
-    if embedded.is_some() {
-        println!("broker: {brokers}");
-    }
+    let (_embedded, brokers) =
+        brokers_or_embedded(&args.brokers, &catalog, args.worker.partitions)?;
     println!("lake: {lake}");
     let mut wcfg = worker_config(&brokers, lake.clone(), &args.worker);
     wcfg.flush_interval = wcfg.flush_interval.min(Duration::from_secs(1));

@@ -18,9 +18,8 @@ use gdx_exchange::grants::GrantRequest;
 use gdx_exchange::http::{Exchange, ExchangeConfig};
 use gdx_exchange::model::{Department, PrincipalId, ProcessingLevel, Role};
 use gdx_exchange::ops::{self, Decision};
-use gdx_exchange::principals::{Principal, PrincipalChange};
+use gdx_exchange::principals::Principal;
 use gdx_exchange::purposes::Purposes;
-use gdx_exchange::secret::{key_hash, new_api_key};
 use gdx_lake::sql::{LakeSession, SessionOptions};
 use gdx_lake::{AllowAll, TableRegistry};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
@@ -36,16 +35,14 @@ async fn add(
     dept: &str,
     role: Role,
 ) -> anyhow::Result<(Principal, String)> {
-    let key = new_api_key();
-    let change = PrincipalChange::Added {
-        id: PrincipalId::new(id)?,
-        department: Department::new(dept)?,
-        role,
-        key_hash: key_hash(&key),
-        description: "gdx bench exchange".into(),
-    };
-    store
-        .change_principals("bench", |ps| ps.check(&change).map(|()| change.clone()))
+    let key = store
+        .add_principal(
+            "bench",
+            PrincipalId::new(id)?,
+            Department::new(dept)?,
+            role,
+            "gdx bench exchange",
+        )
         .await?;
     let p = store
         .current()
