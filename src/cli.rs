@@ -149,6 +149,10 @@ pub(crate) struct ExchangeOptions {
     /// Largest request body, in KiB.
     #[arg(long, env = "GDX_BODY_LIMIT_KB", default_value_t = 64)]
     pub(crate) body_limit_kb: usize,
+    /// Memory the citizen and enterprise profiles may take to be served from memory for
+    /// lookups by ID, in MiB (0: every lookup scans; a profile larger than this is scanned).
+    #[arg(long, env = "GDX_LOOKUP_MEMORY_MB", default_value_t = 1024)]
+    pub(crate) lookup_memory_mb: usize,
 }
 
 #[derive(Debug, Subcommand)]
@@ -170,6 +174,16 @@ pub(crate) enum PrincipalCommand {
     },
     /// List principals (never their keys).
     List {
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
+    /// Give a principal a new API key, printed alone on stdout (shown once, stored hashed).
+    RotateKey {
+        id: String,
+        /// Minutes the previous key keeps working, so the system using it can switch
+        /// (0: it stops at once).
+        #[arg(long, env = "GDX_KEY_GRACE_MINUTES", default_value_t = 0)]
+        grace_minutes: u32,
         #[command(flatten)]
         lake: LakeArgs,
     },

@@ -95,6 +95,52 @@ fn no_wrong_or_revoked_key_is_refused_and_each_refusal_is_audited() {
     );
 }
 
+/// `gdx principal rotate-key`: the new key works at once; the old one for its grace period
+/// only, then it is refused like an unknown key (audited with the real reason).
+#[test]
+fn a_rotated_out_key_works_for_its_grace_period_only() {
+    let s = Server::start(&[]);
+    let rotate = |id: &str, grace: &str| {
+        let o = common::gdx(&[
+            "principal",
+            "rotate-key",
+            id,
+            "--grace-minutes",
+            grace,
+            "--lake",
+            common::exchange::lake_arg(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let key = common::stdout(&o).trim().to_owned();
+        assert!(key.starts_with("gdx_") && !key.contains('\n'), "{key}");
+        key
+    };
+    let id = unique("ps-sys");
+    let first = s.principal_named(&id, "ps", "department_system");
+    // With a grace period both keys work.
+    let second = rotate(&id, "60");
+    assert_ne!(first, second);
+    assert!(eventually(5, || s.get(HH, &second).status == 200));
+    assert_eq!(s.get(HH, &first).status, 200, "still in its grace period");
+    // Without one, the key rotated out stops with the change, and so does the graced one.
+    let third = rotate(&id, "0");
+    assert!(eventually(5, || s.get(HH, &third).status == 200));
+    assert_eq!(s.get(HH, &second).status, 401);
+    assert_eq!(s.get(HH, &first).status, 401);
+    let records = audit(&s, "outcome=denied");
+    assert!(
+        records
+            .iter()
+            .any(|r| r["reason"] == "a rotated-out key past its grace period"),
+        "{records:?}"
+    );
+    // Listing shows when the key changed, never a key.
+    let list = common::gdx(&["principal", "list", "--lake", common::exchange::lake_arg()]);
+    let text = common::stdout(&list);
+    assert!(text.contains("key since") && text.contains(&id), "{text}");
+    assert!(!text.contains(&third) && !text.contains("gdx_"), "{text}");
+}
+
 #[test]
 fn a_missing_purpose_is_400_an_unknown_one_403_and_a_case_id_is_required() {
     let s = Server::start(&[]);
@@ -521,6 +567,30 @@ fn every_format_answers_the_rows_the_lake_holds() {
     let csv = with_accept("text/csv");
     assert_eq!(csv.status, 200);
     assert_eq!(csv.text().lines().count(), expected + 1, "header + rows");
+    assert_eq!(csv.header("content-encoding"), None, "not asked for");
+    // Compressed when the client accepts it (Parquet, compressed already, is not).
+    let compressed = |accept: &str| {
+        s.call(
+            "GET",
+            path,
+            &[
+                ("authorization", &format!("Bearer {owner}")),
+                ("x-purpose", "statistics"),
+                ("x-case-id", "C"),
+                ("accept", accept),
+                ("accept-encoding", "gzip"),
+            ],
+            b"",
+        )
+    };
+    let gz = compressed("text/csv");
+    assert_eq!(gz.header("content-encoding"), Some("gzip"));
+    let mut text = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz.body[..]), &mut text)
+        .unwrap();
+    assert_eq!(text, csv.text());
+    let pq = compressed("application/vnd.apache.parquet");
+    assert_eq!(pq.header("content-encoding"), None);
     let arrow = with_accept("application/vnd.apache.arrow.stream");
     assert_eq!(
         arrow.header("content-type"),
@@ -550,6 +620,15 @@ fn every_format_answers_the_rows_the_lake_holds() {
             .any(|r| r["rows"].as_i64() == Some(expected as i64)),
         "{records:?}"
     );
+}
+
+/// The value of a counter on `/metrics` (0 when absent).
+fn metric(s: &Server, name: &str) -> f64 {
+    http(&s.addr, "GET", "/metrics", &[], b"")
+        .text()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 #[test]
@@ -593,6 +672,25 @@ fn a_profile_is_shown_as_the_grant_allows_and_the_citizen_sees_who_used_it() {
     assert_eq!(r.status, 200, "{}", r.text());
     let p = r.json()["profile"].clone();
     assert!(p["resident_id"].as_str().unwrap().contains('*'), "{p}");
+    // The newest version is answered from memory (once its index is built); a replica
+    // given no memory for it scans the lake through a session: the same profile, masked
+    // alike.
+    let from_memory =
+        |s: &Server| metric(s, r#"gdx_exchange_profile_lookups_total{path="memory"}"#);
+    let before = from_memory(&s);
+    assert!(
+        eventually(20, || {
+            s.get(&path, &consumer).status == 200 && from_memory(&s) > before
+        }),
+        "profile lookups never served from memory"
+    );
+    let scanning = Server::start(&["--lookup-memory-mb", "0"]);
+    let scanned = |s: &Server| metric(s, r#"gdx_exchange_profile_lookups_total{path="scan"}"#);
+    assert!(eventually(10, || scanning.get(&path, &consumer).status == 200));
+    assert!(scanned(&scanning) > 0.0 && from_memory(&scanning) == 0.0);
+    let a = s.get(&path, &consumer).json();
+    let b = scanning.get(&path, &consumer).json();
+    assert_eq!(a, b);
     // Full-width digits are the same person.
     let wide: String = id
         .chars()

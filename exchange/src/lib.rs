@@ -15,6 +15,7 @@ pub mod audit;
 pub mod authz;
 pub mod grants;
 pub mod http;
+pub mod lookups;
 pub mod model;
 pub mod ops;
 pub mod principals;

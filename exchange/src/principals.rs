@@ -1,9 +1,9 @@
 //! Principals: who may call the exchange, in which department, in which role, with which key.
 //!
-//! Data flow: `gdx principal add|revoke` (or the admin API) → a [`PrincipalChange`] in the
+//! Data flow: `gdx principal add|rotate-key|revoke` → a [`PrincipalChange`] in the
 //! `principals` journal → every replica folds the journal into [`Principals`] (by key hash,
-//! by id) → each call's bearer key is hashed and looked up; a revoked principal's key is
-//! unknown from the next state on.
+//! by id) → each call's bearer key is hashed and looked up; a revoked principal's keys are
+//! unknown from the next state on, a rotated-out key once its grace period ends.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -28,6 +28,14 @@ pub enum PrincipalChange {
     Revoked {
         id: PrincipalId,
     },
+    /// A new key for the principal; the previous key keeps working until `previous_until`
+    /// (the moment of the change when there is no grace period), so a department system can
+    /// switch without an outage.
+    KeyRotated {
+        id: PrincipalId,
+        key_hash: String,
+        previous_until: DateTime<Utc>,
+    },
 }
 
 impl PrincipalChange {
@@ -35,6 +43,7 @@ impl PrincipalChange {
         match self {
             PrincipalChange::Added { .. } => "principal_added",
             PrincipalChange::Revoked { .. } => "principal_revoked",
+            PrincipalChange::KeyRotated { .. } => "principal_key_rotated",
         }
     }
 }
@@ -49,6 +58,8 @@ pub struct Principal {
     pub key_hash: String,
     pub description: String,
     pub added_at: DateTime<Utc>,
+    /// When its key was last replaced.
+    pub key_rotated_at: Option<DateTime<Utc>>,
     pub revoked: bool,
 }
 
@@ -56,7 +67,8 @@ pub struct Principal {
 #[derive(Debug, Clone, Default)]
 pub struct Principals {
     by_id: BTreeMap<PrincipalId, Principal>,
-    by_key: HashMap<String, PrincipalId>,
+    /// Key hash → its principal, and until when the key counts (a rotated-out key).
+    by_key: HashMap<String, (PrincipalId, Option<DateTime<Utc>>)>,
 }
 
 /// Why a principal change cannot be made.
@@ -78,11 +90,13 @@ impl Principals {
                 Some(_) => Err(PrincipalError::Exists(id.clone())),
                 None => Ok(()),
             },
-            PrincipalChange::Revoked { id } => match self.by_id.get(id) {
-                None => Err(PrincipalError::Unknown(id.clone())),
-                Some(p) if p.revoked => Err(PrincipalError::Revoked(id.clone())),
-                Some(_) => Ok(()),
-            },
+            PrincipalChange::Revoked { id } | PrincipalChange::KeyRotated { id, .. } => {
+                match self.by_id.get(id) {
+                    None => Err(PrincipalError::Unknown(id.clone())),
+                    Some(p) if p.revoked => Err(PrincipalError::Revoked(id.clone())),
+                    Some(_) => Ok(()),
+                }
+            }
         }
     }
 
@@ -100,7 +114,7 @@ impl Principals {
                 key_hash,
                 description,
             } => {
-                self.by_key.insert(key_hash.clone(), id.clone());
+                self.by_key.insert(key_hash.clone(), (id.clone(), None));
                 self.by_id.insert(
                     id.clone(),
                     Principal {
@@ -110,6 +124,7 @@ impl Principals {
                         key_hash,
                         description,
                         added_at: at,
+                        key_rotated_at: None,
                         revoked: false,
                     },
                 );
@@ -117,19 +132,52 @@ impl Principals {
             PrincipalChange::Revoked { id } => {
                 if let Some(p) = self.by_id.get_mut(&id) {
                     p.revoked = true;
-                    self.by_key.remove(&p.key_hash);
+                    // Every key of the principal, a rotated-out one in its grace too.
+                    self.by_key.retain(|_, (holder, _)| *holder != id);
+                }
+            }
+            PrincipalChange::KeyRotated {
+                id,
+                key_hash,
+                previous_until,
+            } => {
+                if let Some(p) = self.by_id.get_mut(&id) {
+                    let old = std::mem::replace(&mut p.key_hash, key_hash.clone());
+                    p.key_rotated_at = Some(at);
+                    // Keys rotated out earlier are gone now; the last one has its grace.
+                    self.by_key
+                        .retain(|_, (holder, until)| *holder != id || until.is_none());
+                    self.by_key.insert(old, (id.clone(), Some(previous_until)));
+                    self.by_key.insert(key_hash, (id, None));
                 }
             }
         }
         true
     }
 
-    /// The active principal holding the key with this hash.
-    pub fn by_key_hash(&self, hash: &str) -> Option<&Principal> {
+    /// The active principal holding the key with this hash at `now` (a rotated-out key
+    /// counts until the end of its grace period).
+    pub fn by_key_hash(&self, hash: &str, now: DateTime<Utc>) -> Option<&Principal> {
         self.by_key
             .get(hash)
-            .and_then(|id| self.by_id.get(id))
+            .filter(|(_, until)| until.is_none_or(|u| now < u))
+            .and_then(|(id, _)| self.by_id.get(id))
             .filter(|p| !p.revoked)
+    }
+
+    /// Why a key with this hash is refused at `now` (for the audit; the caller is told only
+    /// that the key is not valid).
+    pub fn refusal(&self, hash: &str, now: DateTime<Utc>) -> &'static str {
+        let revoked = |id: &PrincipalId| self.by_id.get(id).is_some_and(|p| p.revoked);
+        match self.by_key.get(hash) {
+            Some((id, _)) if revoked(id) => "a revoked principal's key",
+            Some((_, Some(until))) if now >= *until => "a rotated-out key past its grace period",
+            Some(_) => "a valid key",
+            None if self.by_id.values().any(|p| p.revoked && p.key_hash == hash) => {
+                "a revoked principal's key"
+            }
+            None => "an unknown key",
+        }
     }
 
     pub fn get(&self, id: &PrincipalId) -> Option<&Principal> {
@@ -156,11 +204,58 @@ mod tests {
             key_hash: "h1".into(),
             description: String::new(),
         };
-        assert!(ps.apply(add.clone(), Utc::now()));
+        let now = Utc::now();
+        assert!(ps.apply(add.clone(), now));
         assert_eq!(ps.check(&add), Err(PrincipalError::Exists(id.clone())));
-        assert_eq!(ps.by_key_hash("h1").map(|p| &p.id), Some(&id));
-        assert!(ps.apply(PrincipalChange::Revoked { id: id.clone() }, Utc::now()));
-        assert!(ps.by_key_hash("h1").is_none());
-        assert!(!ps.apply(PrincipalChange::Revoked { id }, Utc::now()));
+        assert_eq!(ps.by_key_hash("h1", now).map(|p| &p.id), Some(&id));
+        assert!(ps.apply(PrincipalChange::Revoked { id: id.clone() }, now));
+        assert!(ps.by_key_hash("h1", now).is_none());
+        assert!(!ps.apply(PrincipalChange::Revoked { id }, now));
+    }
+
+    #[test]
+    fn a_rotated_out_key_works_until_its_grace_ends_and_never_after_a_revocation() {
+        let mut ps = Principals::default();
+        let id = PrincipalId::new("ps-sys").unwrap();
+        let t0 = Utc::now();
+        let minute = chrono::Duration::minutes(1);
+        ps.apply(
+            PrincipalChange::Added {
+                id: id.clone(),
+                department: Department::new("ps").unwrap(),
+                role: Role::DepartmentSystem,
+                key_hash: "h1".into(),
+                description: String::new(),
+            },
+            t0,
+        );
+        let rotate = |hash: &str, until| PrincipalChange::KeyRotated {
+            id: id.clone(),
+            key_hash: hash.into(),
+            previous_until: until,
+        };
+        assert!(ps.apply(rotate("h2", t0 + minute), t0));
+        assert!(ps.by_key_hash("h1", t0).is_some(), "in its grace");
+        assert!(ps.by_key_hash("h1", t0 + minute).is_none(), "grace over");
+        assert!(ps.by_key_hash("h2", t0 + minute * 60).is_some());
+        // A second rotation ends the first key's grace at once; the second key gets its own.
+        assert!(ps.apply(rotate("h3", t0 + minute * 10), t0));
+        assert!(ps.by_key_hash("h1", t0).is_none());
+        assert!(ps.by_key_hash("h2", t0).is_some());
+        assert!(ps.by_key_hash("h3", t0).is_some());
+        // No grace: the old key stops with the change.
+        assert!(ps.apply(rotate("h4", t0), t0));
+        assert!(ps.by_key_hash("h3", t0).is_none());
+        assert!(ps.by_key_hash("h2", t0).is_none());
+        // A revocation ends every key, graced or not.
+        assert!(ps.apply(rotate("h5", t0 + minute), t0));
+        assert!(ps.apply(PrincipalChange::Revoked { id: id.clone() }, t0));
+        for h in ["h4", "h5"] {
+            assert!(ps.by_key_hash(h, t0).is_none(), "{h}");
+        }
+        assert_eq!(
+            ps.check(&rotate("h6", t0)),
+            Err(PrincipalError::Revoked(id))
+        );
     }
 }

@@ -225,6 +225,25 @@ impl Store {
         Ok(key)
     }
 
+    /// Gives principal `id` a new API key; returns it (shown once). The previous key keeps
+    /// working for `grace` (zero: it stops with this change).
+    pub async fn rotate_key(
+        &self,
+        actor: &str,
+        id: crate::model::PrincipalId,
+        grace: chrono::Duration,
+    ) -> Result<String> {
+        let key = crate::secret::new_api_key();
+        let change = PrincipalChange::KeyRotated {
+            id,
+            key_hash: crate::secret::key_hash(&key),
+            previous_until: Utc::now() + grace,
+        };
+        self.change_principals(actor, |ps| ps.check(&change).map(|()| change.clone()))
+            .await?;
+        Ok(key)
+    }
+
     /// Makes the grant change `make` returns for the state at the journal's head (checked
     /// again after every lost race).
     pub async fn change_grant(

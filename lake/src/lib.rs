@@ -19,6 +19,7 @@ pub mod engine;
 pub mod fold;
 pub mod journal;
 pub mod location;
+pub mod lookup;
 pub mod maintenance;
 pub mod policy;
 pub mod profiles;

@@ -471,3 +471,114 @@ fn no_raw_value_of_a_protected_column_ever_comes_out() {
         )
         .unwrap();
 }
+
+/// A reader's policy further limited to one subject of one table, as the exchange limits
+/// its callers' sessions for a lookup by key.
+#[derive(Debug)]
+struct KeyedBy {
+    inner: Arc<dyn TablePolicy>,
+    table: &'static str,
+    column: &'static str,
+    key: String,
+}
+
+impl TablePolicy for KeyedBy {
+    fn access(&self, t: &gdx_lake::policy::TableInfo) -> gdx_lake::policy::Access {
+        use datafusion::prelude::{col, lit};
+        match self.inner.access(t) {
+            gdx_lake::policy::Access::Read(mut a) if t.name == self.table => {
+                let by_key = col(self.column).eq(lit(self.key.clone()));
+                a.rows = Some(match a.rows.take() {
+                    Some(r) => r.and(by_key),
+                    None => by_key,
+                });
+                gdx_lake::policy::Access::Read(a)
+            }
+            other => other,
+        }
+    }
+
+    fn pseudonymizer(&self) -> Option<Arc<Pseudonymizer>> {
+        self.inner.pseudonymizer()
+    }
+
+    fn label(&self) -> String {
+        self.inner.label()
+    }
+}
+
+/// The point-lookup index answers, for every reader and subject, exactly what a session
+/// under the same policy answers for that subject (same columns, same masked values, same
+/// row scope), and nothing to readers who may not read rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_point_lookup_answers_what_a_session_answers_for_every_reader() {
+    use gdx_lake::lookup::{Built, KeyIndex, Lookup};
+    let (_dir, lake) = written().await;
+    let catalog = gdx_catalog::district::catalog();
+    let registry = TableRegistry::open(&lake, &catalog).await.unwrap();
+    let Built::Index(index) = KeyIndex::build(&registry, "profiles.citizen", 64 << 20)
+        .await
+        .unwrap()
+    else {
+        panic!("profiles.citizen is keyed by resident_id and small")
+    };
+    assert!(index.is_current(&registry));
+    assert_eq!(index.len(), RESIDENTS.len());
+    let keys: Vec<String> = RESIDENTS
+        .iter()
+        .map(|r| r.0.to_owned())
+        .chain(["110101190001010013".to_owned()])
+        .collect();
+    let mut seen_rows = 0;
+    for reader in ["operator", "masked", "street"] {
+        let p = policy(reader, &registry);
+        for key in &keys {
+            let keyed: Arc<dyn TablePolicy> = Arc::new(KeyedBy {
+                inner: p.clone(),
+                table: "profiles.citizen",
+                column: "resident_id",
+                key: key.clone(),
+            });
+            let s = LakeSession::open(&registry, keyed, &SessionOptions::default())
+                .await
+                .unwrap();
+            let want = s.query("select * from profiles.citizen").await.unwrap();
+            let Lookup::Rows(got) = index.lookup(p.as_ref(), key).unwrap() else {
+                panic!("{reader} reads profiles.citizen")
+            };
+            let names = |s: &datafusion::arrow::datatypes::Schema| -> Vec<String> {
+                s.fields().iter().map(|f| f.name().clone()).collect()
+            };
+            assert_eq!(names(&got.schema()), names(&want.schema), "{reader}");
+            let got = gdx_lake::read::text_rows(&[got]).unwrap();
+            assert_eq!(got, text(&want), "{reader} {key}");
+            seen_rows += got.len();
+        }
+    }
+    // The operator and the masked reader see every resident, the street office fewer.
+    assert!(seen_rows > RESIDENTS.len() * 2, "{seen_rows}");
+    assert!(seen_rows < RESIDENTS.len() * 3, "{seen_rows}");
+    for reader in ["aggregate", "verify"] {
+        let p = policy(reader, &registry);
+        assert!(
+            matches!(
+                index.lookup(p.as_ref(), RESIDENTS[0].0).unwrap(),
+                Lookup::NotReadable
+            ),
+            "{reader}"
+        );
+    }
+    // A table past the budget is not held.
+    assert!(matches!(
+        KeyIndex::build(&registry, "profiles.citizen", 1024)
+            .await
+            .unwrap(),
+        Built::TooLarge { .. }
+    ));
+    assert!(matches!(
+        KeyIndex::build(&registry, "catalog.fields", 64 << 20)
+            .await
+            .unwrap(),
+        Built::NotKeyed
+    ));
+}

@@ -64,6 +64,7 @@ pub(crate) fn exchange_config(
     cfg.rate_burst = o.rate_burst.max(1);
     cfg.refresh = Duration::from_millis(o.refresh_ms.max(50));
     cfg.body_limit = o.body_limit_kb.max(1) << 10;
+    cfg.lookup_memory = o.lookup_memory_mb << 20;
     cfg.limits = Limits {
         timeout: Duration::from_secs(o.query_timeout_secs.max(1)),
         memory_limit: memory_mb << 20,
@@ -169,19 +170,40 @@ pub(crate) fn principal(c: PrincipalCommand) -> anyhow::Result<ExitCode> {
                 let (store, _, _) = open_store(&lake).await?;
                 let state = store.current();
                 println!(
-                    "{:<28} {:<8} {:<18} {:<8} added",
-                    "id", "dept", "role", "status"
+                    "{:<28} {:<8} {:<18} {:<8} {:<17} key since",
+                    "id", "dept", "role", "status", "added"
                 );
                 for p in state.principals.iter() {
                     println!(
-                        "{:<28} {:<8} {:<18} {:<8} {}",
+                        "{:<28} {:<8} {:<18} {:<8} {:<17} {}",
                         p.id.as_str(),
                         p.department.as_str(),
                         p.role.as_str(),
                         if p.revoked { "revoked" } else { "active" },
-                        p.added_at.format("%Y-%m-%d %H:%M")
+                        p.added_at.format("%Y-%m-%d %H:%M"),
+                        p.key_rotated_at
+                            .unwrap_or(p.added_at)
+                            .format("%Y-%m-%d %H:%M")
                     );
                 }
+            }
+            PrincipalCommand::RotateKey {
+                id,
+                grace_minutes,
+                lake,
+            } => {
+                let (store, _, _) = open_store(&lake).await?;
+                let id = PrincipalId::new(id)?;
+                let grace = chrono::Duration::minutes(i64::from(grace_minutes));
+                let key = store.rotate_key("operator", id.clone(), grace).await?;
+                if grace_minutes == 0 {
+                    eprintln!("principal {id}: new API key (the previous one stopped working); shown once:");
+                } else {
+                    eprintln!(
+                        "principal {id}: new API key (the previous one works for {grace_minutes} more minutes); shown once:"
+                    );
+                }
+                println!("{key}");
             }
             PrincipalCommand::Revoke { id, lake } => {
                 let (store, _, _) = open_store(&lake).await?;

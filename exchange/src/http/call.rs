@@ -136,13 +136,9 @@ fn authenticate(app: &AppState, call: &Call, needs: Needs) -> Result<Caller, Api
         return Err(ApiError::unauthorized("no API key"));
     };
     let hash = key_hash(key);
-    let Some(principal) = state.principals.by_key_hash(&hash).cloned() else {
-        let revoked = state.principals.iter().any(|p| p.key_hash == hash);
-        return Err(ApiError::unauthorized(if revoked {
-            "a revoked principal's key"
-        } else {
-            "an unknown key"
-        }));
+    let now = chrono::Utc::now();
+    let Some(principal) = state.principals.by_key_hash(&hash, now).cloned() else {
+        return Err(ApiError::unauthorized(state.principals.refusal(&hash, now)));
     };
     if let Some(h) = call.bad_header {
         return Err(ApiError::bad_request(

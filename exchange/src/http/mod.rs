@@ -2,10 +2,11 @@
 //!
 //! Data flow: a TCP connection → tower layers (request id set and echoed, a tracing span
 //! that names the route template and never a path or query value, a timeout, a body limit,
-//! panics caught; any non-JSON error rewritten into the one envelope) → the routes below →
-//! handlers run as audited calls ([`call::run`]). Background tasks, all tracked and
+//! panics caught, answers compressed when the client accepts gzip or zstd; any non-JSON
+//! error rewritten into the one envelope) → the routes below → handlers run as audited calls ([`call::run`]). Background tasks, all tracked and
 //! drained on shutdown: the access-state refresh (principals and grants other replicas
-//! changed), the registry refresh (new folds and profiles), and the audit shipper.
+//! changed), the registry refresh (new folds and profiles, and the profiles held in memory
+//! for lookups by key), and the audit shipper.
 
 mod audit;
 mod call;
@@ -34,6 +35,8 @@ use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::compression::CompressionLayer;
+use tower_http::compression::predicate::{DefaultPredicate, NotForContentType, Predicate};
 use tower_http::request_id::{
     MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
 };
@@ -44,6 +47,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::audit::{AuditLog, ship};
+use crate::lookups::ProfileIndexes;
 use crate::purposes::Purposes;
 use crate::resources::Resources;
 use crate::store::Store;
@@ -94,6 +98,8 @@ pub struct ExchangeConfig {
     pub purposes: Purposes,
     pub request_timeout: Duration,
     pub body_limit: usize,
+    /// Memory the profile tables may take to be served from memory (0: always scan).
+    pub lookup_memory: usize,
 }
 
 impl ExchangeConfig {
@@ -112,6 +118,7 @@ impl ExchangeConfig {
             purposes: Purposes::builtin(),
             request_timeout: Duration::from_secs(60),
             body_limit: 64 << 10,
+            lookup_memory: 1 << 30,
         }
     }
 }
@@ -127,6 +134,8 @@ pub struct AppState {
     pub purposes: Arc<Purposes>,
     pub limiter: Arc<Limiter>,
     pub limits: Limits,
+    /// Profiles held in memory for lookups by key.
+    pub lookups: Arc<ProfileIndexes>,
     metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 }
 
@@ -199,6 +208,12 @@ pub fn router(state: AppState, cfg: &ExchangeConfig) -> Router {
         .fallback(health::not_found)
         .with_state(state)
         .layer(axum::middleware::from_fn(health::envelope))
+        // gzip or zstd when the client accepts it; Parquet is compressed already.
+        .layer(
+            CompressionLayer::new().compress_when(DefaultPredicate::new().and(
+                NotForContentType::const_new(encode::Format::Parquet.content_type()),
+            )),
+        )
         .layer(DefaultBodyLimit::max(cfg.body_limit))
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -288,6 +303,7 @@ impl Exchange {
             purposes: Arc::new(cfg.purposes.clone()),
             limiter: Arc::new(Limiter::new(cfg.rate_per_second, cfg.rate_burst)),
             limits: cfg.limits.clone(),
+            lookups: Arc::new(ProfileIndexes::new(cfg.lookup_memory)),
             metrics,
         };
         let listener = tokio::net::TcpListener::bind(cfg.listen)
@@ -331,14 +347,13 @@ impl Exchange {
             cfg.registry_refresh,
             {
                 let registry = state.registry.clone();
+                let lookups = state.lookups.clone();
                 move || {
                     let registry = registry.clone();
+                    let lookups = lookups.clone();
                     async move {
-                        registry
-                            .refresh()
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| e.log_safe())
+                        registry.refresh().await.map_err(|e| e.log_safe())?;
+                        lookups.refresh(&registry).await
                     }
                 }
             },

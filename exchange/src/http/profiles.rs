@@ -2,13 +2,16 @@
 //! profile as the caller's grant on it shows it.
 //!
 //! Data flow: the identifier is checked and normalised (full-width digits, lowercase x) →
-//! the caller's policy, limited to that subject's row by stored value → the lake session →
-//! the one row (masked fields masked, ungranted fields absent) or 404.
+//! the caller's policy, limited to that subject's row by stored value → the profile held in
+//! memory at the newest version (no query planned), or else a lake session (an `as_of`, or
+//! a version not indexed yet) → the one row (masked fields masked, ungranted fields absent)
+//! or 404.
 
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use gdx_catalog::{ResidentId, Uscc};
+use gdx_lake::lookup::Lookup;
 use gdx_lake::sql::LakeSession;
 use serde::Deserialize;
 
@@ -102,19 +105,39 @@ async fn profile(
     let access = row_access(&policy, resource)?;
     let policy = policy.with_lookup(resource, &subject, subject_id);
     let as_of = parse_as_of(as_of)?;
-    let session = LakeSession::open(
-        &app.registry,
-        policy.into_arc(),
-        &session_options(app, as_of, 2),
-    )
-    .await?;
-    let out = session
-        .query(&format!("select * from {}", table_sql(resource)))
-        .await?;
-    if out.rows() == 0 {
+    // The newest version, held in memory: no query to plan. Otherwise (an older version, or
+    // a version whose index is still being built) a session scans for it.
+    let index = match as_of {
+        None => app.lookups.current(resource, &app.registry),
+        Some(_) => None,
+    };
+    let batches = match index {
+        Some(index) => {
+            metrics::counter!("gdx_exchange_profile_lookups_total", "path" => "memory")
+                .increment(1);
+            match index.lookup(&policy, subject_id)? {
+                Lookup::Rows(batch) => vec![batch],
+                Lookup::NotReadable => return Err(ApiError::not_found("no such resource")),
+            }
+        }
+        None => {
+            metrics::counter!("gdx_exchange_profile_lookups_total", "path" => "scan").increment(1);
+            let session = LakeSession::open(
+                &app.registry,
+                policy.into_arc(),
+                &session_options(app, as_of, 2),
+            )
+            .await?;
+            session
+                .query(&format!("select * from {}", table_sql(resource)))
+                .await?
+                .batches
+        }
+    };
+    if batches.iter().map(|b| b.num_rows()).sum::<usize>() == 0 {
         return Err(ApiError::not_found("no profile for this subject"));
     }
-    let rows = json_rows(&out.batches)?;
+    let rows = json_rows(&batches)?;
     // One row: the object itself.
     let text = String::from_utf8_lossy(&rows);
     let object = text

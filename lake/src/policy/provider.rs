@@ -179,6 +179,33 @@ impl PolicyTable {
         &self.name
     }
 
+    /// Rows already read from the inner table (all its columns, as stored) as this reader
+    /// sees them: what a scan of this table would have answered for those rows. For
+    /// services that find rows without a scan (a point lookup by key); an aggregate-only
+    /// reader sees no rows this way.
+    pub(crate) fn apply(&self, state: &dyn Session, batch: &RecordBatch) -> DfResult<RecordBatch> {
+        if self.mode != ReadMode::Rows {
+            return Err(DataFusionError::Plan(format!(
+                "{}: this reader sees aggregates only",
+                self.name
+            )));
+        }
+        let predicate = match &self.rows {
+            Some(rows) => {
+                let df_schema = DFSchema::try_from(batch.schema())?;
+                Some(state.create_physical_expr(rows.clone(), &df_schema)?)
+            }
+            None => None,
+        };
+        rows_as_seen(
+            batch,
+            predicate.as_ref(),
+            &self.columns,
+            &self.schema,
+            self.pseudonyms.as_deref(),
+        )
+    }
+
     pub(crate) fn mode(&self) -> ReadMode {
         self.mode
     }
@@ -453,38 +480,55 @@ impl ExecutionPlan for PolicyExec {
         let pseudonyms = self.pseudonyms.clone();
         let out_schema = schema.clone();
         let stream = input.map(move |batch| {
-            let batch = batch?;
-            let batch = match &predicate {
-                Some(p) => {
-                    let keep = p.evaluate(&batch)?.into_array(batch.num_rows())?;
-                    let keep = keep
-                        .as_any()
-                        .downcast_ref::<BooleanArray>()
-                        .ok_or_else(|| {
-                            DataFusionError::Execution(
-                                "the policy's row filter is not a predicate".into(),
-                            )
-                        })?;
-                    let keep = if keep.null_count() > 0 {
-                        prep_null_mask_filter(keep)
-                    } else {
-                        keep.clone()
-                    };
-                    filter_record_batch(&batch, &keep)?
-                }
-                None => batch,
-            };
-            let arrays = columns
-                .iter()
-                .map(|(i, t)| t.apply(batch.column(*i), pseudonyms.as_deref()))
-                .collect::<Result<Vec<_>, _>>()?;
-            let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
-            Ok(RecordBatch::try_new_with_options(
-                schema.clone(),
-                arrays,
-                &options,
-            )?)
+            rows_as_seen(
+                &batch?,
+                predicate.as_ref(),
+                &columns,
+                &schema,
+                pseudonyms.as_deref(),
+            )
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(out_schema, stream)))
     }
+}
+
+/// The rows of `batch` a reader may see, as it sees them: the row filter first (on stored
+/// values), then each output column's transform. `columns` index into `batch`.
+fn rows_as_seen(
+    batch: &RecordBatch,
+    predicate: Option<&Arc<dyn PhysicalExpr>>,
+    columns: &[(usize, Transform)],
+    schema: &SchemaRef,
+    pseudonyms: Option<&Pseudonymizer>,
+) -> DfResult<RecordBatch> {
+    let filtered;
+    let batch = match predicate {
+        Some(p) => {
+            let keep = p.evaluate(batch)?.into_array(batch.num_rows())?;
+            let keep = keep
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .ok_or_else(|| {
+                    DataFusionError::Execution("the policy's row filter is not a predicate".into())
+                })?;
+            let keep = if keep.null_count() > 0 {
+                prep_null_mask_filter(keep)
+            } else {
+                keep.clone()
+            };
+            filtered = filter_record_batch(batch, &keep)?;
+            &filtered
+        }
+        None => batch,
+    };
+    let arrays = columns
+        .iter()
+        .map(|(i, t)| t.apply(batch.column(*i), pseudonyms))
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = RecordBatchOptions::new().with_row_count(Some(batch.num_rows()));
+    Ok(RecordBatch::try_new_with_options(
+        schema.clone(),
+        arrays,
+        &options,
+    )?)
 }
