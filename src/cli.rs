@@ -108,6 +108,10 @@ pub(crate) struct ServeArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct ExchangeArgs {
+    /// Kafka bootstrap servers: this replica's audit chain head is anchored on their
+    /// `gdx.audit` topic (outside the lake) every few seconds and at shutdown.
+    #[arg(long, env = "GDX_BROKERS")]
+    pub(crate) brokers: Option<String>,
     #[command(flatten)]
     pub(crate) lake: LakeArgs,
     #[command(flatten)]
@@ -271,6 +275,10 @@ pub(crate) enum AuditCommand {
         /// Local audit logs to check (default: `audit/` beside a local lake).
         #[arg(long, env = "GDX_AUDIT_DIR")]
         audit_dir: Option<PathBuf>,
+        /// Kafka bootstrap servers: each chain must still reach the newest head anchored on
+        /// their `gdx.audit` topic (a chain truncated in the log and the lake alike shows).
+        #[arg(long, env = "GDX_BROKERS")]
+        brokers: Option<String>,
         #[command(flatten)]
         lake: LakeArgs,
     },

@@ -822,6 +822,63 @@ fn the_audit_detects_tampering_and_a_restart_keeps_grants_and_the_chain() {
     assert!(verify().status.success());
 }
 
+/// With `--brokers`, the replica anchors its chain head on `gdx.audit`; `gdx audit verify
+/// --brokers` checks every chain still reaches its anchor, so a log cut short below the
+/// anchored head is caught by the anchor too (not only by the lake's copy).
+#[test]
+fn the_audit_head_is_anchored_on_gdx_audit_and_a_chain_cut_below_it_shows() {
+    let broker = gdx_ingest::broker::EmbeddedBroker::new(1).unwrap();
+    broker.create_topic("gdx.audit", 1).unwrap();
+    let brokers = broker.bootstrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let audit_dir = tmp.path().join("audit");
+    let replica = unique("r");
+    let s = Server::start_at(&audit_dir, &replica, &["--brokers", &brokers]);
+    let key = s.principal("ps-sys", "ps", "department_system");
+    for _ in 0..3 {
+        assert_eq!(s.get(HH, &key).status, 200);
+    }
+    common::terminate(&s.child);
+    let mut s = s;
+    assert!(s.child.wait().unwrap().success());
+    drop(s);
+    let lake = common::exchange::lake_arg();
+    let dir = audit_dir.to_str().unwrap();
+    let verify = || {
+        common::gdx(&[
+            "audit",
+            "verify",
+            "--lake",
+            lake,
+            "--audit-dir",
+            dir,
+            "--brokers",
+            &brokers,
+        ])
+    };
+    let ok = verify();
+    let out = common::stdout(&ok);
+    assert!(ok.status.success(), "{out}");
+    assert!(
+        out.contains(&format!(
+            "local {replica}: reaches the head anchored on gdx.audit"
+        )),
+        "{out}"
+    );
+    let log = audit_dir.join(format!("{replica}.log"));
+    let original = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = original.lines().collect();
+    std::fs::write(&log, lines[..lines.len() - 1].join("\n") + "\n").unwrap();
+    let cut = verify();
+    let out = common::stdout(&cut);
+    assert_eq!(cut.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains(&format!("local {replica}: BROKEN"))
+            && out.contains("anchored on gdx.audit (truncated)"),
+        "{out}"
+    );
+}
+
 #[test]
 fn when_the_audit_cannot_be_written_the_call_fails() {
     let s = Server::start(&[]);

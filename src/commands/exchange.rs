@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use gdx_exchange::audit::anchor::check_anchor;
 use gdx_exchange::audit::ship::from_batches;
 use gdx_exchange::audit::verify::{check_chain, check_log, compare_with_lake, parse_log};
 use gdx_exchange::grants::GrantRequest;
@@ -100,7 +101,10 @@ pub(crate) async fn until_signal(ex: &Exchange) {
 pub(crate) fn serve(args: ExchangeArgs) -> anyhow::Result<ExitCode> {
     let catalog = super::load_catalog(&args.lake.source)?;
     let lake = super::open_lake(&args.lake.lake)?;
-    let cfg = exchange_config(&args.exchange, &lake, args.lake.memory_mb)?;
+    let mut cfg = exchange_config(&args.exchange, &lake, args.lake.memory_mb)?;
+    if let Some(b) = &args.brokers {
+        cfg.anchor = Some(Arc::new(super::anchor::KafkaAnchor::new(b)?));
+    }
     let rt = runtime()?;
     rt.block_on(async {
         let registry = TableRegistry::open(&lake, &catalog).await?;
@@ -341,8 +345,13 @@ async fn decide(
 pub(crate) fn audit(c: AuditCommand) -> anyhow::Result<ExitCode> {
     let AuditCommand::Verify {
         audit_dir: dir,
+        brokers,
         lake,
     } = c;
+    let anchors = match &brokers {
+        Some(b) => Some(super::anchor::read_anchors(b)?),
+        None => None,
+    };
     let catalog = super::load_catalog(&lake.source)?;
     let location = super::open_lake(&lake.lake)?;
     let dir = audit_dir(&dir, &location);
@@ -390,6 +399,7 @@ pub(crate) fn audit(c: AuditCommand) -> anyhow::Result<ExitCode> {
         Err(_) => vec![],
     };
     logs.sort();
+    let mut local: BTreeMap<String, Vec<gdx_exchange::audit::AuditRecord>> = BTreeMap::new();
     for path in &logs {
         let replica = path
             .file_stem()
@@ -400,7 +410,10 @@ pub(crate) fn audit(c: AuditCommand) -> anyhow::Result<ExitCode> {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let parsed = parse_log(&text);
         let shipped = by_replica.get(&replica).map_or(&[][..], Vec::as_slice);
-        match check_log(&parsed).and_then(|head| compare_with_lake(&parsed, shipped).map(|()| head))
+        let checked = check_log(&parsed);
+        match checked
+            .clone()
+            .and_then(|head| compare_with_lake(&parsed, shipped).map(|()| head))
         {
             Ok(head) => println!(
                 "local {replica}: {} records, chain intact, {} of them in the lake, matching",
@@ -410,6 +423,42 @@ pub(crate) fn audit(c: AuditCommand) -> anyhow::Result<ExitCode> {
             Err(b) => {
                 broken += 1;
                 println!("local {replica} ({}): BROKEN at {b}", path.display());
+            }
+        }
+        // A chain intact in itself is also held against its anchor.
+        if checked.is_ok() {
+            local.insert(
+                replica.clone(),
+                parsed.into_iter().filter_map(|(_, r)| r).collect(),
+            );
+        }
+    }
+    let no_records = Vec::new();
+    for (replica, anchors) in anchors.iter().flatten() {
+        // The local log must reach the newest anchor. The lake's copy may trail it by what
+        // is not shipped yet, so without the local log here it must reach the newest anchor
+        // published more than a minute ago.
+        let settled = chrono::Utc::now() - chrono::Duration::seconds(60);
+        let (chain, which, anchor) = match local.get(replica) {
+            Some(records) => (records, "local", anchors.iter().max_by_key(|a| a.seq)),
+            None => (
+                by_replica.get(replica).unwrap_or(&no_records),
+                "lake ",
+                anchors
+                    .iter()
+                    .filter(|a| a.at < settled)
+                    .max_by_key(|a| a.seq),
+            ),
+        };
+        let Some(anchor) = anchor else { continue };
+        match check_anchor(chain, anchor) {
+            Ok(()) => println!(
+                "{which} {replica}: reaches the head anchored on gdx.audit (record {})",
+                anchor.seq
+            ),
+            Err(b) => {
+                broken += 1;
+                println!("{which} {replica}: BROKEN at {b}");
             }
         }
     }

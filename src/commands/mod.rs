@@ -1,5 +1,6 @@
 //! One module per command; each returns the process exit code.
 
+mod anchor;
 mod bench;
 mod catalog;
 mod demo;

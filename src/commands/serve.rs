@@ -2,7 +2,7 @@
 //!
 //! Data flow: Kafka (or the embedded broker) → ingest workers on their threads → the lake →
 //! the background fold and profile builds → the exchange's registry refresh picks up each
-//! new version → HTTP. Shutdown (SIGTERM, Ctrl-C, or a worker ending): the exchange stops
+//! new version → HTTP; the audit chain's head is anchored on the same cluster's `gdx.audit`. Shutdown (SIGTERM, Ctrl-C, or a worker ending): the exchange stops
 //! accepting and finishes its in-flight calls and ships its audit, then ingest flushes and
 //! commits, then the last fold and profile build.
 
@@ -14,6 +14,9 @@ use anyhow::Context;
 use gdx_lake::TableRegistry;
 use gdx_lake::background::{Background, BackgroundConfig};
 
+use gdx_exchange::audit::anchor::AUDIT_TOPIC;
+
+use super::anchor::KafkaAnchor;
 use super::exchange::{exchange_config, metrics_renderer};
 use super::ingest::{Workers, brokers_or_embedded, print_stats, runtime, worker_config};
 use crate::cli::ServeArgs;
@@ -21,10 +24,14 @@ use crate::cli::ServeArgs;
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let catalog = Arc::new(super::load_catalog(&args.lake.source)?);
     let lake = super::open_lake(&args.lake.lake)?;
-    let cfg = exchange_config(&args.exchange, &lake, args.lake.memory_mb)?;
+    let mut cfg = exchange_config(&args.exchange, &lake, args.lake.memory_mb)?;
     let rt = runtime()?;
-    let (_embedded, brokers) =
-        brokers_or_embedded(&args.brokers, &catalog, args.worker.partitions)?;
+    let (embedded, brokers) = brokers_or_embedded(&args.brokers, &catalog, args.worker.partitions)?;
+    if let Some(e) = &embedded {
+        e.create_topic(AUDIT_TOPIC, 1)
+            .context("creating gdx.audit on the embedded broker")?;
+    }
+    cfg.anchor = Some(Arc::new(KafkaAnchor::new(&brokers)?));
     println!("lake: {lake}");
     let mut wcfg = worker_config(&brokers, lake.clone(), &args.worker);
     wcfg.flush_interval = wcfg.flush_interval.min(Duration::from_secs(1));

@@ -29,6 +29,8 @@ pub struct AuditLog {
     replica: String,
     /// Sealed records the lake does not hold yet, oldest first.
     unshipped: Arc<Mutex<VecDeque<AuditRecord>>>,
+    /// The last durable record's sequence number and hash.
+    head: Arc<Mutex<Head>>,
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
 }
 
@@ -80,12 +82,14 @@ impl AuditLog {
             .filter(|r| r.seq > lake_head)
             .collect();
         let unshipped = Arc::new(Mutex::new(unshipped));
+        let durable = Arc::new(Mutex::new(head.clone()));
         let (tx, rx) = mpsc::channel(4 * GROUP);
         let writer = Writer {
             path: path.clone(),
             replica: replica.to_owned(),
             fsync,
             head,
+            durable: durable.clone(),
             unshipped: unshipped.clone(),
         };
         let handle = std::thread::Builder::new()
@@ -97,6 +101,7 @@ impl AuditLog {
             path,
             replica: replica.to_owned(),
             unshipped,
+            head: durable,
             writer: Mutex::new(Some(handle)),
         })
     }
@@ -120,6 +125,12 @@ impl AuditLog {
             .await
             .map_err(|_| AuditError::Stopped)?;
         done.await.map_err(|_| AuditError::Stopped)?
+    }
+
+    /// The last durable record's sequence number and hash (0 and the genesis hash when
+    /// there is none).
+    pub fn head(&self) -> Head {
+        self.head.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// The sealed records the lake does not hold yet.
@@ -162,6 +173,8 @@ struct Writer {
     replica: String,
     fsync: bool,
     head: Head,
+    /// `head`, for readers outside the writer thread.
+    durable: Arc<Mutex<Head>>,
     unshipped: Arc<Mutex<VecDeque<AuditRecord>>>,
 }
 
@@ -211,6 +224,7 @@ impl Writer {
         }
         match self.append(&bytes) {
             Ok(()) => {
+                *self.durable.lock().unwrap_or_else(|e| e.into_inner()) = head.clone();
                 self.head = head;
                 self.unshipped
                     .lock()

@@ -7,8 +7,11 @@
 //! for the group and only then answers each caller (a write that fails fails every call in
 //! the group: fail closed) → [`ship`] appends the sealed records to `system.audit` in the
 //! lake (the anchor: a local log truncated below what the lake holds is caught at start and
-//! by `gdx audit verify`) → [`verify`] re-checks chains and reports the first broken link.
+//! by `gdx audit verify`) → [`anchor`] publishes each chain's head on `gdx.audit`, outside
+//! the lake (a chain cut short in the log and the lake alike shows against it) → [`verify`]
+//! re-checks chains and reports the first broken link.
 
+pub mod anchor;
 pub mod chain;
 mod log;
 pub mod ship;

@@ -25,6 +25,10 @@ pub enum BreakKind {
     DiffersFromLake,
     /// The local log ends before the last record the lake holds.
     Truncated { local: i64, lake: i64 },
+    /// The chain ends before the head anchored on `gdx.audit`.
+    BehindAnchor { chain: i64, anchored: i64 },
+    /// The record is not the one whose hash was anchored on `gdx.audit`.
+    DiffersFromAnchor,
 }
 
 /// The first broken link of a chain.
@@ -65,6 +69,13 @@ impl std::fmt::Display for Break {
             BreakKind::Truncated { local, lake } => write!(
                 f,
                 ": the local log ends at record {local} but the lake holds up to {lake} (truncated)"
+            ),
+            BreakKind::BehindAnchor { chain, anchored } => write!(
+                f,
+                ": the chain ends at record {chain} but record {anchored} was anchored on gdx.audit (truncated)"
+            ),
+            BreakKind::DiffersFromAnchor => f.write_str(
+                ": differs from the record anchored on gdx.audit (the chain was rewritten from here or earlier)",
             ),
         }
     }

@@ -6,7 +6,8 @@
 //! error rewritten into the one envelope) → the routes below → handlers run as audited calls ([`call::run`]). Background tasks, all tracked and
 //! drained on shutdown: the access-state refresh (principals and grants other replicas
 //! changed), the registry refresh (new folds and profiles, and the profiles held in memory
-//! for lookups by key), and the audit shipper.
+//! for lookups by key), the audit shipper, and the audit anchor (the chain head on
+//! `gdx.audit`, when a sink is configured).
 
 mod audit;
 mod call;
@@ -46,6 +47,7 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::audit::anchor::{Anchor, AnchorSink};
 use crate::audit::{AuditLog, ship};
 use crate::lookups::ProfileIndexes;
 use crate::purposes::Purposes;
@@ -100,6 +102,10 @@ pub struct ExchangeConfig {
     pub body_limit: usize,
     /// Memory the profile tables may take to be served from memory (0: always scan).
     pub lookup_memory: usize,
+    /// Where this replica's audit chain head is anchored outside the lake (`gdx.audit`),
+    /// and how often.
+    pub anchor: Option<Arc<dyn AnchorSink>>,
+    pub anchor_interval: Duration,
 }
 
 impl ExchangeConfig {
@@ -119,6 +125,8 @@ impl ExchangeConfig {
             request_timeout: Duration::from_secs(60),
             body_limit: 64 << 10,
             lookup_memory: 1 << 30,
+            anchor: None,
+            anchor_interval: Duration::from_secs(5),
         }
     }
 }
@@ -273,6 +281,38 @@ pub struct Exchange {
     token: CancellationToken,
     tracker: TaskTracker,
     state: AppState,
+    anchor: Option<Anchoring>,
+}
+
+/// Publishing this replica's chain head whenever it moved.
+#[derive(Debug, Clone)]
+struct Anchoring {
+    sink: Arc<dyn AnchorSink>,
+    replica: String,
+    /// The sequence number last anchored.
+    published: Arc<std::sync::atomic::AtomicI64>,
+}
+
+impl Anchoring {
+    async fn publish(&self, audit: &AuditLog) -> std::result::Result<(), String> {
+        use std::sync::atomic::Ordering;
+        let head = audit.head();
+        if head.seq <= self.published.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let anchor = Anchor {
+            replica: self.replica.clone(),
+            seq: head.seq,
+            hash: head.hash,
+            at: chrono::Utc::now(),
+        };
+        let sink = self.sink.clone();
+        tokio::task::spawn_blocking(move || sink.publish(&anchor))
+            .await
+            .map_err(|e| format!("anchoring the audit head: {e}"))??;
+        self.published.fetch_max(head.seq, Ordering::SeqCst);
+        Ok(())
+    }
 }
 
 impl Exchange {
@@ -358,6 +398,22 @@ impl Exchange {
                 }
             },
         );
+        let anchor = cfg.anchor.clone().map(|sink| Anchoring {
+            sink,
+            replica: cfg.replica.clone(),
+            published: Arc::new(std::sync::atomic::AtomicI64::new(0)),
+        });
+        if let Some(a) = &anchor {
+            spawn_every(&tracker, &token, "audit-anchor", cfg.anchor_interval, {
+                let a = a.clone();
+                let audit = state.audit.clone();
+                move || {
+                    let a = a.clone();
+                    let audit = audit.clone();
+                    async move { a.publish(&audit).await }
+                }
+            });
+        }
         spawn_every(&tracker, &token, "audit-ship", cfg.ship_interval, {
             let state = state.clone();
             move || {
@@ -371,6 +427,7 @@ impl Exchange {
             token,
             tracker,
             state,
+            anchor,
         })
     }
 
@@ -407,6 +464,12 @@ impl Exchange {
             );
         }
         self.state.audit.close().await;
+        if let Some(a) = &self.anchor {
+            match a.publish(&self.state.audit).await {
+                Ok(()) => tracing::info!("audit head anchored on gdx.audit"),
+                Err(e) => tracing::warn!(reason = %e, "the last audit head was not anchored"),
+            }
+        }
         match self.state.ship_audit().await {
             Ok(n) => tracing::info!(records = n, "last audit records shipped into the lake"),
             Err(e) => {
