@@ -157,6 +157,9 @@ pub(crate) struct ExchangeOptions {
     /// lookups by ID, in MiB (0: every lookup scans; a profile larger than this is scanned).
     #[arg(long, env = "GDX_LOOKUP_MEMORY_MB", default_value_t = 1024)]
     pub(crate) lookup_memory_mb: usize,
+    /// Rows one `POST /v1/sql` answers at most (JSON says `truncated`; streams stop).
+    #[arg(long, env = "GDX_SQL_MAX_ROWS", default_value_t = 100_000)]
+    pub(crate) sql_max_rows: usize,
 }
 
 #[derive(Debug, Subcommand)]

@@ -55,8 +55,32 @@ pub struct CallerPolicy {
 }
 
 impl CallerPolicy {
-    /// The policy of `who` at `now`.
+    /// The policy of `who` at `now`: worked out once per state and principal (a dozen or
+    /// more casbin decisions), then reused until the state changes or its earliest grant
+    /// expires.
     pub fn of(state: &AccessState, who: &Principal, now: DateTime<Utc>) -> Self {
+        let reusable = state.next_expiry.is_none_or(|e| now < e);
+        if reusable
+            && let Some(p) = state
+                .policies
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(who.id.as_str())
+        {
+            return p.clone();
+        }
+        let p = Self::work_out(state, who, now);
+        if reusable {
+            state
+                .policies
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(who.id.to_string(), p.clone());
+        }
+        p
+    }
+
+    fn work_out(state: &AccessState, who: &Principal, now: DateTime<Utc>) -> Self {
         let mut resources: BTreeMap<String, ResourceAccess> = BTreeMap::new();
         for r in state.resources.iter() {
             if r.owner == who.department.as_str() {

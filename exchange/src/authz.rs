@@ -54,6 +54,8 @@ pub enum Action<'a> {
         owner: &'a str,
     },
     ReadAudit,
+    /// Run read-only SQL (what it may read is the caller's policy's to say).
+    Query,
     /// Manage principals.
     Administer,
 }
@@ -87,6 +89,7 @@ impl Action<'_> {
                 t(format!("grant:{resource}"), owner, "revoke")
             }
             Action::ReadAudit => t("audit".into(), "*", "read"),
+            Action::Query => t("sql".into(), "*", "query"),
             Action::Administer => t("principal:*".into(), "*", "administer"),
         }
     }
@@ -279,6 +282,8 @@ mod tests {
         assert!(a.allows(&p("aud"), &d("bdc"), &Action::ReadAudit));
         assert!(!a.allows(&p("mca-app"), &d("mca"), &Action::ReadAudit));
         assert!(!a.allows(&p("nobody"), &d("ps"), &Action::ReadAudit));
+        assert!(a.allows(&p("aud"), &d("bdc"), &Action::Query));
+        assert!(!a.allows(&p("mca-app"), &d("mca"), &Action::Query));
         assert!(!a.allows(&p("aud"), &d("bdc"), &Action::Administer));
     }
 }

@@ -18,6 +18,7 @@ use gdx_lake::LakeLocation;
 use gdx_lake::journal::{Appended, Journal, JournalEntry, NewEntry};
 use tokio::sync::Mutex;
 
+use crate::access::CallerPolicy;
 use crate::authz::{Authorizer, grant_line, role_line};
 use crate::grants::{GrantChange, GrantError, Grants};
 use crate::principals::{PrincipalChange, PrincipalError, Principals};
@@ -48,6 +49,10 @@ pub struct AccessState {
     pub version: PolicyVersion,
     /// When the earliest active grant expires (the enforcer is rebuilt then).
     pub next_expiry: Option<DateTime<Utc>>,
+    /// Each principal's policy as this state decides it, worked out (through casbin) on its
+    /// first call; the state is replaced whole on any change, and the cache is not used
+    /// from `next_expiry` on.
+    pub(crate) policies: std::sync::RwLock<std::collections::HashMap<String, CallerPolicy>>,
 }
 
 /// The journals and the current state.
@@ -88,6 +93,7 @@ async fn build_state(
         .await
         .map_err(|e| Error::Internal(e.to_string()))?;
     Ok(AccessState {
+        policies: Default::default(),
         principals,
         grants,
         authz,

@@ -67,6 +67,8 @@ pub enum Error {
     ReadOnly(String),
     #[error(transparent)]
     Policy(#[from] policy::PolicyError),
+    #[error("{0}")]
+    Parameter(String),
     #[error("the query ran past its time limit of {seconds} s")]
     Timeout { seconds: f64 },
     #[error("the query failed while reading rows: {0}")]
@@ -99,6 +101,7 @@ impl Error {
             | Error::PartitionTakenOver { .. }
             | Error::UnknownTable { .. }
             | Error::Policy(_)
+            | Error::Parameter(_)
             | Error::Timeout { .. } => self.to_string(),
         }
     }

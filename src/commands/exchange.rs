@@ -69,6 +69,7 @@ pub(crate) fn exchange_config(
     cfg.limits = Limits {
         timeout: Duration::from_secs(o.query_timeout_secs.max(1)),
         memory_limit: memory_mb << 20,
+        sql_max_rows: o.sql_max_rows.max(1),
         ..Limits::default()
     };
     if let Some(p) = &o.purposes {

@@ -47,6 +47,18 @@ pub(super) struct ProfileAnswer {
     as_of: Option<String>,
 }
 
+/// The answer of `POST /v1/sql` in JSON.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct SqlAnswer {
+    /// Each column's name and Arrow type.
+    columns: Vec<serde_json::Value>,
+    /// Column → value, as the caller's grants show them.
+    rows: Vec<serde_json::Value>,
+    row_count: usize,
+    /// The answer had more rows than the cap; only the first are here.
+    truncated: bool,
+}
+
 /// A page of audit records.
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct AuditPage {

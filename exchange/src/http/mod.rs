@@ -20,6 +20,7 @@ mod health;
 mod limit;
 mod profiles;
 mod rows;
+mod sql;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -64,6 +65,8 @@ pub struct Limits {
     pub page_max: usize,
     pub timeout: Duration,
     pub memory_limit: usize,
+    /// Rows one `POST /v1/sql` answers at most.
+    pub sql_max_rows: usize,
 }
 
 impl Default for Limits {
@@ -73,6 +76,7 @@ impl Default for Limits {
             page_max: 10_000,
             timeout: Duration::from_secs(30),
             memory_limit: 512 << 20,
+            sql_max_rows: 100_000,
         }
     }
 }
@@ -187,6 +191,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(rows::rows))
         .routes(routes!(profiles::citizen))
         .routes(routes!(profiles::enterprise))
+        .routes(routes!(sql::sql))
         .routes(routes!(grants::list, grants::request))
         .routes(routes!(grants::show))
         .routes(routes!(grants::decision))

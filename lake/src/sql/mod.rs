@@ -22,6 +22,8 @@ use std::time::Duration;
 use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::MemorySchemaProvider;
+use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::TableProvider;
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
@@ -76,6 +78,20 @@ pub struct QueryOutput {
 impl QueryOutput {
     pub fn rows(&self) -> usize {
         self.batches.iter().map(|b| b.num_rows()).sum()
+    }
+}
+
+/// A planned statement: its rows, and the tables (`schema.table`) it reads.
+pub struct Planned {
+    pub stream: SendableRecordBatchStream,
+    pub tables: Vec<String>,
+}
+
+impl std::fmt::Debug for Planned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Planned")
+            .field("tables", &self.tables)
+            .finish_non_exhaustive()
     }
 }
 
@@ -337,13 +353,21 @@ impl LakeSession {
     /// Plans one read-only statement and returns its stream (no row cap: for exports); the
     /// session's timeout covers planning and every batch.
     pub async fn stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
+        Ok(self.plan(sql, Vec::new()).await?.stream)
+    }
+
+    /// Plans one read-only statement with its positional parameters (`$1`, `$2`, … each
+    /// converted to the type the statement gives it) and returns its stream and the tables
+    /// it reads; the session's timeout covers planning and every batch.
+    pub async fn plan(&self, sql: &str, params: Vec<ScalarValue>) -> Result<Planned> {
         let deadline = self.timeout.map(|t| tokio::time::Instant::now() + t);
+        let mut tables = BTreeSet::new();
         let plan = async {
             let options = SQLOptions::new()
                 .with_allow_ddl(false)
                 .with_allow_dml(false)
                 .with_allow_statements(false);
-            let df = self
+            let mut df = self
                 .ctx
                 .sql_with_options(sql, options)
                 .await
@@ -355,6 +379,45 @@ impl LakeSession {
                         .into(),
                 ));
             }
+            if !params.is_empty() {
+                let types = df
+                    .logical_plan()
+                    .get_parameter_types()
+                    .map_err(|e| self.explain(e))?;
+                let values = params
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, v)| match types.get(&format!("${}", i + 1)) {
+                        // Converted only when nothing is lost (a string of digits to a
+                        // number, yes; 1.9 to an integer, no).
+                        Some(Some(t)) if v.data_type() != *t && !v.is_null() => v
+                            .cast_to(t)
+                            .ok()
+                            .filter(|c| c.cast_to(&v.data_type()).ok().as_ref() == Some(&v))
+                            .ok_or_else(|| {
+                                Error::Parameter(format!(
+                                    "parameter ${} is not a {t} as the statement needs \
+                                     (or would change in the conversion)",
+                                    i + 1
+                                ))
+                            }),
+                        _ => Ok(v),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                df = df.with_param_values(values).map_err(|e| self.explain(e))?;
+            }
+            df.logical_plan()
+                .apply_with_subqueries(|node| {
+                    if let LogicalPlan::TableScan(scan) = node {
+                        let t = &scan.table_name;
+                        tables.insert(match t.schema() {
+                            Some(schema) => format!("{schema}.{}", t.table()),
+                            None => t.table().to_owned(),
+                        });
+                    }
+                    Ok(TreeNodeRecursion::Continue)
+                })
+                .map_err(|e| self.explain(e))?;
             df.execute_stream().await.map_err(|e| self.explain(e))
         };
         let stream = match deadline {
@@ -363,8 +426,9 @@ impl LakeSession {
                 .map_err(|_| self.timed_out())??,
             None => plan.await?,
         };
+        let tables: Vec<String> = tables.into_iter().collect();
         let Some(deadline) = deadline else {
-            return Ok(stream);
+            return Ok(Planned { stream, tables });
         };
         let schema = stream.schema();
         let seconds = self.timeout.unwrap_or_default().as_secs_f64();
@@ -381,7 +445,10 @@ impl LakeSession {
                 )),
             }
         });
-        Ok(Box::pin(RecordBatchStreamAdapter::new(schema, bounded)))
+        Ok(Planned {
+            stream: Box::pin(RecordBatchStreamAdapter::new(schema, bounded)),
+            tables,
+        })
     }
 
     fn timed_out(&self) -> Error {
