@@ -331,6 +331,67 @@ fn level_4_raw_needs_minimised_fields_a_legal_basis_and_the_cpo_as_well_as_the_o
     assert!(row.get("name").is_none());
 }
 
+/// A dataset its owner declares 不予共享 (`none`, with its legal basis) is never granted raw,
+/// and anything less needs the owner's approval: here the district catalog with the
+/// disability certificates declared so, over the same lake.
+#[test]
+fn a_dataset_shared_with_nobody_is_never_granted_raw() {
+    let catalog = tempfile::tempdir().unwrap();
+    let district = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog/district");
+    for entry in std::fs::read_dir(&district).unwrap() {
+        let path = entry.unwrap().path();
+        let mut text = std::fs::read_to_string(&path).unwrap();
+        if path.file_name().unwrap() == "mca.disability_certificate.toml" {
+            text = text
+                .lines()
+                .map(|l| {
+                    if l.starts_with("sharing = ") {
+                        "sharing = { type = \"none\", method = \"无\", legal_basis = \"《中华人民共和国残疾人保障法》：残疾人的个人信息依法予以保护\" }".to_owned()
+                    } else {
+                        l.to_owned()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+        }
+        std::fs::write(catalog.path().join(path.file_name().unwrap()), text).unwrap();
+    }
+    let s = Server::start(&["--catalog", catalog.path().to_str().unwrap()]);
+    let shown = s.get(
+        "/v1/catalog/datasets/mca.disability_certificate",
+        &s.principal("any", "hrss", "app"),
+    );
+    assert_eq!(shown.status, 200, "{}", shown.text());
+    assert!(shown.text().contains("\"none\""), "{}", shown.text());
+    let consumer = s.principal("hrss-app", "hrss", "app");
+    let raw = s.post(
+        "/v1/grants",
+        &consumer,
+        &json!({"resource": "mca.disability_certificate", "level": "raw",
+                "purpose": "social_assistance", "legal_basis": "《社会救助暂行办法》",
+                "fields": ["resident_id"]})
+        .to_string(),
+    );
+    assert_eq!(
+        (raw.status, raw.code().as_str()),
+        (422, "never_shared"),
+        "{}",
+        raw.text()
+    );
+    let masked = request(
+        &s,
+        &consumer,
+        json!({"resource": "mca.disability_certificate", "level": "masked",
+               "purpose": "social_assistance", "legal_basis": "《社会救助暂行办法》"}),
+    );
+    assert_eq!(masked["status"], "requested", "{masked}");
+    let needs = masked["requirement"]["approvals"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert!(needs.contains(&json!("owner")), "{needs:?}");
+}
+
 #[test]
 fn masked_columns_filtered_or_sorted_through_the_rows_api_give_only_masked_values() {
     let s = Server::start(&[]);
