@@ -332,41 +332,10 @@ async fn read_rows(
     let action = format!("read:{level}");
     if format != Format::Json {
         let stream = session.stream(&sql).await?;
-        let audit = app.audit.clone();
-        let done_entry = Entry {
-            principal: caller.principal.id.to_string(),
-            department: caller.principal.department.to_string(),
-            role: caller.principal.role.to_string(),
-            purpose: caller.purpose.clone(),
-            case_id: caller.case_id.clone(),
-            end_user: caller.end_user.clone(),
-            action: format!("{action} export_completed"),
-            object: format!("dataset:{}", resource.name),
-            grants: grants.clone(),
-            policy_version: caller.state.version.number(),
-            ..Entry::default()
-        };
-        let body = stream_body(format, stream, subject, move |s: Streamed| async move {
-            let mut e = done_entry;
-            e.rows = s.rows;
-            e.subjects = s.subjects;
-            e.outcome = Some(if s.error.is_some() {
-                Outcome::Failed
-            } else {
-                Outcome::Allowed
-            });
-            e.status = 200;
-            e.reason = s.error.clone().unwrap_or_else(|| "export streamed".into());
-            audit.record(e).await.map(|_| ()).map_err(|e| e.to_string())
-        });
-        let response = ([(header::CONTENT_TYPE, format.content_type())], body).into_response();
-        return Ok(Answer {
-            response,
-            rows: 0,
-            subjects: vec![],
-            grants,
-            action: Some(format!("{action} export_started")),
-        });
+        let object = format!("dataset:{}", resource.name);
+        return Ok(export(
+            app, &caller, format, stream, subject, &action, object, grants,
+        ));
     }
     let out = session.query(&sql).await?;
     let mut batches = out.batches;
@@ -442,5 +411,55 @@ mod tests {
             table_sql("ps.household_registration"),
             "\"ps\".\"household_registration\""
         );
+    }
+}
+
+/// An answer streamed in `format`, audited when it starts (by the call) and again when it
+/// completes or fails, with the rows sent and, where `subject` names the tap column, the
+/// people they were about.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn export(
+    app: &AppState,
+    caller: &Caller,
+    format: Format,
+    stream: datafusion::execution::SendableRecordBatchStream,
+    subject: Option<String>,
+    action: &str,
+    object: String,
+    grants: Vec<String>,
+) -> Answer {
+    let audit = app.audit.clone();
+    let done = Entry {
+        principal: caller.principal.id.to_string(),
+        department: caller.principal.department.to_string(),
+        role: caller.principal.role.to_string(),
+        purpose: caller.purpose.clone(),
+        case_id: caller.case_id.clone(),
+        end_user: caller.end_user.clone(),
+        action: format!("{action} export_completed"),
+        object,
+        grants: grants.clone(),
+        policy_version: caller.state.version.number(),
+        ..Entry::default()
+    };
+    let body = stream_body(format, stream, subject, move |s: Streamed| async move {
+        let mut e = done;
+        e.rows = s.rows;
+        e.subjects = s.subjects;
+        e.outcome = Some(if s.error.is_some() {
+            Outcome::Failed
+        } else {
+            Outcome::Allowed
+        });
+        e.status = 200;
+        e.reason = s.error.clone().unwrap_or_else(|| "export streamed".into());
+        audit.record(e).await.map(|_| ()).map_err(|e| e.to_string())
+    });
+    Answer {
+        response: ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
+        rows: 0,
+        subjects: vec![],
+        grants,
+        action: Some(format!("{action} export_started")),
     }
 }

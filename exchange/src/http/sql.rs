@@ -24,11 +24,10 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::call::{Answer, Call, Caller, Needs, run};
-use super::encode::{Format, Streamed, first_rows, json_rows, stream_body};
+use super::encode::{Format, first_rows, json_rows};
 use super::error::ApiError;
-use super::rows::{parse_as_of, session_options};
+use super::rows::{export, parse_as_of, session_options};
 use crate::access::CallerPolicy;
-use crate::audit::{Entry, Outcome};
 use crate::authz::Action;
 
 /// The body of `POST /v1/sql`.
@@ -226,39 +225,16 @@ async fn query(
     if format != Format::Json {
         // A stream stops at the row cap (the audit records how many rows went out).
         let stream = capped(planned.stream, max_rows);
-        let audit = app.audit.clone();
-        let done = Entry {
-            principal: caller.principal.id.to_string(),
-            department: caller.principal.department.to_string(),
-            role: caller.principal.role.to_string(),
-            purpose: caller.purpose.clone(),
-            case_id: caller.case_id.clone(),
-            end_user: caller.end_user.clone(),
-            action: format!("{action} export_completed"),
-            object: "sql".into(),
-            grants: grants.clone(),
-            policy_version: caller.state.version.number(),
-            ..Entry::default()
-        };
-        let body = stream_body(format, stream, None, move |s: Streamed| async move {
-            let mut e = done;
-            e.rows = s.rows;
-            e.outcome = Some(if s.error.is_some() {
-                Outcome::Failed
-            } else {
-                Outcome::Allowed
-            });
-            e.status = 200;
-            e.reason = s.error.clone().unwrap_or_else(|| "export streamed".into());
-            audit.record(e).await.map(|_| ()).map_err(|e| e.to_string())
-        });
-        return Ok(Answer {
-            response: ([(header::CONTENT_TYPE, format.content_type())], body).into_response(),
-            rows: 0,
-            subjects: vec![],
+        return Ok(export(
+            app,
+            &caller,
+            format,
+            stream,
+            None,
+            &action,
+            "sql".into(),
             grants,
-            action: Some(format!("{action} export_started")),
-        });
+        ));
     }
     // One row past the cap tells whether the answer was cut.
     let mut stream = capped(planned.stream, max_rows + 1);

@@ -122,6 +122,8 @@ pub enum ErrorClass {
     Oversized,
     UnknownTopic,
     BadEnvelope,
+    /// The event time is malformed, out of range, or far in the future.
+    BadEventTime,
 }
 
 impl ErrorClass {
@@ -136,6 +138,7 @@ impl ErrorClass {
             ErrorClass::Oversized => "oversized",
             ErrorClass::UnknownTopic => "unknown_topic",
             ErrorClass::BadEnvelope => "bad_envelope",
+            ErrorClass::BadEventTime => "bad_event_time",
         }
     }
 }

@@ -273,9 +273,25 @@ pub(super) fn assemble(
     // `_key` is the record key column itself while every row is a kept upsert; the first
     // other row switches to building it (rows not kept get an empty key, filtered out below).
     let mut built: Option<StringBuilder> = None;
+    let times: Vec<Result<i64, &'static str>> = v
+        .msgs
+        .iter()
+        .map(|m| event_time_us(m, ingested_at_us))
+        .collect();
     for (r, m) in v.msgs.iter().copied().enumerate() {
         if let Some((class, why)) = &checked.rejects[r] {
             dead.push(DeadLetter::new(m, *class, why.clone(), Some(&ds.id)));
+            keep.push(false);
+            keys_from(&mut built, &record_keys, r).append_value("");
+            continue;
+        }
+        if let Err(why) = times[r] {
+            dead.push(DeadLetter::new(
+                m,
+                ErrorClass::BadEventTime,
+                why.into(),
+                Some(&ds.id),
+            ));
             keep.push(false);
             keys_from(&mut built, &record_keys, r).append_value("");
             continue;
@@ -328,17 +344,14 @@ pub(super) fn assemble(
     columns.push(utc(TimestampMicrosecondArray::from(
         v.msgs
             .iter()
-            .map(|m| m.timestamp_ms.map(|t| t * 1000))
+            .map(|m| m.timestamp_ms.and_then(|t| t.checked_mul(1000)))
             .collect::<Vec<_>>(),
     )));
+    // (A row whose time was refused is a dead letter, filtered out below.)
     columns.push(utc(TimestampMicrosecondArray::from(
-        v.msgs
+        times
             .iter()
-            .map(|m| {
-                event_time_us(m)
-                    .or(m.timestamp_ms.map(|t| t * 1000))
-                    .unwrap_or(ingested_at_us)
-            })
+            .map(|t| *t.as_ref().unwrap_or(&0))
             .collect::<Vec<_>>(),
     )));
     columns.push(utc(TimestampMicrosecondArray::from(vec![
@@ -422,13 +435,37 @@ fn canonical_key(ds: &gdx_catalog::Dataset, key: &str) -> String {
     }
 }
 
-/// The `event-time` header: RFC 3339, or milliseconds since the epoch.
-fn event_time_us(m: &Message) -> Option<i64> {
-    let s = m.header_str("event-time")?.trim();
-    if let Ok(ms) = s.parse::<i64>() {
-        return Some(ms * 1000);
+/// How far past its arrival an event time may lie (clocks drift; a day more is a clock or
+/// unit error, and would win the fold over every later change).
+pub(crate) const MAX_AHEAD_US: i64 = 24 * 3600 * 1_000_000;
+
+/// A record's event time in microseconds: its `event-time` header (RFC 3339, or milliseconds
+/// since the epoch), else its Kafka timestamp, else its arrival. A header that says neither,
+/// a time out of range, or one more than a day after the record arrived is refused with
+/// the rule it breaks (never the value): a record is never given another time silently.
+pub(crate) fn event_time_us(m: &Message, ingested_at_us: i64) -> Result<i64, &'static str> {
+    let t = match m.header_str("event-time").map(str::trim) {
+        Some(s) => match s.parse::<i64>() {
+            Ok(ms) => ms
+                .checked_mul(1000)
+                .ok_or("header event-time: milliseconds since the epoch out of range")?,
+            Err(_) => chrono::DateTime::parse_from_rfc3339(s)
+                .map_err(|_| {
+                    "header event-time: neither an RFC 3339 time nor milliseconds since the epoch"
+                })?
+                .timestamp_micros(),
+        },
+        None => match m.timestamp_ms {
+            Some(ms) => ms
+                .checked_mul(1000)
+                .ok_or("the Kafka timestamp is out of range")?,
+            None => ingested_at_us,
+        },
+    };
+    if t > ingested_at_us.saturating_add(MAX_AHEAD_US) {
+        return Err(
+            "event time more than 24 hours after the record arrived (a clock or unit error)",
+        );
     }
-    chrono::DateTime::parse_from_rfc3339(s)
-        .ok()
-        .map(|t| t.timestamp_micros())
+    Ok(t)
 }

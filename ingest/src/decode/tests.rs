@@ -475,3 +475,87 @@ fn each_row_keeps_its_own_key_around_rejects_and_deletes() {
         some(&["upsert", "upsert", "delete", "upsert"])
     );
 }
+
+/// Event times: the header wins, the Kafka timestamp stands in, and a header that is
+/// malformed, out of range or far in the future is refused with the rule it breaks — never
+/// replaced by another time, never a panic or a wrap on overflow.
+#[test]
+fn event_times_are_taken_as_sent_or_refused_with_their_rule() {
+    let d = decoder("ps.household_registration");
+    let arrived = 1_800_000_000_000_000; // `run` decodes with this arrival time
+    let with = |offset: i64, header: Option<&str>, kafka_ms: Option<i64>| {
+        let mut m = msg(
+            "ps.household_registration",
+            offset,
+            Some("11010519491231002X"),
+            Some(&person(&[])),
+        );
+        m.headers = match header {
+            Some(h) => [("event-time", h), ("source-system", "hukou")]
+                .into_iter()
+                .collect(),
+            None => [("source-system", "hukou")].into_iter().collect(),
+        };
+        m.timestamp_ms = kafka_ms;
+        m
+    };
+    let msgs = vec![
+        with(0, Some("2025-01-01T08:30:00+08:00"), Some(1)),
+        with(1, Some("1735691400000"), Some(1)),
+        with(2, None, Some(1_735_691_400_123)),
+        with(3, None, None),
+        with(4, Some("2025-13-01T00:00:00Z"), Some(1)),
+        with(5, Some("yesterday"), Some(1)),
+        with(6, Some(&i64::MAX.to_string()), Some(1)),
+        with(7, None, Some(i64::MAX)),
+        with(8, Some("2031-01-01T00:00:00Z"), Some(1)),
+        // Within the day's tolerance of the arrival (clock drift).
+        with(9, Some(&((arrived / 1000) + 3_600_000).to_string()), None),
+    ];
+    let (batch, dead) = run(&d, &msgs);
+    let batch = batch.unwrap();
+    let times: Vec<(i64, i64)> = batch
+        .column_by_name("_offset")
+        .unwrap()
+        .as_primitive::<Int64Type>()
+        .values()
+        .iter()
+        .copied()
+        .zip(
+            batch
+                .column_by_name("_event_time")
+                .unwrap()
+                .as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
+                .values()
+                .iter()
+                .copied(),
+        )
+        .collect();
+    assert_eq!(
+        times,
+        vec![
+            (0, 1_735_691_400_000_000),
+            (1, 1_735_691_400_000_000),
+            (2, 1_735_691_400_123_000),
+            (3, arrived),
+            (9, arrived + 3_600_000_000),
+        ]
+    );
+    let mut refused: Vec<(i64, &str)> = dead
+        .iter()
+        .map(|d| (d.offset, d.message.as_str()))
+        .collect();
+    refused.sort();
+    assert_eq!(refused.len(), 5, "{refused:?}");
+    for d in &dead {
+        assert_eq!(d.class, ErrorClass::BadEventTime);
+        // The rule, never the value.
+        for v in ["2025-13", "yesterday", &i64::MAX.to_string(), "2031"] {
+            assert!(!d.message.contains(v), "{}", d.message);
+        }
+    }
+    assert!(refused[0].1.contains("neither an RFC 3339 time"));
+    assert!(refused[2].1.contains("out of range"));
+    assert!(refused[3].1.contains("Kafka timestamp"));
+    assert!(refused[4].1.contains("24 hours"));
+}

@@ -52,7 +52,7 @@ pub(crate) fn batch(rows: &[DeadLetter], ingested_at_us: i64) -> RecordBatch {
         )),
         utc(TimestampMicrosecondArray::from(
             rows.iter()
-                .map(|d| d.timestamp_ms.map(|t| t * 1000))
+                .map(|d| d.timestamp_ms.and_then(|t| t.checked_mul(1000)))
                 .collect::<Vec<_>>(),
         )),
         Arc::new(StringArray::from(
