@@ -326,6 +326,10 @@ pub(crate) struct SqlArgs {
     /// appears in a plan, an error or a log.
     #[arg(long, env = "GDX_PSEUDONYM_KEY_FILE")]
     pub(crate) pseudonym_key_file: Option<PathBuf>,
+    /// The prompt's history file, kept across sessions, readable by its owner only
+    /// (default: ~/.gdx_history).
+    #[arg(long, env = "GDX_HISTORY")]
+    pub(crate) history: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) lake: LakeArgs,
 }

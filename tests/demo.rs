@@ -240,7 +240,79 @@ fn sql_on_the_demo_lake(data: &Path) {
         "{stdout}"
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("error:"));
+    the_prompt_through_a_terminal(lake);
     sql_as_a_reader_with_a_policy(data);
+}
+
+/// The prompt on a real pseudo-terminal (`script` gives `gdx sql` one): the up arrow recalls
+/// the last statement, statements span lines, `\dt` and `\d TABLE` describe what the reader
+/// sees, Ctrl-C cancels a running query and the prompt stays, and the history is kept in an
+/// owner-only file for the next session.
+fn the_prompt_through_a_terminal(lake: &str) {
+    use std::io::Write;
+    use std::time::Duration;
+    let dir = tempfile::tempdir().unwrap();
+    let history = dir.path().join("history");
+    let command = format!(
+        "{} sql --lake {lake} --history {}",
+        env!("CARGO_BIN_EXE_gdx"),
+        history.display()
+    );
+    let mut child = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &command, "/dev/null"])
+        .env("TERM", "xterm")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("script (util-linux) runs gdx sql on a pseudo-terminal");
+    let mut stdin = child.stdin.take().unwrap();
+    let mut send = |bytes: &[u8], wait_ms: u64| {
+        stdin.write_all(bytes).unwrap();
+        stdin.flush().unwrap();
+        std::thread::sleep(Duration::from_millis(wait_ms));
+    };
+    send(b"select 40 + 2 as answer;\r", 1500);
+    // The up arrow: the statement again.
+    send(b"\x1b[A\r", 1500);
+    // (Each line sent once the prompt waits for it, as a person types: the line editor
+    // drops input typed ahead while it switches the terminal's mode.)
+    send(b"select 'multi'\r", 1000);
+    send(b"   as word;\r", 1500);
+    send(b"\\dt\r", 1000);
+    send(b"\\d ps.household_registration\r", 1500);
+    // A query that would run for hours, cancelled with Ctrl-C; the prompt stays.
+    send(
+        b"select count(*) from ps.household_registration a, ps.household_registration b, \
+          ps.household_registration c where a.name < b.name and b.name < c.name;\r",
+        3000,
+    );
+    send(b"\x03", 1500);
+    send(b"select 7 * 6 as again;\r", 1500);
+    send(b"\\q\r", 1500);
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert_eq!(text.matches("| 42     |").count(), 2, "{text}");
+    assert!(text.contains("| multi |"), "{text}");
+    assert!(text.contains("ps.household_registration"), "{text}");
+    assert!(
+        text.contains("resident_id") && text.contains("Utf8"),
+        "{text}"
+    );
+    assert!(text.contains("query cancelled"), "{text}");
+    assert!(
+        text.contains("| again |") && text.contains("| 42    |"),
+        "{text}"
+    );
+    // Kept for the next session, readable by its owner only.
+    let kept = std::fs::read_to_string(&history).unwrap();
+    assert!(kept.contains("select 40 + 2 as answer;"), "{kept}");
+    assert!(kept.contains("select 'multi'"), "{kept}");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&history).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
 }
 
 /// `gdx sql --policy FILE`: the operator sees the lake as a street office would.

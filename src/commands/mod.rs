@@ -9,6 +9,7 @@ mod id;
 mod ingest;
 mod lake;
 mod profiles;
+mod prompt;
 mod publish;
 mod serve;
 mod simulate;

@@ -3,10 +3,11 @@
 //! Data flow: lake + catalog → the [`TableRegistry`] → the policy: the operator's explicit
 //! allow-all, or a reader's `--policy FILE` (checked against every table first) →
 //! [`LakeSession`] (schemas per department, profiles, dead letters, catalog tables; as of a
-//! date when asked) → one statement, or a prompt reading statements that end in `;` → rows
+//! date when asked) → one statement, or the prompt ([`super::prompt`]: line editing, history,
+//! multi-line statements, `\d`, Ctrl-C cancels) → rows
 //! (capped) printed as a table or written as CSV, JSON lines or Parquet.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -51,30 +52,9 @@ pub(crate) fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
         });
     }
     // The prompt: statements end with `;`; `\q` or end of input leaves.
-    let stdin = std::io::stdin();
-    let mut statement = String::new();
-    let prompt = |continued: bool| {
-        eprint!("{}", if continued { "   -> " } else { "gdx> " });
-        let _ = std::io::stderr().flush();
-    };
-    prompt(false);
-    for line in stdin.lock().lines() {
-        let line = line.context("reading the prompt")?;
-        if statement.is_empty() && line.trim() == "\\q" {
-            break;
-        }
-        statement.push_str(&line);
-        statement.push('\n');
-        if line.trim_end().ends_with(';') {
-            let q = statement.trim().trim_end_matches(';').to_owned();
-            statement.clear();
-            match rt.block_on(session.query(&q)) {
-                Ok(out) => write(&out, &args)?,
-                Err(e) => eprintln!("error: {e}"),
-            }
-        }
-        prompt(!statement.is_empty());
-    }
+    let history = super::prompt::history_path(&args.history);
+    let print = |out: &QueryOutput| write(out, &args);
+    super::prompt::Prompt::new(&session, &rt, &print).run(history.as_deref())?;
     Ok(ExitCode::SUCCESS)
 }
 

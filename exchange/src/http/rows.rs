@@ -382,38 +382,6 @@ async fn read_rows(
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cursors_round_trip_and_strangers_are_refused() {
-        let c = Cursor {
-            version: Some(12),
-            offset: 200,
-        };
-        assert_eq!(Cursor::parse(&c.text()).unwrap(), c);
-        let c = Cursor {
-            version: None,
-            offset: 5,
-        };
-        assert_eq!(Cursor::parse(&c.text()).unwrap(), c);
-        for bad in ["", "12", "x.1", "1.-3", "1.2.3"] {
-            assert!(Cursor::parse(bad).is_err(), "{bad}");
-        }
-    }
-
-    #[test]
-    fn identifiers_and_text_are_quoted() {
-        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
-        assert_eq!(quote_text("o'brien"), "'o''brien'");
-        assert_eq!(
-            table_sql("ps.household_registration"),
-            "\"ps\".\"household_registration\""
-        );
-    }
-}
-
 /// An answer streamed in `format`, audited when it starts (by the call) and again when it
 /// completes or fails, with the rows sent and, where `subject` names the tap column, the
 /// people they were about.
@@ -461,5 +429,37 @@ pub(super) fn export(
         subjects: vec![],
         grants,
         action: Some(format!("{action} export_started")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_strangers_are_refused() {
+        let c = Cursor {
+            version: Some(12),
+            offset: 200,
+        };
+        assert_eq!(Cursor::parse(&c.text()).unwrap(), c);
+        let c = Cursor {
+            version: None,
+            offset: 5,
+        };
+        assert_eq!(Cursor::parse(&c.text()).unwrap(), c);
+        for bad in ["", "12", "x.1", "1.-3", "1.2.3"] {
+            assert!(Cursor::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn identifiers_and_text_are_quoted() {
+        assert_eq!(quote_ident("a\"b"), "\"a\"\"b\"");
+        assert_eq!(quote_text("o'brien"), "'o''brien'");
+        assert_eq!(
+            table_sql("ps.household_registration"),
+            "\"ps\".\"household_registration\""
+        );
     }
 }
