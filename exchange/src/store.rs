@@ -208,8 +208,27 @@ impl Store {
         }
     }
 
-    /// Adds a principal with a new API key; returns the key (shown once: only its hash is
-    /// kept).
+    /// Makes `change` if the principals at the journal's head allow it.
+    pub async fn change_principal(&self, actor: &str, change: PrincipalChange) -> Result<()> {
+        self.change_principals(actor, |ps| ps.check(&change).map(|()| change.clone()))
+            .await
+            .map(|_| ())
+    }
+
+    /// Makes the change `make` builds around the hash of a new API key; returns the key
+    /// (shown once: only its hash is kept).
+    async fn with_new_key(
+        &self,
+        actor: &str,
+        make: impl FnOnce(String) -> PrincipalChange,
+    ) -> Result<String> {
+        let key = crate::secret::new_api_key();
+        self.change_principal(actor, make(crate::secret::key_hash(&key)))
+            .await?;
+        Ok(key)
+    }
+
+    /// Adds a principal with a new API key; returns the key.
     pub async fn add_principal(
         &self,
         actor: &str,
@@ -218,36 +237,30 @@ impl Store {
         role: crate::model::Role,
         description: &str,
     ) -> Result<String> {
-        let key = crate::secret::new_api_key();
-        let change = PrincipalChange::Added {
+        self.with_new_key(actor, |key_hash| PrincipalChange::Added {
             id,
             department,
             role,
-            key_hash: crate::secret::key_hash(&key),
+            key_hash,
             description: description.to_owned(),
-        };
-        self.change_principals(actor, |ps| ps.check(&change).map(|()| change.clone()))
-            .await?;
-        Ok(key)
+        })
+        .await
     }
 
-    /// Gives principal `id` a new API key; returns it (shown once). The previous key keeps
-    /// working for `grace` (zero: it stops with this change).
+    /// Gives principal `id` a new API key; returns it. The previous key keeps working for
+    /// `grace` (zero: it stops with this change).
     pub async fn rotate_key(
         &self,
         actor: &str,
         id: crate::model::PrincipalId,
         grace: chrono::Duration,
     ) -> Result<String> {
-        let key = crate::secret::new_api_key();
-        let change = PrincipalChange::KeyRotated {
+        self.with_new_key(actor, |key_hash| PrincipalChange::KeyRotated {
             id,
-            key_hash: crate::secret::key_hash(&key),
+            key_hash,
             previous_until: Utc::now() + grace,
-        };
-        self.change_principals(actor, |ps| ps.check(&change).map(|()| change.clone()))
-            .await?;
-        Ok(key)
+        })
+        .await
     }
 
     /// Makes the grant change `make` returns for the state at the journal's head (checked

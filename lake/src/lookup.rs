@@ -142,10 +142,6 @@ impl KeyIndex {
         Ok(Built::Index(Box::new(index)))
     }
 
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
     /// The table version this index holds.
     pub fn version(&self) -> u64 {
         self.version

@@ -15,13 +15,13 @@ use anyhow::Context;
 use gdx_catalog::district;
 use gdx_ingest::broker::{EmbeddedBroker, LagGate};
 use gdx_ingest::publish::{Mode, publish_file};
-use gdx_lake::background::{Background, BackgroundConfig};
+use gdx_lake::background::BackgroundConfig;
 use gdx_lake::profiles::Profile;
 use gdx_lake::read::{count_by, row_count};
 use gdx_simulate::{self as simulate, Config, Quiet};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::ingest::{Workers, print_stats, runtime, wait_for_shutdown, worker_config};
+use super::ingest::{ingest_and_fold, print_stats, runtime, wait_for_shutdown};
 use super::publish::producer;
 use crate::cli::DemoArgs;
 
@@ -36,21 +36,18 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let lake = super::open_lake(lake_dir.to_str().context("data dir is not UTF-8")?)?;
     println!("lake: {lake}");
     let rt = runtime()?;
-    let mut cfg = worker_config(&brokers, lake.clone(), &args.worker);
-    cfg.flush_interval = cfg.flush_interval.min(Duration::from_secs(1));
-    let workers = Workers::start(&cfg, args.worker.workers, catalog.clone(), &rt)?;
     // Folding and profile builds follow ingest continuously.
-    let background = Background::start(
-        rt.handle().clone(),
-        lake.clone(),
-        catalog.clone(),
+    let (workers, background) = ingest_and_fold(
+        &rt,
+        &brokers,
+        &lake,
+        &catalog,
+        &args.worker,
         BackgroundConfig {
-            profiles_interval: Duration::from_secs(10),
             maintenance_interval: None,
             ..BackgroundConfig::default()
         },
-    )
-    .context("starting the background fold")?;
+    )?;
 
     let feeds = args.data_dir.join("feeds");
     println!(
@@ -69,7 +66,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     let summary = simulate::write_district(&sim, &catalog, &feeds, &Quiet)?;
 
     // The embedded broker keeps only ~5 MB per partition: publish no faster than ingest lands.
-    let gate = LagGate::new(&brokers, &cfg.group, 2_000)?;
+    let gate = LagGate::new(&brokers, &args.worker.group, 2_000)?;
     let p = producer(&brokers)?;
     let bar = ProgressBar::new(summary.events() as u64);
     bar.set_style(

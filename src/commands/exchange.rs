@@ -214,10 +214,7 @@ pub(crate) fn principal(c: PrincipalCommand) -> anyhow::Result<ExitCode> {
                 let (store, _, _) = open_store(&lake).await?;
                 let id = PrincipalId::new(id)?;
                 store
-                    .change_principals("operator", |ps| {
-                        let change = PrincipalChange::Revoked { id: id.clone() };
-                        ps.check(&change).map(|()| change)
-                    })
+                    .change_principal("operator", PrincipalChange::Revoked { id: id.clone() })
                     .await?;
                 println!("principal {id} revoked");
             }

@@ -125,6 +125,33 @@ pub(crate) fn print_stats(stats: &WorkerStats, alarms: &[worker::Error]) {
     }
 }
 
+/// Ingest workers on `brokers` landing runs within a second, and behind them the background
+/// fold and profile builds (profiles every 10 s; maintenance as `background` says), as
+/// `gdx serve` and `gdx demo` run them.
+pub(crate) fn ingest_and_fold(
+    rt: &Runtime,
+    brokers: &str,
+    lake: &LakeLocation,
+    catalog: &Arc<Catalog>,
+    w: &WorkerArgs,
+    background: BackgroundConfig,
+) -> anyhow::Result<(Workers, Background)> {
+    let mut cfg = worker_config(brokers, lake.clone(), w);
+    cfg.flush_interval = cfg.flush_interval.min(Duration::from_secs(1));
+    let workers = Workers::start(&cfg, w.workers, catalog.clone(), rt)?;
+    let background = Background::start(
+        rt.handle().clone(),
+        lake.clone(),
+        catalog.clone(),
+        BackgroundConfig {
+            profiles_interval: Duration::from_secs(10),
+            ..background
+        },
+    )
+    .context("starting the background fold")?;
+    Ok((workers, background))
+}
+
 /// The Kafka cluster to use: `given`, or an embedded broker started here (kept alive by the
 /// returned handle; its address printed as `broker: HOST:PORT`).
 pub(crate) fn brokers_or_embedded(

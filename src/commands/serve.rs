@@ -12,13 +12,13 @@ use std::time::Duration;
 
 use anyhow::Context;
 use gdx_lake::TableRegistry;
-use gdx_lake::background::{Background, BackgroundConfig};
+use gdx_lake::background::BackgroundConfig;
 
 use gdx_exchange::audit::anchor::AUDIT_TOPIC;
 
 use super::anchor::KafkaAnchor;
 use super::exchange::{exchange_config, metrics_renderer};
-use super::ingest::{Workers, brokers_or_embedded, print_stats, runtime, worker_config};
+use super::ingest::{brokers_or_embedded, ingest_and_fold, print_stats, runtime};
 use crate::cli::ServeArgs;
 
 pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
@@ -33,19 +33,14 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     cfg.anchor = Some(Arc::new(KafkaAnchor::new(&brokers)?));
     println!("lake: {lake}");
-    let mut wcfg = worker_config(&brokers, lake.clone(), &args.worker);
-    wcfg.flush_interval = wcfg.flush_interval.min(Duration::from_secs(1));
-    let workers = Workers::start(&wcfg, args.worker.workers, catalog.clone(), &rt)?;
-    let background = Background::start(
-        rt.handle().clone(),
-        lake.clone(),
-        catalog.clone(),
-        BackgroundConfig {
-            profiles_interval: Duration::from_secs(10),
-            ..BackgroundConfig::default()
-        },
-    )
-    .context("starting the background fold")?;
+    let (workers, background) = ingest_and_fold(
+        &rt,
+        &brokers,
+        &lake,
+        &catalog,
+        &args.worker,
+        BackgroundConfig::default(),
+    )?;
     let ex = rt.block_on(async {
         let registry = TableRegistry::open(&lake, &catalog).await?;
         anyhow::Ok(gdx_exchange::http::Exchange::start(cfg, registry, metrics_renderer()).await?)

@@ -115,6 +115,23 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A JSON request body, or a 400 `bad_body` that says which field and what was expected.
+pub(super) fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        // serde's message names the field and what was expected; its line/column locate it.
+        ApiError::bad_request(
+            "bad_body",
+            format!(
+                "request body: {}",
+                e.to_string()
+                    .split(" at line")
+                    .next()
+                    .unwrap_or("invalid JSON")
+            ),
+        )
+    })
+}
+
 /// The lake's errors as answers: the caller's mistakes (unknown table, read-only, limits)
 /// are 4xx with the lake's value-free message; the rest is ours.
 impl From<gdx_lake::Error> for ApiError {

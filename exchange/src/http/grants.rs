@@ -15,7 +15,7 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::call::{Answer, Call, Caller, Needs, run};
-use super::error::ApiError;
+use super::error::{ApiError, parse_body};
 use crate::grants::{Grant, GrantChange, GrantRequest, GrantStatus};
 use crate::model::{GrantId, ProcessingLevel, Role};
 use crate::ops::{self, Decision};
@@ -44,22 +44,6 @@ pub(super) struct RequestBody {
 pub(super) struct ReasonBody {
     #[serde(default)]
     reason: String,
-}
-
-fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| {
-        // serde's message names the field and what was expected; its line/column locate it.
-        ApiError::bad_request(
-            "bad_body",
-            format!(
-                "request body: {}",
-                e.to_string()
-                    .split(" at line")
-                    .next()
-                    .unwrap_or("invalid JSON")
-            ),
-        )
-    })
 }
 
 fn grant_json(g: &Grant) -> serde_json::Value {

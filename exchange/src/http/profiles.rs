@@ -103,7 +103,6 @@ async fn profile(
         .ok_or_else(|| ApiError::internal("a profile without a subject column"))?;
     let policy = CallerPolicy::of(&caller.state, &caller.principal, chrono::Utc::now());
     let access = row_access(&policy, resource)?;
-    let policy = policy.with_lookup(resource, &subject, subject_id);
     let as_of = parse_as_of(as_of)?;
     // The newest version, held in memory: no query to plan. Otherwise (an older version, or
     // a version whose index is still being built) a session scans for it.
@@ -115,6 +114,7 @@ async fn profile(
         Some(index) => {
             metrics::counter!("gdx_exchange_profile_lookups_total", "path" => "memory")
                 .increment(1);
+            // The index finds the subject's row itself: no lookup filter to evaluate.
             match index.lookup(&policy, subject_id)? {
                 Lookup::Rows(batch) => vec![batch],
                 Lookup::NotReadable => return Err(ApiError::not_found("no such resource")),
@@ -122,6 +122,7 @@ async fn profile(
         }
         None => {
             metrics::counter!("gdx_exchange_profile_lookups_total", "path" => "scan").increment(1);
+            let policy = policy.with_lookup(resource, &subject, subject_id);
             let session = LakeSession::open(
                 &app.registry,
                 policy.into_arc(),

@@ -24,8 +24,8 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::call::{Answer, Call, Caller, Needs, run};
-use super::encode::{Format, first_rows, json_rows};
-use super::error::ApiError;
+use super::encode::{Format, json_rows};
+use super::error::{ApiError, parse_body};
 use super::rows::{export, parse_as_of, session_options};
 use crate::access::CallerPolicy;
 use crate::authz::Action;
@@ -130,15 +130,7 @@ pub(super) async fn sql(
             format!("a statement is at most {MAX_SQL} bytes"),
         ))
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
-            ApiError::bad_request(
-                "bad_body",
-                format!(
-                    "the body is {{\"sql\": \"…\", \"as_of\": optional, \"params\": optional}}: {}",
-                    e.classify_kind()
-                ),
-            )
-        })
+        parse_body(&body)
     };
     let app2 = app.clone();
     run(
@@ -150,23 +142,6 @@ pub(super) async fn sql(
         move |caller| async move { query(&app2, caller, parsed?, &headers).await },
     )
     .await
-}
-
-trait ClassifyKind {
-    fn classify_kind(&self) -> &'static str;
-}
-
-impl ClassifyKind for serde_json::Error {
-    /// What is wrong with the body, without quoting it.
-    fn classify_kind(&self) -> &'static str {
-        use serde_json::error::Category;
-        match self.classify() {
-            Category::Io => "it could not be read",
-            Category::Syntax => "it is not valid JSON",
-            Category::Data => "a field is missing, unknown or of the wrong type",
-            Category::Eof => "it ends too early",
-        }
-    }
 }
 
 async fn query(
@@ -236,24 +211,9 @@ async fn query(
             grants,
         ));
     }
-    // One row past the cap tells whether the answer was cut.
-    let mut stream = capped(planned.stream, max_rows + 1);
-    let schema = stream.schema();
-    let mut batches = Vec::new();
-    while let Some(b) = stream.next().await {
-        batches.push(b.map_err(|e| {
-            sql_error(gdx_lake::Error::Query {
-                table: "<query>".into(),
-                source: Box::new(e),
-            })
-        })?);
-    }
-    let mut rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-    let truncated = rows > max_rows;
-    if truncated {
-        batches = first_rows(batches, max_rows);
-        rows = max_rows;
-    }
+    let out = session.collect(planned.stream).await.map_err(sql_error)?;
+    let rows = out.rows();
+    let (schema, batches, truncated) = (out.schema, out.batches, out.truncated);
     let columns: Vec<serde_json::Value> = schema
         .fields()
         .iter()
@@ -273,7 +233,7 @@ async fn query(
     })
 }
 
-/// `stream` cut after `max` rows (one more is read to know whether there were more).
+/// `stream` cut after `max` rows.
 fn capped(stream: SendableRecordBatchStream, max: usize) -> SendableRecordBatchStream {
     let schema = stream.schema();
     let limited = futures::stream::unfold((stream, 0usize), move |(mut s, seen)| async move {

@@ -328,7 +328,13 @@ impl LakeSession {
 
     /// Runs one read-only statement and returns at most the row cap.
     pub async fn query(&self, sql: &str) -> Result<QueryOutput> {
-        let mut stream = self.stream(sql).await?;
+        self.collect(self.stream(sql).await?).await
+    }
+
+    /// Reads at most the row cap of a stream this session planned; its errors are told as
+    /// the session tells them (for a governed reader, a failure on stored values names only
+    /// its kind).
+    pub async fn collect(&self, mut stream: SendableRecordBatchStream) -> Result<QueryOutput> {
         let schema = stream.schema();
         let mut batches = Vec::new();
         let mut rows = 0usize;
