@@ -267,6 +267,13 @@ fn the_prompt_through_a_terminal(lake: &str) {
         .spawn()
         .expect("script (util-linux) runs gdx sql on a pseudo-terminal");
     let mut stdin = child.stdin.take().unwrap();
+    // Read as it comes, so a full pipe never stalls the terminal.
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut all).unwrap();
+        all
+    });
     let mut send = |bytes: &[u8], wait_ms: u64| {
         stdin.write_all(bytes).unwrap();
         stdin.flush().unwrap();
@@ -289,11 +296,23 @@ fn the_prompt_through_a_terminal(lake: &str) {
     );
     send(b"\x03", 1500);
     send(b"select 7 * 6 as again;\r", 1500);
-    send(b"\\q\r", 1500);
+    send(b"\\q\r", 0);
+    // The terminal stays open until gdx has left: closing it first would hang it up
+    // (SIGHUP) on a slow machine still leaving.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
     drop(stdin);
     let out = child.wait_with_output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{text}");
+    let stdout = reader.join().unwrap();
+    let text = String::from_utf8_lossy(&stdout);
+    assert!(
+        out.status.success(),
+        "{}: {text}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(text.matches("| 42     |").count(), 2, "{text}");
     assert!(text.contains("| multi |"), "{text}");
     assert!(text.contains("ps.household_registration"), "{text}");
