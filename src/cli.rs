@@ -80,7 +80,8 @@ pub(crate) enum Command {
     Serve(ServeArgs),
     /// The sharing exchange alone over an existing lake (stateless: run several replicas on
     /// one lake): HTTP API with API keys, purposes, grants, masks and a hash-chained audit,
-    /// until SIGTERM or Ctrl-C. Prints `exchange: http://ADDR` once it listens.
+    /// until SIGTERM or Ctrl-C. Prints `exchange: http://ADDR` once it listens (and
+    /// `pgwire: ADDR` with `--pg`).
     Exchange(ExchangeArgs),
     /// Who may call the exchange: principals with a department, a role and an API key.
     #[command(subcommand)]
@@ -157,9 +158,20 @@ pub(crate) struct ExchangeOptions {
     /// lookups by ID, in MiB (0: every lookup scans; a profile larger than this is scanned).
     #[arg(long, env = "GDX_LOOKUP_MEMORY_MB", default_value_t = 1024)]
     pub(crate) lookup_memory_mb: usize,
-    /// Rows one `POST /v1/sql` answers at most (JSON says `truncated`; streams stop).
+    /// Rows one `POST /v1/sql` answers at most (JSON says `truncated`; streams stop); a
+    /// pgwire statement with more rows fails and sends none.
     #[arg(long, env = "GDX_SQL_MAX_ROWS", default_value_t = 100_000)]
     pub(crate) sql_max_rows: usize,
+    /// Serve the PostgreSQL wire protocol (psql, BI tools) on this address too: user = a
+    /// principal id, password = its API key, purpose and case in the startup options.
+    #[arg(long, env = "GDX_PG_LISTEN")]
+    pub(crate) pg: Option<std::net::SocketAddr>,
+    /// PEM certificate chain for pgwire TLS (needed on any address but loopback).
+    #[arg(long, env = "GDX_PG_TLS_CERT", requires = "pg_tls_key")]
+    pub(crate) pg_tls_cert: Option<PathBuf>,
+    /// PEM (PKCS#8) private key of --pg-tls-cert.
+    #[arg(long, env = "GDX_PG_TLS_KEY", requires = "pg_tls_cert")]
+    pub(crate) pg_tls_key: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

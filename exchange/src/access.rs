@@ -191,6 +191,24 @@ impl CallerPolicy {
             .collect()
     }
 
+    /// The grants that showed `tables` (`schema.table`; an event or deletion table counts
+    /// as its dataset): what the audit records of a query.
+    pub fn grants_for(&self, tables: &[String]) -> Vec<String> {
+        tables
+            .iter()
+            .filter_map(|t| {
+                let resource = t
+                    .strip_suffix("_events")
+                    .or_else(|| t.strip_suffix("_deleted"))
+                    .unwrap_or(t);
+                self.resource(resource)?
+                    .grant
+                    .as_ref()
+                    .map(|g| g.to_string())
+            })
+            .collect()
+    }
+
     pub fn into_arc(self) -> Arc<dyn TablePolicy> {
         Arc::new(self)
     }

@@ -18,6 +18,7 @@ pub mod http;
 pub mod lookups;
 pub mod model;
 pub mod ops;
+pub mod pg;
 pub mod principals;
 pub mod purposes;
 pub mod resources;

@@ -253,7 +253,14 @@ async fn serve_exchange(
     use gdx_exchange::model::{Department, PrincipalId, Role};
     use gdx_exchange::secret::random_hex;
 
-    let cfg = super::exchange::exchange_config(&args.exchange, lake, 1024)?;
+    let mut cfg = super::exchange::exchange_config(&args.exchange, lake, 1024)?;
+    // The demo serves pgwire too (on a free loopback port unless --pg says where).
+    if cfg.pg.is_none() {
+        cfg.pg = Some(gdx_exchange::pg::PgConfig {
+            listen: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: None,
+        });
+    }
     let audit_log = cfg.audit_dir.join(format!("{}.log", cfg.replica));
     let registry = gdx_lake::TableRegistry::open(lake, catalog).await?;
     let resources = Arc::new(gdx_exchange::resources::Resources::from_catalog(catalog));
@@ -265,9 +272,9 @@ async fn serve_exchange(
         let id = PrincipalId::new(format!("{prefix}-{run}"))?;
         let role = Role::parse(role).context("demo role")?;
         let key = store
-            .add_principal("demo", id, Department::new(dept)?, role, about)
+            .add_principal("demo", id.clone(), Department::new(dept)?, role, about)
             .await?;
-        keys.push((var, key, about));
+        keys.push((var, key, about, id));
     }
     drop(store);
     let ex =
@@ -278,7 +285,7 @@ async fn serve_exchange(
     println!("exchange: {url} (audit log {})", audit_log.display());
     println!("demo principals, one per kind of user (keys are shown once; paste these first):");
     println!("  export GDX={url}");
-    for (var, key, about) in &keys {
+    for (var, key, about, _) in &keys {
         println!("  export {var}={key}    # {about}");
     }
     let data = "-H 'X-Purpose: social_assistance' -H 'X-Case-Id: DEMO-2026-001'";
@@ -304,6 +311,19 @@ async fn serve_exchange(
     println!("  curl -s -H \"Authorization: Bearer $AUDITOR\" \"$GDX/v1/audit?limit=6\"; echo");
     println!("  # 6. every chain intact (also after Ctrl-C)");
     println!("  {gdx} audit verify --lake {lake_arg}");
+    if let (Some(pg), Some((_, _, _, system))) = (
+        ex.pg_addr(),
+        keys.iter().find(|(var, ..)| *var == "PS_SYSTEM"),
+    ) {
+        println!(
+            "  # 7. SQL over the PostgreSQL wire protocol (needs psql), as ps's own system: same policy, audited"
+        );
+        println!(
+            "  PGPASSWORD=$PS_SYSTEM psql \"host={} port={} dbname=gdx user={system} options='-c gdx.purpose=social_assistance -c gdx.case=DEMO-2026-001'\" -c \"select street, count(*) as residents from ps.household_registration group by street order by residents desc, street limit 3\"",
+            pg.ip(),
+            pg.port()
+        );
+    }
     println!("exchange ready; Ctrl-C or SIGTERM stops it");
     {
         use std::io::Write;

@@ -72,6 +72,10 @@ pub(crate) fn exchange_config(
         sql_max_rows: o.sql_max_rows.max(1),
         ..Limits::default()
     };
+    cfg.pg = o.pg.map(|listen| gdx_exchange::pg::PgConfig {
+        listen,
+        tls: o.pg_tls_cert.clone().zip(o.pg_tls_key.clone()),
+    });
     if let Some(p) = &o.purposes {
         let text =
             std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?;
@@ -87,6 +91,17 @@ pub(crate) fn metrics_renderer() -> Option<Arc<dyn Fn() -> String + Send + Sync>
         .install_recorder()
         .ok()?;
     Some(Arc::new(move || handle.render()))
+}
+
+/// Prints where the exchange listens: `exchange: http://ADDR`, then `pgwire: ADDR` when it
+/// serves the PostgreSQL wire protocol too.
+pub(crate) fn print_addresses(ex: &Exchange) {
+    use std::io::Write;
+    println!("exchange: http://{}", ex.local_addr());
+    if let Some(pg) = ex.pg_addr() {
+        println!("pgwire: {pg}");
+    }
+    let _ = std::io::stdout().flush();
 }
 
 /// Waits for Ctrl-C, SIGTERM, or the exchange stopping by itself.
@@ -110,9 +125,7 @@ pub(crate) fn serve(args: ExchangeArgs) -> anyhow::Result<ExitCode> {
     rt.block_on(async {
         let registry = TableRegistry::open(&lake, &catalog).await?;
         let ex = Exchange::start(cfg, registry, metrics_renderer()).await?;
-        println!("exchange: http://{}", ex.local_addr());
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
+        print_addresses(&ex);
         until_signal(&ex).await;
         eprintln!("stopping: no new connections; finishing in-flight calls");
         ex.shutdown(Duration::from_secs(30)).await;

@@ -45,11 +45,7 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let registry = TableRegistry::open(&lake, &catalog).await?;
         anyhow::Ok(gdx_exchange::http::Exchange::start(cfg, registry, metrics_renderer()).await?)
     })?;
-    println!("exchange: http://{}", ex.local_addr());
-    {
-        use std::io::Write;
-        let _ = std::io::stdout().flush();
-    }
+    super::exchange::print_addresses(&ex);
     rt.block_on(async {
         let stop = ex.cancellation();
         tokio::select! {

@@ -85,6 +85,8 @@ pub fn unique(prefix: &str) -> String {
 pub struct Server {
     pub child: Child,
     pub addr: String,
+    /// The pgwire address, when started with `--pg`.
+    pub pg: Option<String>,
     pub audit_dir: PathBuf,
     pub replica: String,
     _tmp: Option<tempfile::TempDir>,
@@ -131,17 +133,25 @@ impl Server {
             .spawn()
             .expect("spawn gdx exchange");
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
+        let mut out = BufReader::new(child.stdout.take().unwrap());
+        out.read_line(&mut line).unwrap();
         let addr = line
             .trim()
             .strip_prefix("exchange: http://")
             .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
             .to_owned();
+        let pg = extra.contains(&"--pg").then(|| {
+            let mut line = String::new();
+            out.read_line(&mut line).unwrap();
+            line.trim()
+                .strip_prefix("pgwire: ")
+                .unwrap_or_else(|| panic!("unexpected second line {line:?}"))
+                .to_owned()
+        });
         Self {
             child,
             addr,
+            pg,
             audit_dir: audit_dir.to_owned(),
             replica: replica.to_owned(),
             _tmp: None,

@@ -57,6 +57,7 @@ use crate::store::Store;
 use crate::{Error, Result};
 use error::ApiError;
 pub use limit::Limiter;
+pub(crate) use sql::sql_error;
 
 /// Query limits of one call.
 #[derive(Debug, Clone)]
@@ -110,6 +111,8 @@ pub struct ExchangeConfig {
     /// and how often.
     pub anchor: Option<Arc<dyn AnchorSink>>,
     pub anchor_interval: Duration,
+    /// The PostgreSQL wire protocol door, when served.
+    pub pg: Option<crate::pg::PgConfig>,
 }
 
 impl ExchangeConfig {
@@ -131,6 +134,7 @@ impl ExchangeConfig {
             lookup_memory: 1 << 30,
             anchor: None,
             anchor_interval: Duration::from_secs(5),
+            pg: None,
         }
     }
 }
@@ -287,6 +291,7 @@ pub struct Exchange {
     tracker: TaskTracker,
     state: AppState,
     anchor: Option<Anchoring>,
+    pg_addr: Option<SocketAddr>,
 }
 
 /// Publishing this replica's chain head whenever it moved.
@@ -426,6 +431,10 @@ impl Exchange {
                 async move { state.ship_audit().await.map(|_| ()).map_err(|e| e.reason) }
             }
         });
+        let pg_addr = match &cfg.pg {
+            Some(pg) => Some(crate::pg::start(pg, state.clone(), &tracker, &token).await?),
+            None => None,
+        };
         tracing::info!(%addr, replica = %cfg.replica, "exchange listening");
         Ok(Self {
             addr,
@@ -433,11 +442,17 @@ impl Exchange {
             tracker,
             state,
             anchor,
+            pg_addr,
         })
     }
 
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Where pgwire is served, when it is.
+    pub fn pg_addr(&self) -> Option<SocketAddr> {
+        self.pg_addr
     }
 
     pub fn state(&self) -> &AppState {

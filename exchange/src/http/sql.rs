@@ -77,7 +77,7 @@ fn param(i: usize, v: &serde_json::Value) -> Result<ScalarValue, ApiError> {
 
 /// The lake's errors as a SQL caller hears them: its own mistakes are 4xx that say what is
 /// wrong (and, for a syntax error, where); failures on stored values name only their kind.
-fn sql_error(e: gdx_lake::Error) -> ApiError {
+pub(crate) fn sql_error(e: gdx_lake::Error) -> ApiError {
     use gdx_lake::Error as L;
     match &e {
         L::Query { source, .. } => {
@@ -180,22 +180,7 @@ async fn query(
     )
     .await?;
     let planned = session.plan(&body.sql, params).await.map_err(sql_error)?;
-    // The grants that showed the tables the statement reads.
-    let grants: Vec<String> = planned
-        .tables
-        .iter()
-        .filter_map(|t| {
-            let resource = t
-                .strip_suffix("_events")
-                .or_else(|| t.strip_suffix("_deleted"))
-                .unwrap_or(t);
-            policy
-                .resource(resource)?
-                .grant
-                .as_ref()
-                .map(|g| g.to_string())
-        })
-        .collect();
+    let grants = policy.grants_for(&planned.tables);
     let action = format!("query {}", planned.tables.join(","));
     if format != Format::Json {
         // A stream stops at the row cap (the audit records how many rows went out).

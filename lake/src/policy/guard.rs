@@ -2,7 +2,8 @@
 //!
 //! Data flow: a planned query (views already inlined, subqueries included) →
 //! [`PolicyGuard`] fails it if any table scan reads a provider that is not a
-//! [`PolicyTable`] (catalog metadata in `information_schema` aside) → for each scan of an
+//! [`PolicyTable`] (catalog metadata in `information_schema` and, for the PostgreSQL
+//! wire protocol, `pg_catalog` aside: both list only the session's own tables) → for each scan of an
 //! aggregate-only table it puts the guard's copy of the table (which carries the row's
 //! subject, a column no reader can name) into the plan, carries the subject through
 //! filters, projections and aliases up to the first aggregate, refuses the plan if the
@@ -69,7 +70,11 @@ fn refuse_raw_scans(plan: &LogicalPlan) -> DfResult<()> {
             let wrapped = source_as_provider(&scan.source)
                 .map(|p| p.is::<PolicyTable>())
                 .unwrap_or(false);
-            let metadata = scan.table_name.schema() == Some("information_schema");
+            // Catalog metadata, built from the session's own (visible) tables.
+            let metadata = matches!(
+                scan.table_name.schema(),
+                Some("information_schema" | "pg_catalog")
+            );
             if !wrapped && !metadata {
                 return plan_err!(
                     "table {} is not read through a policy; the lake refuses the query",

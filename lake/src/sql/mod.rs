@@ -29,6 +29,7 @@ use datafusion::execution::SendableRecordBatchStream;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::prelude::{SQLOptions, SessionContext};
+use datafusion::sql::sqlparser::ast::Statement;
 use futures::StreamExt;
 use gdx_catalog::Catalog;
 
@@ -93,6 +94,12 @@ impl std::fmt::Debug for Planned {
             .field("tables", &self.tables)
             .finish_non_exhaustive()
     }
+}
+
+/// A statement as SQL text, or already parsed.
+enum Source<'a> {
+    Text(&'a str),
+    Parsed(Box<Statement>),
 }
 
 /// A table as a session gets it, before the reader's policy.
@@ -366,25 +373,64 @@ impl LakeSession {
     /// converted to the type the statement gives it) and returns its stream and the tables
     /// it reads; the session's timeout covers planning and every batch.
     pub async fn plan(&self, sql: &str, params: Vec<ScalarValue>) -> Result<Planned> {
+        self.plan_source(Source::Text(sql), params).await
+    }
+
+    /// [`LakeSession::plan`] for a statement already parsed (the PostgreSQL wire protocol
+    /// parses with its own dialect).
+    pub async fn plan_statement(
+        &self,
+        statement: Statement,
+        params: Vec<ScalarValue>,
+    ) -> Result<Planned> {
+        self.plan_source(Source::Parsed(Box::new(statement)), params)
+            .await
+    }
+
+    /// The logical plan of one read-only statement, not run: its result columns and the
+    /// types of its parameters (the extended query protocol's Describe).
+    pub async fn describe(&self, statement: Statement) -> Result<LogicalPlan> {
+        self.logical_plan(Source::Parsed(Box::new(statement))).await
+    }
+
+    /// Parses (or takes) a statement and plans it under the read-only rules.
+    async fn logical_plan(&self, source: Source<'_>) -> Result<LogicalPlan> {
+        let state = self.ctx.state();
+        let plan = match source {
+            Source::Text(sql) => state.create_logical_plan(sql).await,
+            Source::Parsed(s) => {
+                state
+                    .statement_to_plan(datafusion::sql::parser::Statement::Statement(s))
+                    .await
+            }
+        }
+        .map_err(|e| self.explain(e))?;
+        SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false)
+            .verify_plan(&plan)
+            .map_err(|e| self.explain(e))?;
+        if self.governed && matches!(plan, LogicalPlan::Analyze(_)) {
+            return Err(Error::ReadOnly(
+                "EXPLAIN ANALYZE is for the operator: its row counts include rows a \
+                 policy hides"
+                    .into(),
+            ));
+        }
+        Ok(plan)
+    }
+
+    async fn plan_source(&self, source: Source<'_>, params: Vec<ScalarValue>) -> Result<Planned> {
         let deadline = self.timeout.map(|t| tokio::time::Instant::now() + t);
         let mut tables = BTreeSet::new();
         let plan = async {
-            let options = SQLOptions::new()
-                .with_allow_ddl(false)
-                .with_allow_dml(false)
-                .with_allow_statements(false);
+            let logical = self.logical_plan(source).await?;
             let mut df = self
                 .ctx
-                .sql_with_options(sql, options)
+                .execute_logical_plan(logical)
                 .await
                 .map_err(|e| self.explain(e))?;
-            if self.governed && matches!(df.logical_plan(), LogicalPlan::Analyze(_)) {
-                return Err(Error::ReadOnly(
-                    "EXPLAIN ANALYZE is for the operator: its row counts include rows a \
-                     policy hides"
-                        .into(),
-                ));
-            }
             if !params.is_empty() {
                 let types = df
                     .logical_plan()

@@ -1,0 +1,326 @@
+//! The PostgreSQL wire protocol door: psql, BI tools and Postgres drivers over the same
+//! grants, masks and audit as the HTTP API.
+//!
+//! Data flow: a TCP connection (TLS when configured; without it only a loopback address may
+//! be served, since the API key travels as the password) → one [`Connection`] per socket:
+//! its own handlers, so nothing of one connection reaches another → [`login`]: principal
+//! id, API key, purpose and case; audited → [`query`]: each statement classified
+//! ([`statements`]), queries planned in the connection's own policy-built lake session and
+//! audited before rows leave; everything but reads, SHOW and transaction statements
+//! refused → on shutdown the listener stops, each connection finishes the statement it is
+//! running and closes.
+
+mod errors;
+mod login;
+mod query;
+mod statements;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
+use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use datafusion_postgres::pgwire;
+use gdx_lake::registry::Snapshot;
+use gdx_lake::sql::{LakeSession, SessionOptions};
+use pgwire::api::cancel::DefaultCancelHandler;
+use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
+use pgwire::api::{
+    ConnectionGuard, ConnectionHandle, ConnectionManager, ErrorHandler, PgWireServerHandlers,
+    RandomPidSecretKeyGenerator,
+};
+use pgwire::messages::startup::SecretKey;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::access::CallerPolicy;
+use crate::http::AppState;
+use crate::http::error::ApiError;
+use crate::store::AccessState;
+use crate::{Error, Result};
+
+/// How to serve pgwire.
+#[derive(Debug, Clone)]
+pub struct PgConfig {
+    pub listen: SocketAddr,
+    /// A PEM certificate chain and its PKCS#8 key: TLS for every connection that asks.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+/// What every connection shares.
+pub(crate) struct Shared {
+    app: AppState,
+    parser: PostgresCompatibilityParser,
+    pids: RandomPidSecretKeyGenerator,
+    connections: Arc<ConnectionManager>,
+}
+
+/// Who a connection is, from its login.
+#[derive(Debug, Clone)]
+pub(crate) struct Login {
+    principal: String,
+    department: String,
+    role: String,
+    key_hash: String,
+    purpose: String,
+    case_id: String,
+    end_user: Option<String>,
+}
+
+/// The lake session a connection holds while neither the grants nor the tables changed.
+struct Cached {
+    state: Arc<AccessState>,
+    snapshot: Arc<Snapshot>,
+    session: Arc<LakeSession>,
+}
+
+/// One connection's state.
+#[derive(Default)]
+pub(crate) struct ConnState {
+    login: OnceLock<Login>,
+    session: tokio::sync::Mutex<Option<Cached>>,
+    /// For cancel requests: the handle and the registration (dropped with the connection).
+    cancel: OnceLock<(Arc<ConnectionHandle>, ConnectionGuard)>,
+    /// Held (shared) while a statement runs; shutdown takes it exclusively.
+    busy: tokio::sync::RwLock<()>,
+    /// Set once shutdown began: no new statement starts.
+    closing: Mutex<bool>,
+}
+
+impl ConnState {
+    fn login(&self) -> Option<Login> {
+        self.login.get().cloned()
+    }
+
+    /// Resolves when the client cancels the running statement.
+    async fn cancellable(&self) {
+        match self.cancel.get() {
+            Some((handle, _)) => {
+                let _ = handle.start_query().await.await;
+            }
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// The caller of a statement, as of now.
+pub(crate) struct Current {
+    principal: String,
+    policy: CallerPolicy,
+    session: Arc<LakeSession>,
+}
+
+/// The handlers of one connection.
+#[derive(Clone)]
+pub(crate) struct Connection {
+    shared: Arc<Shared>,
+    conn: Arc<ConnState>,
+}
+
+impl Connection {
+    fn logged_in(&self, login: Login, pid: i32, secret: SecretKey) {
+        let _ = self.conn.login.set(login);
+        let _ = self
+            .conn
+            .cancel
+            .set(self.shared.connections.register(pid, secret));
+    }
+
+    /// The connection's caller now: its key must still be active, its policy is the one
+    /// the current grants give, its session shows what that policy shows.
+    async fn current(&self) -> Result<Current, ApiError> {
+        if *self.conn.closing.lock().unwrap_or_else(|e| e.into_inner()) {
+            return Err(ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "shutting_down",
+                "the server is shutting down",
+            ));
+        }
+        let Some(login) = self.conn.login.get() else {
+            return Err(ApiError::unauthorized("not logged in"));
+        };
+        let app = &self.shared.app;
+        let state = app.store.current();
+        let now = chrono::Utc::now();
+        let principal = match state.principals.by_key_hash(&login.key_hash, now) {
+            Some(p) if p.id.as_str() == login.principal => p.clone(),
+            _ => {
+                return Err(ApiError::unauthorized(
+                    state.principals.refusal(&login.key_hash, now),
+                ));
+            }
+        };
+        let policy = CallerPolicy::of(&state, &principal, now);
+        let snapshot = app.registry.snapshot();
+        let mut cached = self.conn.session.lock().await;
+        let fresh = cached.as_ref().is_some_and(|c| {
+            Arc::ptr_eq(&c.state, &state)
+                && Arc::ptr_eq(&c.snapshot, &snapshot)
+                && state.next_expiry.is_none_or(|e| now < e)
+        });
+        if !fresh {
+            let options = SessionOptions {
+                as_of: None,
+                memory_limit: app.limits.memory_limit,
+                max_rows: app.limits.sql_max_rows,
+                timeout: Some(app.limits.timeout),
+            };
+            let session =
+                LakeSession::open(&app.registry, policy.clone().into_arc(), &options).await?;
+            setup_pg_catalog(session.context(), "gdx", EmptyContextProvider)
+                .map_err(|e| ApiError::internal(format!("setting up pg_catalog: {e}")))?;
+            *cached = Some(Cached {
+                state: state.clone(),
+                snapshot,
+                session: Arc::new(session),
+            });
+        }
+        let session = cached
+            .as_ref()
+            .map(|c| c.session.clone())
+            .ok_or_else(|| ApiError::internal("no session"))?;
+        Ok(Current {
+            principal: principal.id.to_string(),
+            policy,
+            session,
+        })
+    }
+}
+
+/// Logs the kind of an error sent to a client (never its message: it may echo a query).
+struct LogErrors;
+
+impl ErrorHandler for LogErrors {
+    fn on_error<C>(&self, _client: &C, error: &mut pgwire::error::PgWireError)
+    where
+        C: pgwire::api::ClientInfo,
+    {
+        if let pgwire::error::PgWireError::UserError(info) = error {
+            tracing::debug!(code = %info.code, "pgwire error answered");
+        } else {
+            tracing::debug!("pgwire protocol error");
+        }
+    }
+}
+
+impl PgWireServerHandlers for Connection {
+    fn simple_query_handler(&self) -> Arc<impl SimpleQueryHandler> {
+        Arc::new(self.clone())
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl ExtendedQueryHandler> {
+        Arc::new(self.clone())
+    }
+
+    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
+        Arc::new(self.clone())
+    }
+
+    fn error_handler(&self) -> Arc<impl ErrorHandler> {
+        Arc::new(LogErrors)
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        Arc::new(DefaultCancelHandler::new(self.shared.connections.clone()))
+    }
+}
+
+/// Loads the TLS certificate and key.
+fn tls_acceptor(cert: &PathBuf, key: &PathBuf) -> Result<pgwire::tokio::TlsAcceptor> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let fail =
+        |what: &str, e: &dyn std::fmt::Display| Error::Internal(format!("pgwire TLS: {what}: {e}"));
+    let certs = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| fail(&format!("reading {}", cert.display()), &e))?
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| fail(&format!("reading {}", cert.display()), &e))?;
+    let key = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| fail(&format!("reading {}", key.display()), &e))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| fail("protocol versions", &e))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| fail("certificate and key", &e))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Binds the pgwire listener and serves it as tracked tasks until `token` is cancelled.
+pub(crate) async fn start(
+    cfg: &PgConfig,
+    app: AppState,
+    tracker: &TaskTracker,
+    token: &CancellationToken,
+) -> Result<SocketAddr> {
+    let tls = match &cfg.tls {
+        Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+        None if !cfg.listen.ip().is_loopback() => {
+            return Err(Error::Forbidden(format!(
+                "pgwire on {} needs TLS (--pg-tls-cert and --pg-tls-key): the API key is the \
+                 password and would cross the network in clear; without TLS only a loopback \
+                 address is served",
+                cfg.listen
+            )));
+        }
+        None => None,
+    };
+    let listener = tokio::net::TcpListener::bind(cfg.listen)
+        .await
+        .map_err(|e| Error::Internal(format!("binding {}: {e}", cfg.listen)))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(format!("listener address: {e}")))?;
+    let shared = Arc::new(Shared {
+        app,
+        parser: PostgresCompatibilityParser::new(),
+        pids: RandomPidSecretKeyGenerator::default(),
+        connections: Arc::new(ConnectionManager::new()),
+    });
+    let connections = tracker.clone();
+    let token = token.clone();
+    tracker.spawn(async move {
+        loop {
+            let (socket, _) = tokio::select! {
+                () = token.cancelled() => break,
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "pgwire accept failed");
+                        continue;
+                    }
+                },
+            };
+            let connection = Connection {
+                shared: shared.clone(),
+                conn: Arc::new(ConnState::default()),
+            };
+            let tls = tls.clone();
+            let stop = token.clone();
+            connections.spawn(async move {
+                let conn = connection.conn.clone();
+                tokio::select! {
+                    served = pgwire::tokio::process_socket(socket, tls, connection) => {
+                        if let Err(e) = served {
+                            tracing::debug!(error = %e, "pgwire connection ended with an error");
+                        }
+                    }
+                    () = async {
+                        stop.cancelled().await;
+                        *conn.closing.lock().unwrap_or_else(|e| e.into_inner()) = true;
+                        // The statement running now finishes (and is audited) first.
+                        let _idle = conn.busy.write().await;
+                    } => tracing::debug!("pgwire connection closed at shutdown"),
+                }
+            });
+        }
+        tracing::info!(task = "pgwire", "stopped accepting");
+    });
+    tracing::info!(%addr, tls = cfg.tls.is_some(), "pgwire listening");
+    Ok(addr)
+}
