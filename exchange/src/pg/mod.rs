@@ -19,7 +19,15 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::catalog::{CatalogProviderList, SchemaProvider};
+use datafusion::datasource::TableType;
+use datafusion::error::Result as DfResult;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::catalog_info::CatalogInfo;
 use datafusion_postgres::datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_postgres::datafusion_pg_catalog::pg_catalog::{
+    PgCatalogSchemaProvider, PgCatalogStaticTables,
+};
 use datafusion_postgres::datafusion_pg_catalog::setup_pg_catalog;
 use datafusion_postgres::datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use datafusion_postgres::pgwire;
@@ -53,6 +61,8 @@ pub struct PgConfig {
 pub(crate) struct Shared {
     app: AppState,
     parser: PostgresCompatibilityParser,
+    /// pg_catalog's fixed tables (types, operators, …), read once.
+    static_tables: Arc<PgCatalogStaticTables>,
     pids: RandomPidSecretKeyGenerator,
     connections: Arc<ConnectionManager>,
 }
@@ -87,6 +97,8 @@ pub(crate) struct ConnState {
     busy: tokio::sync::RwLock<()>,
     /// Set once shutdown began: no new statement starts.
     closing: Mutex<bool>,
+    /// The connection's `pg_catalog` and the session tables it lists.
+    pg_catalog: OnceLock<(LiveCatalog, Arc<dyn SchemaProvider>)>,
 }
 
 impl ConnState {
@@ -169,8 +181,7 @@ impl Connection {
             };
             let session =
                 LakeSession::open(&app.registry, policy.clone().into_arc(), &options).await?;
-            setup_pg_catalog(session.context(), "gdx", EmptyContextProvider)
-                .map_err(|e| ApiError::internal(format!("setting up pg_catalog: {e}")))?;
+            self.with_pg_catalog(&session)?;
             *cached = Some(Cached {
                 state: state.clone(),
                 snapshot,
@@ -186,6 +197,96 @@ impl Connection {
             policy,
             session,
         })
+    }
+}
+
+impl Connection {
+    /// Gives `session` the connection's `pg_catalog`: the functions and types Postgres
+    /// clients use, and one catalog provider for the connection's whole life (its OIDs stay
+    /// the same while the session under it is rebuilt, as psql's `\d` needs) listing the
+    /// tables of the session it is in now.
+    fn with_pg_catalog(&self, session: &LakeSession) -> Result<(), ApiError> {
+        let ctx = session.context();
+        setup_pg_catalog(ctx, "gdx", EmptyContextProvider)
+            .map_err(|e| ApiError::internal(format!("setting up pg_catalog: {e}")))?;
+        let (live, provider) = match self.conn.pg_catalog.get() {
+            Some(p) => p,
+            None => {
+                let live = LiveCatalog(Arc::new(std::sync::RwLock::new(
+                    ctx.state().catalog_list().clone(),
+                )));
+                let provider = PgCatalogSchemaProvider::try_new(
+                    live.clone(),
+                    self.shared.static_tables.clone(),
+                    EmptyContextProvider,
+                )
+                .map_err(|e| ApiError::internal(format!("pg_catalog: {e}")))?;
+                let _ = self.conn.pg_catalog.set((live, Arc::new(provider)));
+                self.conn
+                    .pg_catalog
+                    .get()
+                    .ok_or_else(|| ApiError::internal("pg_catalog"))?
+            }
+        };
+        *live.0.write().unwrap_or_else(|e| e.into_inner()) = ctx.state().catalog_list().clone();
+        ctx.catalog("gdx")
+            .ok_or_else(|| ApiError::internal("no gdx catalog"))?
+            .register_schema("pg_catalog", provider.clone())
+            .map_err(|e| ApiError::internal(format!("pg_catalog: {e}")))?;
+        Ok(())
+    }
+}
+
+/// The catalogs of a connection's current session, names in order.
+#[derive(Clone, Debug)]
+struct LiveCatalog(Arc<std::sync::RwLock<Arc<dyn CatalogProviderList>>>);
+
+impl LiveCatalog {
+    fn now(&self) -> Arc<dyn CatalogProviderList> {
+        self.0.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+#[async_trait::async_trait]
+impl CatalogInfo for LiveCatalog {
+    async fn catalog_names(&self) -> DfResult<Vec<String>> {
+        let mut names = CatalogInfo::catalog_names(&self.now()).await?;
+        names.sort();
+        Ok(names)
+    }
+
+    async fn schema_names(&self, catalog: &str) -> DfResult<Option<Vec<String>>> {
+        let mut names = CatalogInfo::schema_names(&self.now(), catalog).await?;
+        if let Some(n) = names.as_mut() {
+            n.sort();
+        }
+        Ok(names)
+    }
+
+    async fn table_names(&self, catalog: &str, schema: &str) -> DfResult<Option<Vec<String>>> {
+        let mut names = CatalogInfo::table_names(&self.now(), catalog, schema).await?;
+        if let Some(n) = names.as_mut() {
+            n.sort();
+        }
+        Ok(names)
+    }
+
+    async fn table_schema(
+        &self,
+        catalog: &str,
+        schema: &str,
+        table: &str,
+    ) -> DfResult<Option<SchemaRef>> {
+        CatalogInfo::table_schema(&self.now(), catalog, schema, table).await
+    }
+
+    async fn table_type(
+        &self,
+        catalog: &str,
+        schema: &str,
+        table: &str,
+    ) -> DfResult<Option<TableType>> {
+        CatalogInfo::table_type(&self.now(), catalog, schema, table).await
     }
 }
 
@@ -279,6 +380,10 @@ pub(crate) async fn start(
     let shared = Arc::new(Shared {
         app,
         parser: PostgresCompatibilityParser::new(),
+        static_tables: Arc::new(
+            PgCatalogStaticTables::try_new()
+                .map_err(|e| Error::Internal(format!("pg_catalog tables: {e}")))?,
+        ),
         pids: RandomPidSecretKeyGenerator::default(),
         connections: Arc::new(ConnectionManager::new()),
     });
