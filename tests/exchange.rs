@@ -42,19 +42,6 @@ fn masked_household_grant(s: &Server) -> (String, String, String) {
     (consumer, approver, id)
 }
 
-/// The audit records of this server, as an auditor reads them.
-fn audit(s: &Server, query: &str) -> Vec<serde_json::Value> {
-    let key = s.principal("aud", "bdc", "auditor");
-    let r = s.call(
-        "GET",
-        &format!("/v1/audit?limit=1000&{query}"),
-        &[("authorization", &format!("Bearer {key}"))],
-        b"",
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()["records"].as_array().unwrap().clone()
-}
-
 #[test]
 fn no_wrong_or_revoked_key_is_refused_and_each_refusal_is_audited() {
     let s = Server::start(&[]);
@@ -82,7 +69,7 @@ fn no_wrong_or_revoked_key_is_refused_and_each_refusal_is_audited() {
     assert!(o.status.success());
     // The revocation reaches this replica within its refresh (300 ms here).
     assert!(eventually(5, || s.get(HH, &key).status == 401));
-    let records = audit(&s, "outcome=denied");
+    let records = s.audit("outcome=denied");
     let reasons: Vec<&str> = records
         .iter()
         .filter_map(|r| r["reason"].as_str())
@@ -127,7 +114,7 @@ fn a_rotated_out_key_works_for_its_grace_period_only() {
     assert!(eventually(5, || s.get(HH, &third).status == 200));
     assert_eq!(s.get(HH, &second).status, 401);
     assert_eq!(s.get(HH, &first).status, 401);
-    let records = audit(&s, "outcome=denied");
+    let records = s.audit("outcome=denied");
     assert!(
         records
             .iter()
@@ -192,7 +179,7 @@ fn another_departments_dataset_without_a_grant_is_404_and_audited_with_the_real_
         missing.json()["error"]["message"],
         r.json()["error"]["message"]
     );
-    let records = audit(&s, "action=read_rows&outcome=denied");
+    let records = s.audit("action=read_rows&outcome=denied");
     assert!(
         records
             .iter()
@@ -663,7 +650,7 @@ fn every_format_answers_the_rows_the_lake_holds() {
     let no = with_accept("image/png");
     assert_eq!((no.status, no.code().as_str()), (406, "not_acceptable"));
     // The export is audited when it starts and when it completes, with its row count.
-    let records = audit(&s, "action=read%3Araw%20export_completed");
+    let records = s.audit("action=read%3Araw%20export_completed");
     assert!(
         records
             .iter()
@@ -1264,7 +1251,7 @@ fn sql_over_http_sees_exactly_what_the_grants_show_and_is_audited() {
         "not_entitled"
     );
     // Audited: the tables read and the grant that showed them.
-    let records = audit(&s, "outcome=allowed");
+    let records = s.audit("outcome=allowed");
     assert!(
         records.iter().any(|r| r["action"]
             .as_str()
@@ -1277,6 +1264,6 @@ fn sql_over_http_sees_exactly_what_the_grants_show_and_is_audited() {
                 .any(|g| g == &json!(gid))),
         "{records:?}"
     );
-    let denied = audit(&s, "outcome=denied");
+    let denied = s.audit("outcome=denied");
     assert!(denied.iter().any(|r| r["object"] == "sql"), "{denied:?}");
 }

@@ -119,18 +119,6 @@ fn masked_grant(s: &Server, key: &str) -> String {
     id
 }
 
-fn audit(s: &Server, query: &str) -> Vec<serde_json::Value> {
-    let key = s.principal("aud", "bdc", "auditor");
-    let r = s.call(
-        "GET",
-        &format!("/v1/audit?limit=1000&{query}"),
-        &[("authorization", &format!("Bearer {key}"))],
-        b"",
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()["records"].as_array().unwrap().clone()
-}
-
 /// psql: `\dt` and `\d` list only what the grants show; a query answers the same masked
 /// values as `POST /v1/sql`; a hidden table answers like a missing one; writes, COPY and
 /// SET are refused; everything is audited with the tables read and the grant.
@@ -209,7 +197,7 @@ fn psql_sees_exactly_what_the_grants_show() {
     let (ok, _, err) = psql(&s, &analyst, &key, "selec 1");
     assert!(!ok && err.contains("syntax error"), "{err}");
 
-    let records = audit(&s, "object=pgwire");
+    let records = s.audit("object=pgwire");
     assert!(
         records.iter().any(|r| r["action"] == "connect"
             && r["outcome"] == "allowed"
@@ -288,7 +276,7 @@ fn logins_are_refused_without_a_valid_key_purpose_and_case() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let denied = audit(&s, "object=pgwire&outcome=denied");
+    let denied = s.audit("object=pgwire&outcome=denied");
     let reasons: Vec<&str> = denied.iter().filter_map(|r| r["reason"].as_str()).collect();
     assert!(reasons.contains(&"an unknown key"), "{reasons:?}");
     assert!(
@@ -380,4 +368,83 @@ fn prepared_statements_through_a_driver_and_revocation_midway() {
         drop(client);
         let _ = conn.await;
     });
+}
+
+/// The API key is the password: off loopback the server will not start without TLS, and
+/// with a certificate it serves TLS (psql `sslmode=require`).
+#[test]
+fn tls_is_required_off_loopback_and_served_when_configured() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gdx"))
+        .args([
+            "exchange",
+            "--lake",
+            common::exchange::lake_arg(),
+            "--listen",
+            "127.0.0.1:0",
+            "--audit-dir",
+            tmp.path().join("audit").to_str().unwrap(),
+            "--replica",
+            &common::exchange::unique("r"),
+            "--pg",
+            "0.0.0.0:0",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let exited = eventually(60, || child.try_wait().unwrap().is_some());
+    if !exited {
+        let _ = child.kill();
+    }
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(exited && !out.status.success(), "{err}");
+    assert!(err.contains("needs TLS"), "{err}");
+
+    let (cert, key) = (tmp.path().join("cert.pem"), tmp.path().join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl makes a test certificate");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let s = Server::start(&[
+        "--pg",
+        "127.0.0.1:0",
+        "--pg-tls-cert",
+        cert.to_str().unwrap(),
+        "--pg-tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let (analyst, api_key) = new_principal(&s, "mca-analyst", "mca", "analyst");
+    let tls = conninfo(&s, &analyst, &statistics()).replace("sslmode=disable", "sslmode=require");
+    let o = Command::new("psql")
+        .args([&tls, "-X", "-A", "-t", "-c", "select 41 + 1"])
+        .env("PGPASSWORD", &api_key)
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.lines().any(|l| l == "42"),
+        "{said} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

@@ -178,6 +178,20 @@ impl Server {
         key
     }
 
+    /// The audit records of this server (`GET /v1/audit?limit=1000&<query>`), as a new
+    /// auditor reads them.
+    pub fn audit(&self, query: &str) -> Vec<serde_json::Value> {
+        let key = self.principal("aud", "bdc", "auditor");
+        let r = self.call(
+            "GET",
+            &format!("/v1/audit?limit=1000&{query}"),
+            &[("authorization", &format!("Bearer {key}"))],
+            b"",
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["records"].as_array().unwrap().clone()
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.audit_dir.join(format!("{}.log", self.replica))
     }

@@ -356,12 +356,7 @@ impl Exchange {
             lookups: Arc::new(ProfileIndexes::new(cfg.lookup_memory)),
             metrics,
         };
-        let listener = tokio::net::TcpListener::bind(cfg.listen)
-            .await
-            .map_err(|e| Error::Internal(format!("binding {}: {e}", cfg.listen)))?;
-        let addr = listener
-            .local_addr()
-            .map_err(|e| Error::Internal(format!("listener address: {e}")))?;
+        let (listener, addr) = bind(cfg.listen).await?;
         let token = CancellationToken::new();
         let tracker = TaskTracker::new();
         let app = router(state.clone(), &cfg);
@@ -497,6 +492,17 @@ impl Exchange {
             }
         }
     }
+}
+
+/// A TCP listener on `at`, and the address it got (port 0: any free port).
+pub(crate) async fn bind(at: SocketAddr) -> Result<(tokio::net::TcpListener, SocketAddr)> {
+    let listener = tokio::net::TcpListener::bind(at)
+        .await
+        .map_err(|e| Error::Internal(format!("binding {at}: {e}")))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(format!("listener address: {e}")))?;
+    Ok((listener, addr))
 }
 
 /// Runs `tick` every `every` until `token` is cancelled, as a tracked, named task.

@@ -371,12 +371,7 @@ pub(crate) async fn start(
         }
         None => None,
     };
-    let listener = tokio::net::TcpListener::bind(cfg.listen)
-        .await
-        .map_err(|e| Error::Internal(format!("binding {}: {e}", cfg.listen)))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::Internal(format!("listener address: {e}")))?;
+    let (listener, addr) = crate::http::bind(cfg.listen).await?;
     let shared = Arc::new(Shared {
         app,
         parser: PostgresCompatibilityParser::new(),
