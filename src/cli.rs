@@ -419,6 +419,35 @@ pub(crate) enum BenchCommand {
     /// lookup, a row lookup by key and a masked page, beside `/health` on the same server
     /// (the HTTP floor); and the audit's cost (fsync on vs off).
     Exchange(BenchExchangeArgs),
+    /// The SQL doors side by side: the same scans directly in a lake session, through
+    /// `POST /v1/sql` and through pgwire (answers checked equal; each door's overhead); point
+    /// lookups by key over pgwire beside a PostgreSQL server holding the same rows.
+    Sql(BenchSqlArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchSqlArgs {
+    /// Residents of the simulated district (the scans read every one of them).
+    #[arg(long, env = "GDX_PEOPLE", default_value_t = 1_000_000)]
+    pub(crate) people: usize,
+    /// Enterprises of the simulated district.
+    #[arg(long, env = "GDX_ENTERPRISES", default_value_t = 100_000)]
+    pub(crate) enterprises: usize,
+    /// Runs of each query per door (alternating); the medians are compared.
+    #[arg(long, env = "GDX_BENCH_RUNS", default_value_t = 5)]
+    pub(crate) runs: usize,
+    /// Concurrent connections for the point lookups.
+    #[arg(long, env = "GDX_BENCH_CONNECTIONS", default_value_t = 8)]
+    pub(crate) connections: usize,
+    /// Seconds of point lookups per server.
+    #[arg(long, env = "GDX_BENCH_SECS", default_value_t = 5)]
+    pub(crate) secs: u64,
+    /// Distinct keys the point lookups cycle through.
+    #[arg(long, env = "GDX_BENCH_KEYS", default_value_t = 1000)]
+    pub(crate) keys: usize,
+    /// Skip the PostgreSQL server (it needs the distribution's `postgresql` package).
+    #[arg(long, env = "GDX_BENCH_NO_POSTGRES")]
+    pub(crate) no_postgres: bool,
 }
 
 #[derive(Debug, Args)]

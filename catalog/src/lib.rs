@@ -13,6 +13,7 @@
 
 pub mod category;
 pub mod district;
+pub mod finding;
 pub mod ident;
 pub mod load;
 pub mod mask;

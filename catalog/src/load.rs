@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::finding::{Finding, Severity};
 use crate::model::{Dataset, DatasetId};
-use crate::validate::{Finding, Severity};
 
 /// Reading a catalog failed.
 #[derive(Debug, thiserror::Error)]
@@ -98,18 +98,6 @@ impl Catalog {
             sources.push((path.display().to_string(), text));
         }
         Ok(Self::parse_sources(sources))
-    }
-
-    /// Reads and validates `dir`; any violation is an error.
-    pub fn load_dir(dir: &Path) -> Result<Catalog, LoadError> {
-        let (catalog, mut findings) = Self::read_dir(dir)?;
-        findings.extend(crate::validate::validate(&catalog).findings);
-        findings.retain(|f| f.severity == Severity::Violation);
-        if findings.is_empty() {
-            Ok(catalog)
-        } else {
-            Err(LoadError::Invalid(findings))
-        }
     }
 
     fn insert(&mut self, ds: Dataset) {

@@ -10,45 +10,22 @@ use serde::Serialize;
 use unicode_normalization::UnicodeNormalization;
 
 use crate::category::CategoryTree;
-use crate::load::Catalog;
+pub use crate::finding::{Finding, Severity};
+use crate::load::{Catalog, LoadError};
 use crate::mask::PiiKind;
 use crate::model::{Dataset, EntityKind, OpenType, SharingType, is_snake_case};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Severity {
-    /// Blocks publication.
-    Violation,
-    /// Reported, does not block.
-    Warning,
-}
-
-/// One problem found in a catalog.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Finding {
-    pub severity: Severity,
-    /// Stable rule id, e.g. `pk-not-a-field`.
-    pub rule: &'static str,
-    pub file: String,
-    pub dataset: Option<String>,
-    pub field: Option<String>,
-    pub message: String,
-}
-
-impl std::fmt::Display for Finding {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let sev = match self.severity {
-            Severity::Violation => "violation",
-            Severity::Warning => "warning",
-        };
-        write!(f, "{sev}[{}] {}", self.rule, self.file)?;
-        if let Some(d) = &self.dataset {
-            write!(f, ": dataset {d}")?;
+impl Catalog {
+    /// Reads and validates `dir`; any violation is an error.
+    pub fn load_dir(dir: &std::path::Path) -> Result<Catalog, LoadError> {
+        let (catalog, mut findings) = Self::read_dir(dir)?;
+        findings.extend(validate(&catalog).findings);
+        findings.retain(|f| f.severity == Severity::Violation);
+        if findings.is_empty() {
+            Ok(catalog)
+        } else {
+            Err(LoadError::Invalid(findings))
         }
-        if let Some(x) = &self.field {
-            write!(f, ", field `{x}`")?;
-        }
-        write!(f, ": {}", self.message)
     }
 }
 

@@ -21,10 +21,11 @@ use crate::engine::df_err;
 use crate::fold::current_schema;
 use crate::location::TableKind as Stored;
 use crate::policy::{ColumnGrade, ColumnInfo, TableInfo, TableKind};
-use crate::profiles::{Profile, grades};
+use crate::profiles::definition::Profile;
+use crate::profiles::grades;
 use crate::schema::{
-    dead_letter, dead_letter_layout, dead_letter_schema, events_layout, events_schema,
-    personal_columns, profile_personal_columns, provenance,
+    dead_letter, dead_letter_schema, events_schema, personal_columns, profile_personal_columns,
+    provenance,
 };
 use crate::table::{ColumnLayout, delta_err, open};
 use crate::{LakeLocation, Result};
@@ -103,7 +104,7 @@ pub fn inventory(lake: &LakeLocation, catalog: &Catalog) -> Vec<TableSpec> {
                 TableKind::Events,
                 Stored::Events,
                 format!("{base}_events"),
-                events_layout(ds),
+                ColumnLayout::events(ds),
                 events_schema(ds),
             ),
             (
@@ -139,7 +140,7 @@ pub fn inventory(lake: &LakeLocation, catalog: &Catalog) -> Vec<TableSpec> {
         kind: TableKind::System,
         contents: Contents::DeadLetters,
         url: Some(lake.dead_letters()),
-        layout: dead_letter_layout(),
+        layout: ColumnLayout::dead_letters(),
         schema: Some(dead_letter_schema()),
     });
     out.push(TableSpec {

@@ -99,7 +99,7 @@ pub fn near_unique_columns(ds: &Dataset) -> Vec<String> {
 /// personal or business information and above: names, ID numbers, phones, addresses, birth
 /// dates, but also household numbers, dates of death, disability grades, amounts), and the
 /// `_key` provenance column when the primary key includes one of them. They get no
-/// statistics in the Delta log ([`crate::table::ColumnLayout::personal`]).
+/// statistics in the Delta log (the table layout's `personal` columns).
 pub fn personal_columns(ds: &Dataset) -> Vec<String> {
     let graded = |name: &str| {
         ds.field(name)
@@ -121,7 +121,7 @@ pub fn personal_columns(ds: &Dataset) -> Vec<String> {
 /// level ≥ 3 beside the profile's SQL ([`crate::profiles::grades`]).
 pub fn profile_personal_columns(
     catalog: &gdx_catalog::Catalog,
-    p: crate::profiles::Profile,
+    p: crate::profiles::definition::Profile,
 ) -> Vec<String> {
     crate::profiles::grades::columns(p)
         .filter(|c| {
@@ -130,22 +130,6 @@ pub fn profile_personal_columns(
         })
         .map(str::to_owned)
         .collect()
-}
-
-/// How the dead-letter table is written: the raw key, value and headers and the message
-/// (which may name a field of a record) keep no statistics in the Delta log.
-pub fn dead_letter_layout() -> crate::table::ColumnLayout {
-    crate::table::ColumnLayout {
-        personal: [
-            dead_letter::KEY,
-            dead_letter::VALUE,
-            dead_letter::HEADERS,
-            dead_letter::ERROR_MESSAGE,
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-        ..crate::table::ColumnLayout::default()
-    }
 }
 
 /// The columns of an `events` table that get statistics (min, max, null count) in its files
@@ -171,17 +155,6 @@ pub fn events_statistics_columns(ds: &Dataset) -> Vec<String> {
             .map(|f| f.name.clone()),
     );
     cols
-}
-
-/// How an `events` table's columns are written: near-unique ones without a dictionary,
-/// statistics only for [`events_statistics_columns`] (never for personal ones).
-pub fn events_layout(ds: &Dataset) -> crate::table::ColumnLayout {
-    crate::table::ColumnLayout {
-        unique: near_unique_columns(ds),
-        personal: personal_columns(ds),
-        personal_file_statistics: false,
-        statistics: Some(events_statistics_columns(ds)),
-    }
 }
 
 /// The `events` table: typed fields (nullable: deletes carry only the key) + provenance.
@@ -301,19 +274,6 @@ mod tests {
                 provenance::INGESTED_AT,
                 "updated_at"
             ]
-        );
-        let layout = events_layout(ds);
-        let names: Vec<String> = events_schema(ds)
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        // In the table's column order.
-        assert_eq!(
-            layout
-                .stats_columns_of(names.iter().map(String::as_str))
-                .as_deref(),
-            Some("updated_at,_offset,_kafka_ts,_event_time,_ingested_at")
         );
     }
 

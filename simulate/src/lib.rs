@@ -13,8 +13,10 @@
 
 mod economy;
 mod emit;
+mod entities;
 mod feed;
 mod feeds;
+mod generate;
 mod life;
 pub mod names;
 mod property;

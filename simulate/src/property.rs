@@ -12,32 +12,7 @@ use super::names;
 use super::rng::{Rng, add_years, chance, date_between, pick, range, weighted};
 use super::world::World;
 
-#[derive(Debug, Clone)]
-pub(crate) struct Contract {
-    pub(crate) no: String,
-    pub(crate) signed: NaiveDate,
-    pub(crate) filed: Option<NaiveDate>,
-    pub(crate) price_fen: i64,
-    pub(crate) developer: Option<u32>,
-    pub(crate) project: String,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct Property {
-    pub(crate) cert_no: String,
-    pub(crate) unit_no: String,
-    pub(crate) owner: u32,
-    pub(crate) address: String,
-    pub(crate) area_m2: f64,
-    pub(crate) usage: &'static str,
-    pub(crate) registered: NaiveDate,
-    pub(crate) mortgaged: bool,
-    /// Mortgage released during the window.
-    pub(crate) mortgage_released: Option<NaiveDate>,
-    /// Cancelled (sold) on this date; the buyer's certificate is another property entry.
-    pub(crate) cancelled: Option<NaiveDate>,
-    pub(crate) contract: Option<Contract>,
-}
+use super::entities::{Contract, Property};
 
 pub(super) fn generate(w: &mut World, rng: &mut Rng) {
     let (start, end) = (w.cfg.start, w.cfg.end);

@@ -12,8 +12,8 @@ use std::path::Path;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::economy::YEARS;
 use super::emit::Noised;
+use super::entities::YEARS;
 use super::feeds::welfare::{elderly_paid, payment_months, payment_status};
 use super::world::World;
 use super::{Error, Result, Summary};

@@ -3,7 +3,8 @@
 //! Data flow: [`Config`] → households drawn by type (single, couple, family, three
 //! generations, single parent) with valid resident IDs → life events in the window
 //! (births, deaths, moves in and out, marriages, divorces) → benefits (pension, subsistence
-//! allowance, disability) → enterprises and property ([`super::economy`]) → projections.
+//! allowance, disability) → enterprises and property ([`super::economy`]; the order is
+//! [`super::generate`]'s) → projections.
 //! Everything is drawn from seeded streams, so one seed gives one district.
 
 use std::collections::HashMap;
@@ -12,7 +13,7 @@ use chrono::{Duration, NaiveDate};
 use gdx_catalog::{BankCard, ResidentId};
 
 use super::Config;
-use super::economy::{Enterprise, Project, Property};
+use super::entities::{Enterprise, Project, Property};
 use super::names::{self, District};
 use super::rng::{self, Rng, add_years, age_on, chance, date_between, pick, range, weighted};
 
@@ -371,9 +372,9 @@ pub(crate) fn surname_of(name: &str) -> String {
     }
 }
 
-impl World {
-    pub(crate) fn generate(cfg: Config, progress: &dyn Fn(&str)) -> World {
-        let district = names::district(cfg.district).expect("district checked by Config::validate");
+impl<'a> Builder<'a> {
+    /// A builder for `cfg`'s district: its streets and communities, no people yet.
+    pub(super) fn new(cfg: &'a Config, district: &'static District) -> Self {
         let streets = district
             .streets
             .iter()
@@ -391,44 +392,26 @@ impl World {
                 Street { name, communities }
             })
             .collect();
-        let mut b = Builder {
-            cfg: &cfg,
+        Builder {
+            cfg,
             district,
             rng: rng::stream(cfg.seed, "population"),
             ids: IdIssuer::default(),
             people: Vec::with_capacity(cfg.people + cfg.people / 20),
             households: Vec::with_capacity(cfg.people / 2),
             streets,
-        };
-        progress("residents and households");
-        while b.people.len() < cfg.people {
-            b.random_household();
         }
-        super::life::life_events(&mut b);
-        super::life::benefits(&mut b);
-        let marriages = super::life::marriages(&mut b);
-        let Builder {
-            people,
-            households,
-            streets,
-            ..
-        } = b;
-        let mut world = World {
-            district,
-            streets,
-            people,
-            households,
-            marriages,
-            enterprises: Vec::new(),
-            properties: Vec::new(),
-            projects: Vec::new(),
-            cfg,
-        };
-        progress("enterprises and property");
-        super::economy::generate(&mut world);
-        world
     }
 
+    /// Households until the district has its residents.
+    pub(super) fn populate(&mut self) {
+        while self.people.len() < self.cfg.people {
+            self.random_household();
+        }
+    }
+}
+
+impl World {
     pub(crate) fn window_years(&self) -> f64 {
         (self.cfg.end - self.cfg.start).num_days() as f64 / 365.25
     }

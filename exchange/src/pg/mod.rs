@@ -15,6 +15,7 @@ mod login;
 mod query;
 mod statements;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -79,11 +80,44 @@ pub(crate) struct Login {
     end_user: Option<String>,
 }
 
-/// The lake session a connection holds while neither the grants nor the tables changed.
+/// The lake session a connection holds while neither the grants nor the tables it shows
+/// changed.
 struct Cached {
     state: Arc<AccessState>,
-    snapshot: Arc<Snapshot>,
+    /// Every table of the registry's snapshot it was built from, with its Delta version.
+    seen: HashMap<String, Option<u64>>,
     session: Arc<LakeSession>,
+}
+
+fn versions(snapshot: &Snapshot) -> HashMap<String, Option<u64>> {
+    snapshot
+        .tables()
+        .iter()
+        .map(|t| {
+            (
+                t.spec.name.clone(),
+                t.opened.as_ref().and_then(|o| o.version),
+            )
+        })
+        .collect()
+}
+
+impl Cached {
+    /// Whether `snapshot` holds what the session shows: no new table, and the same version
+    /// of each table it shows (a table it hides may change: the audit shipper commits
+    /// `system.audit` every second, which would otherwise rebuild every session).
+    fn shows_the_same(&self, snapshot: &Snapshot) -> bool {
+        snapshot
+            .tables()
+            .iter()
+            .all(|t| match self.seen.get(&t.spec.name) {
+                None => false,
+                Some(v) => {
+                    *v == t.opened.as_ref().and_then(|o| o.version)
+                        || !self.session.tables().contains(&t.spec.name)
+                }
+            })
+    }
 }
 
 /// One connection's state.
@@ -169,8 +203,8 @@ impl Connection {
         let mut cached = self.conn.session.lock().await;
         let fresh = cached.as_ref().is_some_and(|c| {
             Arc::ptr_eq(&c.state, &state)
-                && Arc::ptr_eq(&c.snapshot, &snapshot)
                 && state.next_expiry.is_none_or(|e| now < e)
+                && c.shows_the_same(&snapshot)
         });
         if !fresh {
             let options = SessionOptions {
@@ -184,7 +218,7 @@ impl Connection {
             self.with_pg_catalog(&session)?;
             *cached = Some(Cached {
                 state: state.clone(),
-                snapshot,
+                seen: versions(&snapshot),
                 session: Arc::new(session),
             });
         }

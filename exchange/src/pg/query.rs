@@ -3,7 +3,7 @@
 //! Data flow: SQL text → [`statements::classify`] → for a query: the connection's caller
 //! now (its key still active, the current grants: a revoked key or grant counts at the next
 //! statement) → the connection's own lake session built from the caller's policy (cached
-//! while neither the grants nor the lake's tables changed; it carries a `pg_catalog` of
+//! while neither the grants nor a table it shows changed; it carries a `pg_catalog` of
 //! just the tables the caller sees) → planned read-only (Parse plans once to describe the
 //! columns and parameter types; Execute plans again with the bound values) → read up to the
 //! row cap (more rows is an error, never a silent cut), cancellable by the client → the

@@ -13,7 +13,8 @@ use std::sync::Arc;
 use futures::{StreamExt, TryStreamExt};
 
 use gdx_catalog::Catalog;
-use gdx_lake::schema::{dead_letter_schema, events_layout, events_schema};
+use gdx_lake::schema::{dead_letter_schema, events_schema};
+use gdx_lake::table::ColumnLayout;
 use gdx_lake::table::app_id;
 use gdx_lake::{EventTable, LakeLocation, PartitionTxn};
 
@@ -73,7 +74,7 @@ impl Sinks {
                 self.lake.events(&ds.id),
                 events_schema(ds),
                 ds.id.as_str(),
-                events_layout(ds),
+                ColumnLayout::events(ds),
             )
             .await?;
             self.tables.insert(topic.to_owned(), t);
@@ -88,7 +89,7 @@ impl Sinks {
                     self.lake.dead_letters(),
                     dead_letter_schema(),
                     "dead_letters",
-                    gdx_lake::schema::dead_letter_layout(),
+                    ColumnLayout::dead_letters(),
                 )
                 .await?,
             );

@@ -8,7 +8,7 @@
 
 use gdx_catalog::{Catalog, Level};
 
-use super::Profile;
+use super::definition::Profile;
 use crate::policy::ColumnGrade;
 
 /// Where a profile column's data comes from.

@@ -20,38 +20,10 @@ use crate::sql::{AsOf, LakeSession, SessionOptions};
 use crate::table::{open, stats_rows};
 use crate::{LakeLocation, Result};
 
+pub mod definition;
 pub mod grades;
 
-/// The profiles the lake builds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Profile {
-    Citizen,
-    Enterprise,
-}
-
-impl Profile {
-    pub const ALL: [Profile; 2] = [Profile::Citizen, Profile::Enterprise];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Profile::Citizen => "citizen",
-            Profile::Enterprise => "enterprise",
-        }
-    }
-
-    fn template(self) -> &'static str {
-        match self {
-            Profile::Citizen => include_str!("citizen.sql"),
-            Profile::Enterprise => include_str!("enterprise.sql"),
-        }
-    }
-}
-
-/// The SQL of a profile as of `day`, over a session's table names.
-pub fn sql(p: Profile, day: NaiveDate) -> String {
-    p.template()
-        .replace("{as_of}", &format!("DATE '{}'", day.format("%Y-%m-%d")))
-}
+pub use definition::{Profile, sql};
 
 /// What one profile build wrote.
 #[derive(Debug, Clone, PartialEq)]

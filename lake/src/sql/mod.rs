@@ -39,7 +39,7 @@ pub use time_travel::AsOf;
 use crate::engine::{DEFAULT_MEMORY_LIMIT, df_err, session};
 use crate::policy::guard::PolicyGuard;
 use crate::policy::{Access, AllowAll, PolicyTable, TableInfo, TableKind, TablePolicy};
-use crate::profiles::{self, Profile};
+use crate::profiles::definition::{self as profiles, Profile};
 use crate::registry::{Contents, OpenedTable, Snapshot, TableRegistry};
 use crate::{Error, Result};
 

@@ -36,6 +36,38 @@ pub struct ColumnLayout {
 }
 
 impl ColumnLayout {
+    /// How the dead-letter table is written: the raw key, value and headers and the message
+    /// (which may name a field of a record) keep no statistics in the Delta log.
+    pub fn dead_letters() -> Self {
+        use crate::schema::dead_letter;
+        Self {
+            personal: [
+                dead_letter::KEY,
+                dead_letter::VALUE,
+                dead_letter::HEADERS,
+                dead_letter::ERROR_MESSAGE,
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            ..Self::default()
+        }
+    }
+
+    /// How an `events` table's columns are written: near-unique ones without a dictionary,
+    /// statistics only for [`crate::schema::events_statistics_columns`] (never for personal
+    /// ones).
+    pub fn events(ds: &gdx_catalog::Dataset) -> Self {
+        use crate::schema::{events_statistics_columns, near_unique_columns, personal_columns};
+        Self {
+            unique: near_unique_columns(ds),
+            personal: personal_columns(ds),
+            personal_file_statistics: false,
+            statistics: Some(events_statistics_columns(ds)),
+        }
+    }
+}
+
+impl ColumnLayout {
     /// The layout of a table the fold or the profile build writes sorted by key (`current`,
     /// `deleted`, profiles): statistics for every column in the files (point lookups skip
     /// row groups and pages), none for the `personal` ones in the Delta log.
@@ -183,6 +215,25 @@ pub(super) fn group_into_files(batches: Vec<RecordBatch>, files: usize) -> Vec<V
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn events_keep_statistics_in_the_tables_column_order() {
+        use crate::schema::events_schema;
+        let c = gdx_catalog::district::catalog();
+        let ds = c.get("ps.household_registration").unwrap();
+        let layout = super::ColumnLayout::events(ds);
+        let names: Vec<String> = events_schema(ds)
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert_eq!(
+            layout
+                .stats_columns_of(names.iter().map(String::as_str))
+                .as_deref(),
+            Some("updated_at,_offset,_kafka_ts,_event_time,_ingested_at")
+        );
+    }
     use std::sync::Arc;
 
     use arrow::array::Int64Array;

@@ -3,8 +3,8 @@
 
 use chrono::{Datelike, Duration, Months, NaiveDate};
 
-use crate::economy::{Enterprise, YEARS};
 use crate::emit::Rec;
+use crate::entities::{Enterprise, YEARS};
 use crate::feed::{Feed, at};
 use crate::rng::{add_years, chance, date_between, office_time, pick};
 use crate::{names, world::World};

@@ -29,7 +29,7 @@ use super::profiles::built_district;
 use crate::cli::BenchExchangeArgs;
 
 /// Adds a principal; returns it with its key.
-async fn add(
+pub(super) async fn add(
     store: &gdx_exchange::store::Store,
     id: &str,
     dept: &str,
@@ -41,7 +41,7 @@ async fn add(
             PrincipalId::new(id)?,
             Department::new(dept)?,
             role,
-            "gdx bench exchange",
+            "gdx bench",
         )
         .await?;
     let p = store
@@ -93,6 +93,14 @@ async fn grant(
 
 /// One keep-alive connection: sends `request`, reads one answer (content-length bodies).
 async fn once(conn: &mut BufReader<tokio::net::TcpStream>, request: &[u8]) -> anyhow::Result<u16> {
+    Ok(answer(conn, request).await?.0)
+}
+
+/// [`once`], with the answer's body.
+pub(super) async fn answer(
+    conn: &mut BufReader<tokio::net::TcpStream>,
+    request: &[u8],
+) -> anyhow::Result<(u16, Vec<u8>)> {
     conn.get_mut().write_all(request).await?;
     let mut line = String::new();
     conn.read_line(&mut line).await?;
@@ -112,7 +120,7 @@ async fn once(conn: &mut BufReader<tokio::net::TcpStream>, request: &[u8]) -> an
     }
     let mut body = vec![0u8; len];
     conn.read_exact(&mut body).await?;
-    Ok(status)
+    Ok((status, body))
 }
 
 /// Results of one endpoint under load.

@@ -6,6 +6,8 @@ mod fold;
 mod ingest;
 mod policy;
 mod profiles;
+mod sql;
+mod sql_postgres;
 mod stages;
 
 use std::process::{Command, Stdio};
@@ -18,6 +20,7 @@ pub(crate) use fold::fold;
 pub(crate) use ingest::ingest;
 pub(crate) use policy::policy;
 pub(crate) use profiles::profiles;
+pub(crate) use sql::sql;
 
 /// Peak resident set size of a running process, in KiB (Linux `VmHWM`).
 fn vm_hwm_kib(pid: u32) -> Option<u64> {

@@ -22,7 +22,8 @@ use cpu_time::ProcessTime;
 use gdx_catalog::Dataset;
 use gdx_ingest::decode::{DatasetDecoder, Headers, Message};
 use gdx_ingest::worker::DEFAULT_FLUSH_ROWS;
-use gdx_lake::schema::{events_layout, events_schema};
+use gdx_lake::schema::events_schema;
+use gdx_lake::table::ColumnLayout;
 use gdx_lake::{EventTable, LakeLocation, PartitionTxn};
 
 /// Messages per run, as the worker's.
@@ -66,7 +67,7 @@ pub(super) fn measure(
             lake.events(&ds.id),
             events_schema(ds),
             ds.id.as_str(),
-            events_layout(ds),
+            ColumnLayout::events(ds),
         ))?;
         let (mut decode, mut write, mut rows) = (0.0, 0.0, 0usize);
         let now_ms = chrono::Utc::now().timestamp_millis();
