@@ -53,6 +53,11 @@ fn psql(s: &Server, user: &str, key: &str, sql: &str) -> (bool, String, String) 
 
 /// `POST /v1/sql` rows as `|`-separated lines, the way psql -A -t prints them.
 fn http_lines(s: &Server, key: &str, sql: &str) -> String {
+    http_answer(s, key, sql).unwrap_or_else(|status| panic!("{sql}: HTTP {status}"))
+}
+
+/// One answer of `POST /v1/sql`: the rows as `|`-separated lines, or the status it refused with.
+fn http_answer(s: &Server, key: &str, sql: &str) -> Result<String, u16> {
     let r = s.call(
         "POST",
         "/v1/sql",
@@ -64,7 +69,9 @@ fn http_lines(s: &Server, key: &str, sql: &str) -> String {
         ],
         json!({ "sql": sql }).to_string().as_bytes(),
     );
-    assert_eq!(r.status, 200, "{}", r.text());
+    if r.status != 200 {
+        return Err(r.status);
+    }
     let v = r.json();
     let names: Vec<String> = v["columns"]
         .as_array()
@@ -72,7 +79,7 @@ fn http_lines(s: &Server, key: &str, sql: &str) -> String {
         .iter()
         .map(|c| c["name"].as_str().unwrap().to_owned())
         .collect();
-    v["rows"]
+    Ok(v["rows"]
         .as_array()
         .unwrap()
         .iter()
@@ -88,7 +95,7 @@ fn http_lines(s: &Server, key: &str, sql: &str) -> String {
                 .join("|")
                 + "\n"
         })
-        .collect()
+        .collect())
 }
 
 /// The principal id of a key made by `s.principal` (the CLI prints only the key).
@@ -447,26 +454,6 @@ fn tls_is_required_off_loopback_and_served_when_configured() {
         "{said} {}",
         String::from_utf8_lossy(&o.stderr)
     );
-}
-
-/// One answer of a door: the rows as `|`-joined lines, or that it refused (`Err`).
-fn http_answer(s: &Server, key: &str, sql: &str) -> Result<String, u16> {
-    let r = s.call(
-        "POST",
-        "/v1/sql",
-        &[
-            ("authorization", &format!("Bearer {key}")),
-            ("x-purpose", PURPOSE),
-            ("x-case-id", "PG-1"),
-            ("content-type", "application/json"),
-        ],
-        json!({ "sql": sql }).to_string().as_bytes(),
-    );
-    if r.status == 200 {
-        Ok(http_lines(s, key, sql))
-    } else {
-        Err(r.status)
-    }
 }
 
 /// The policy through both doors: readers of every kind the grants make (own department as
