@@ -253,14 +253,17 @@ fn the_prompt_through_a_terminal(lake: &str) {
     use std::time::Duration;
     let dir = tempfile::tempdir().unwrap();
     let history = dir.path().join("history");
+    // `exec`: the shell `script` starts gives way to gdx, so Ctrl-C reaches gdx alone (dash,
+    // CI's /bin/sh, would otherwise stay as gdx's parent and die of the SIGINT, exit 130).
     let command = format!(
-        "{} sql --lake {lake} --history {}",
+        "exec {} sql --lake {lake} --history {}",
         env!("CARGO_BIN_EXE_gdx"),
         history.display()
     );
     let mut child = std::process::Command::new("script")
         .args(["-q", "-e", "-c", &command, "/dev/null"])
         .env("TERM", "xterm")
+        .env("SHELL", "/bin/sh")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
