@@ -69,22 +69,45 @@ struct Line {
     event_time: Option<String>,
 }
 
+/// A feed line as written: the value is kept as its exact JSON text (a parse into a JSON
+/// tree and back would round long numbers, drop trailing zeros and merge repeated keys,
+/// changing what the department sent before ingest could judge it).
+#[derive(serde::Deserialize)]
+struct Doc<'a> {
+    key: Option<serde_json::Value>,
+    /// Required: `null` for a delete, never left out.
+    #[serde(borrow)]
+    value: &'a serde_json::value::RawValue,
+    event_time: Option<String>,
+}
+
 fn parse_line(number: usize, text: &str) -> Result<Line, String> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
-    let key = match &v["key"] {
-        serde_json::Value::String(s) if !s.is_empty() => s.clone(),
+    // A byte-order mark (the first line of a file some editors save) is not part of the line.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let doc: Doc<'_> = serde_json::from_str(text).map_err(|e| {
+        use serde_json::error::Category;
+        let at = e.column();
+        match e.classify() {
+            Category::Data if e.to_string().starts_with("missing field `value`") => {
+                "no \"value\" (null for a delete)".to_owned()
+            }
+            // (serde's text would quote the value.)
+            Category::Data => {
+                format!("not a feed line: `key` and `event_time` are text (column {at})")
+            }
+            _ => format!("not JSON (column {at})"),
+        }
+    })?;
+    let key = match doc.key {
+        Some(serde_json::Value::String(s)) if !s.is_empty() => s,
         _ => return Err("no \"key\" string".into()),
     };
-    let value = match &v["value"] {
-        serde_json::Value::Null => None,
-        other => Some(other.to_string()),
-    };
-    let event_time = v["event_time"].as_str().map(str::to_owned);
+    let value = Some(doc.value.get().to_owned()).filter(|v| v != "null");
     Ok(Line {
         number,
         key,
         value,
-        event_time,
+        event_time: doc.event_time,
     })
 }
 

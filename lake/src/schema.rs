@@ -178,8 +178,9 @@ pub mod dead_letter {
     /// Message headers as a JSON object (values as UTF-8 where they are, else base64-free hex).
     pub const HEADERS: &str = "headers";
     pub const KAFKA_TS: &str = "kafka_ts";
-    /// A stable class: not_json, wrong_type, missing_field, missing_key, bad_check_digit,
-    /// oversized, unknown_topic, bad_envelope.
+    /// A stable class: not_json, not_utf8, wrong_type, missing_field, missing_key,
+    /// unknown_field, duplicate_field, bad_check_digit, bad_identifier, oversized,
+    /// unknown_topic, bad_envelope, bad_event_time.
     pub const ERROR_CLASS: &str = "error_class";
     pub const ERROR_MESSAGE: &str = "error_message";
     pub const DATASET: &str = "dataset";

@@ -124,6 +124,12 @@ pub enum ErrorClass {
     BadEnvelope,
     /// The event time is malformed, out of range, or far in the future.
     BadEventTime,
+    /// A field the dataset's schema does not have (refused, never dropped).
+    UnknownField,
+    /// One field given twice in a record.
+    DuplicateField,
+    /// The value is not UTF-8 text (e.g. GBK-encoded).
+    NotUtf8,
 }
 
 impl ErrorClass {
@@ -139,6 +145,9 @@ impl ErrorClass {
             ErrorClass::UnknownTopic => "unknown_topic",
             ErrorClass::BadEnvelope => "bad_envelope",
             ErrorClass::BadEventTime => "bad_event_time",
+            ErrorClass::UnknownField => "unknown_field",
+            ErrorClass::DuplicateField => "duplicate_field",
+            ErrorClass::NotUtf8 => "not_utf8",
         }
     }
 }
@@ -189,6 +198,24 @@ pub(super) fn classify(ds: &Dataset, m: &Message, err: &ArrowError) -> (ErrorCla
     let Some(bytes) = &m.value else {
         return (ErrorClass::MissingKey, "tombstone without a key".into());
     };
+    let bytes = super::shape::payload(bytes);
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return (
+            ErrorClass::NotUtf8,
+            format!(
+                "value is not UTF-8 text (the first invalid byte is at {}; GBK or another \
+                 encoding?)",
+                e.valid_up_to()
+            ),
+        );
+    }
+    // gdx's own parse of a typed field failed (so the value is JSON): it names the field and
+    // the rule.
+    if let ArrowError::ParseError(why) = err
+        && why.starts_with("field `")
+    {
+        return (ErrorClass::WrongType, why.clone());
+    }
     let value: Value = match serde_json::from_slice(bytes) {
         Ok(v) => v,
         Err(e) => {
@@ -203,10 +230,10 @@ pub(super) fn classify(ds: &Dataset, m: &Message, err: &ArrowError) -> (ErrorCla
         let side = match op {
             Some("c" | "u" | "r") => "after",
             Some("d") => "before",
-            Some(other) => {
+            Some(_) => {
                 return (
                     ErrorClass::BadEnvelope,
-                    format!("{BAD_ENVELOPE}: unknown op {other:?}"),
+                    format!("{BAD_ENVELOPE}: `op` is not one of c, u, r, d"),
                 );
             }
             None => return (ErrorClass::BadEnvelope, format!("{BAD_ENVELOPE}: no `op`")),
@@ -245,11 +272,38 @@ pub(super) fn classify(ds: &Dataset, m: &Message, err: &ArrowError) -> (ErrorCla
             );
         }
     }
+    if let Some(why) = mismatch(ds, obj) {
+        return (ErrorClass::WrongType, why);
+    }
     let text = err.to_string();
     if text.contains(BAD_ENVELOPE) {
         return (ErrorClass::BadEnvelope, text);
     }
     (ErrorClass::WrongType, redact(&text))
+}
+
+/// The first field whose JSON kind its type never takes: an object or array for a scalar,
+/// anything but `true`/`false` for a boolean. (Text fields take numbers and booleans as
+/// their exact text; numbers, money, dates and times are parsed from text by gdx's rules.)
+fn mismatch(ds: &Dataset, obj: &serde_json::Map<String, Value>) -> Option<String> {
+    ds.fields.iter().find_map(|f| {
+        let v = obj.get(&f.name)?;
+        let kind = match v {
+            Value::Object(_) => "an object",
+            Value::Array(_) => "an array",
+            Value::String(_) if f.ty == gdx_catalog::FieldType::Boolean => "text",
+            Value::Number(_) if f.ty == gdx_catalog::FieldType::Boolean => "a number",
+            _ => return None,
+        };
+        Some(format!(
+            "field `{}`: expected {}, got {kind}",
+            f.name,
+            match f.ty {
+                gdx_catalog::FieldType::Boolean => "true or false",
+                other => other.as_str(),
+            }
+        ))
+    })
 }
 
 /// Decoder messages may quote the offending value; keep only the part before any quote so a

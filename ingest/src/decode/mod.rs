@@ -1,8 +1,11 @@
 //! Decoding feed messages straight from their raw bytes into Arrow event rows.
 //!
 //! Data flow: a run of Kafka [`Message`]s of one topic → size and tombstone checks → the
-//! values, concatenated, through one arrow-json decoder built from the catalog schema
-//! (`json` records, or Debezium envelopes whose `before`/`after` are that schema) → coded
+//! keys of each value checked ([`shape`]: no unknown field, none twice) → the values,
+//! concatenated, through one arrow-json decoder built from the catalog schema (`json`
+//! records, or Debezium envelopes whose `before`/`after` are that schema), numbers, money,
+//! dates and times read as text and parsed by gdx's own rules ([`text`]: never a lossy
+//! coercion) → coded
 //! identifiers checked and normalised per the field's policy (`reject` dead-letters the row,
 //! `flag` keeps it and names the field in `_flags`) → the provenance columns → one
 //! [`RecordBatch`] in the `events` table schema, plus a [`DeadLetter`] for every message that
@@ -14,6 +17,8 @@
 mod identifiers;
 mod message;
 mod rows;
+mod shape;
+mod text;
 
 pub use message::{DeadLetter, ErrorClass, Headers, Message, last_offsets};
 
@@ -35,9 +40,12 @@ pub struct DatasetDecoder {
     ds: Arc<Dataset>,
     /// The record as stored (dates and timestamps typed).
     record: SchemaRef,
-    /// The record as read off the wire: dates and timestamps as text, parsed strictly after
-    /// decoding (arrow-json would otherwise take a bare number as days since 1970).
+    /// The record as read off the wire: numbers, money, dates and timestamps as text (a JSON
+    /// number keeps its exact text), parsed by [`text`]'s rules after decoding: arrow-json
+    /// would truncate `1.9` into an integer, round money, and take a bare number as a date.
     wire: SchemaRef,
+    /// The keys a value may have.
+    shape: shape::Shape,
     envelope: SchemaRef,
     events: SchemaRef,
     max_bytes: usize,
@@ -79,11 +87,9 @@ impl DatasetDecoder {
             record
                 .fields()
                 .iter()
-                .map(|f| match f.data_type() {
-                    DataType::Date32 | DataType::Timestamp(..) => {
-                        Field::new(f.name(), DataType::Utf8, f.is_nullable())
-                    }
-                    _ => f.as_ref().clone(),
+                .map(|f| match text::read_as_text(f.data_type()) {
+                    true => Field::new(f.name(), DataType::Utf8, f.is_nullable()),
+                    false => f.as_ref().clone(),
                 })
                 .collect::<Vec<_>>(),
         ));
@@ -95,10 +101,16 @@ impl DatasetDecoder {
             Field::new("ts_ms", DataType::Int64, true),
         ]));
         let events = events_schema(&ds);
+        let shape = shape::Shape::new(
+            ds.fields.iter().map(|f| f.name.clone()).collect(),
+            ds.schema_version,
+            ds.feed_format == FeedFormat::DebeziumJson,
+        );
         Self {
             ds,
             record,
             wire,
+            shape,
             envelope,
             events,
             max_bytes: DEFAULT_MAX_MESSAGE_BYTES,
@@ -141,7 +153,17 @@ impl DatasetDecoder {
     ) -> (Option<RecordBatch>, Vec<DeadLetter>) {
         let mut dead = Vec::new();
         let mut candidates: Vec<&Message> = Vec::with_capacity(msgs.len());
+        let mut seen = Vec::new();
         for m in msgs {
+            let flaw = m.value.as_deref().and_then(|v| {
+                (v.len() <= self.max_bytes)
+                    .then(|| self.shape.flaw(shape::payload(v), &mut seen))
+                    .flatten()
+            });
+            if let Some((class, why)) = flaw {
+                dead.push(DeadLetter::new(m, class, why, Some(&self.ds.id)));
+                continue;
+            }
             match &m.value {
                 Some(v) if v.len() > self.max_bytes => dead.push(DeadLetter::new(
                     m,
@@ -209,8 +231,10 @@ impl DatasetDecoder {
         };
         let mut decoder = match pooled {
             Some(d) => d,
+            // Numbers and booleans into text columns keep their exact JSON text.
             None => ReaderBuilder::new(schema.clone())
                 .with_batch_size(batch_size)
+                .with_coerce_primitive(true)
                 .build_decoder()?,
         };
         let mut ops = Vec::with_capacity(msgs.len());
@@ -222,6 +246,7 @@ impl DatasetDecoder {
                 decoded_msgs.push((*m, false));
                 continue;
             };
+            let v = shape::payload(v);
             let used = decoder.decode(v)?;
             if used != v.len() || decoder.has_partial_record() {
                 return Err(arrow::error::ArrowError::JsonError(

@@ -208,26 +208,26 @@ impl<'m> Values<'m> {
         })
     }
 
-    /// Parses the text-on-the-wire columns (dates, timestamps) into their stored types;
-    /// a value that does not parse fails the run.
+    /// Parses the text-on-the-wire columns (numbers, money, dates, timestamps) into their
+    /// stored types by [`super::text`]'s rules; a value refused fails the run with the field
+    /// and the rule (a `ParseError`, which the slow path reports as it is).
     pub(super) fn typed(mut self, record: &SchemaRef) -> Result<Self, ArrowError> {
-        let options = arrow::compute::CastOptions {
-            safe: false,
-            ..Default::default()
-        };
         for (i, f) in record.fields().iter().enumerate() {
             if self.columns[i].data_type() == f.data_type() {
                 continue;
             }
-            let expected = match f.data_type() {
-                DataType::Date32 => "a date (YYYY-MM-DD)",
-                _ => "an RFC 3339 timestamp",
-            };
+            let text = self.columns[i]
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("typed fields travel as text");
             self.columns[i] =
-                arrow::compute::cast_with_options(&self.columns[i], f.data_type(), &options)
-                    .map_err(|_| {
-                        ArrowError::CastError(format!("field `{}`: expected {expected}", f.name()))
-                    })?;
+                super::text::parse_column(text, f.data_type()).map_err(|(_, refusal)| {
+                    ArrowError::ParseError(format!(
+                        "field `{}`: {}",
+                        f.name(),
+                        refusal.rule(f.data_type())
+                    ))
+                })?;
         }
         Ok(self)
     }

@@ -559,3 +559,128 @@ fn event_times_are_taken_as_sent_or_refused_with_their_rule() {
     assert!(refused[3].1.contains("Kafka timestamp"));
     assert!(refused[4].1.contains("24 hours"));
 }
+
+/// Every way a department system's record can differ from its schema: accepted values are
+/// the values sent (never a lossy change), refusals name the field and the rule and no part
+/// of the value, and every message is a row or a dead letter.
+#[test]
+fn values_are_taken_as_sent_or_refused_with_their_rule() {
+    let t = "tax.tax_paid";
+    let d = decoder(t);
+    let rec = |year: &str, tax: &str| {
+        format!(r#"{{"uscc":"91350100M000100Y43","year":{year},"tax_paid":{tax}}}"#)
+    };
+    // (value, Some(fen of tax_paid, year) when accepted | Err((class, field and rule)))
+    type Want = Result<(i128, i32), (ErrorClass, &'static str)>;
+    let cases: Vec<(Vec<u8>, Want)> = vec![
+        (rec("2024", "1234.05").into(), Ok((123_405, 2024))),
+        // Numbers in strings, as many department systems send them: the same number.
+        (rec("\"2024\"", "\"1234.05\"").into(), Ok((123_405, 2024))),
+        (rec("2024.0", "1234.050").into(), Ok((123_405, 2024))),
+        (rec("2.024e3", "12.3405e2").into(), Ok((123_405, 2024))),
+        // A leading byte-order mark is not part of the JSON text.
+        ([b"\xEF\xBB\xBF".as_slice(), rec("2024", "1").as_bytes()].concat(), Ok((100, 2024))),
+        (rec("2024.9", "1").into(), Err((ErrorClass::WrongType, "field `year`: not a whole number"))),
+        (rec("3000000000", "1").into(), Err((ErrorClass::WrongType, "field `year`: out of range for int32"))),
+        (rec("\" 2024\"", "1").into(), Err((ErrorClass::WrongType, "field `year`: not a number"))),
+        (rec("true", "1").into(), Err((ErrorClass::WrongType, "field `year`: not a number"))),
+        (rec("2024", "1234.056").into(), Err((ErrorClass::WrongType, "field `tax_paid`: money has at most 2 decimal places"))),
+        (rec("2024", "1e17").into(), Err((ErrorClass::WrongType, "field `tax_paid`: out of range for money"))),
+        (rec("2024", "{\"yuan\":1}").into(), Err((ErrorClass::WrongType, "field `tax_paid`: expected money, got an object"))),
+        (
+            r#"{"uscc":"91350100M000100Y43","year":2024,"tax_paid":1,"tax_paid_cny":1}"#.into(),
+            Err((ErrorClass::UnknownField, "field `tax_paid_cny` is not in the catalog's schema")),
+        ),
+        (
+            r#"{"uscc":"91350100M000100Y43","year":2024,"tax_paid":1,"tax_paid":2}"#.into(),
+            Err((ErrorClass::DuplicateField, "field `tax_paid` is given more than once")),
+        ),
+        // GBK: 张 is D5 C5.
+        (
+            b"{\"uscc\":\"91350100M000100Y43\",\"year\":2024,\"tax_paid\":1,\"revenue\":\"\xD5\xC5\"}".to_vec(),
+            Err((ErrorClass::NotUtf8, "value is not UTF-8 text")),
+        ),
+    ];
+    let msgs: Vec<Message> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, (v, _))| Message {
+            value: Some(v.clone()),
+            ..msg(t, i as i64, None, None)
+        })
+        .collect();
+    let (b, dead) = run(&d, &msgs);
+    let b = b.unwrap();
+    let offsets = b
+        .column_by_name("_offset")
+        .unwrap()
+        .as_primitive::<Int64Type>();
+    let tax = b
+        .column_by_name("tax_paid")
+        .unwrap()
+        .as_primitive::<Decimal128Type>();
+    let year = b
+        .column_by_name("year")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::Int32Type>();
+    for (i, (_, want)) in cases.iter().enumerate() {
+        let row = (0..b.num_rows()).find(|r| offsets.value(*r) == i as i64);
+        let letter = dead.iter().find(|x| x.offset == i as i64);
+        match want {
+            Ok((fen, y)) => {
+                let r = row.unwrap_or_else(|| panic!("case {i} refused: {letter:?}"));
+                assert_eq!((tax.value(r), year.value(r)), (*fen, *y), "case {i}");
+            }
+            Err((class, rule)) => {
+                let l = letter.unwrap_or_else(|| panic!("case {i} accepted"));
+                assert_eq!(l.class, *class, "case {i}: {}", l.message);
+                assert!(l.message.starts_with(rule), "case {i}: {}", l.message);
+                for part in ["2024.9", "3000000000", "1234.056", "1e17", "91350100"] {
+                    assert!(!l.message.contains(part), "case {i}: {}", l.message);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn dates_floats_and_text_fields_follow_their_rules() {
+    let t = "hcd.housing_contract";
+    let d = decoder(t);
+    let rec = |area: &str, signed: &str, name: &str| {
+        format!(
+            r#"{{"contract_no":"HT-1","project_name":"p","buyer_id":"11010519491231002X","buyer_name":{name},"area_m2":{area},"signed_on":{signed},"status":"filed"}}"#
+        )
+    };
+    let msgs = [
+        rec("89.5", "\"2024-03-01\"", "\"张三\""),
+        rec("\"89.50\"", "\"2024-03-01\"", "\"张三\""),
+        // A number in a text field is kept as its exact JSON text.
+        rec("89.5", "\"2024-03-01\"", "12.50"),
+        rec("89.5", "\"\"", "\"张三\""),
+        rec("89.5", "20240301", "\"张三\""),
+        rec("89.5", "\"2024-02-30\"", "\"张三\""),
+        rec("1e999", "\"2024-03-01\"", "\"张三\""),
+    ]
+    .iter()
+    .enumerate()
+    .map(|(i, v)| msg(t, i as i64, None, Some(v)))
+    .collect::<Vec<_>>();
+    let (b, dead) = run(&d, &msgs);
+    let b = b.unwrap();
+    assert_eq!(b.num_rows(), 3, "{dead:?}");
+    let area = b
+        .column_by_name("area_m2")
+        .unwrap()
+        .as_primitive::<arrow::datatypes::Float64Type>();
+    assert_eq!((area.value(0), area.value(1)), (89.5, 89.5));
+    assert_eq!(strings(&b, "buyer_name")[2].as_deref(), Some("12.50"));
+    let why = |o: i64| dead.iter().find(|x| x.offset == o).unwrap().message.clone();
+    assert_eq!(
+        why(3),
+        "field `signed_on`: empty text is not a date (send null when there is none)"
+    );
+    assert_eq!(why(4), "field `signed_on`: expected a date (YYYY-MM-DD)");
+    assert_eq!(why(5), "field `signed_on`: expected a date (YYYY-MM-DD)");
+    assert_eq!(why(6), "field `area_m2`: out of range for float64");
+}
