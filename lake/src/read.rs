@@ -89,6 +89,13 @@ pub async fn first_row_text(url: &Url, sql: &str) -> Result<Option<String>> {
     }))
 }
 
+/// Every row of `sql` over the table at `url` (registered as `t`) as text ([`text_rows`]);
+/// empty when the table does not exist: for tests and tools that compare two lakes.
+pub async fn all_rows_text(url: &Url, sql: &str) -> Result<Vec<Vec<String>>> {
+    let batches = query(url, sql).await?.unwrap_or_default();
+    text_rows(&batches).map_err(|e| df_err(url, e.into()))
+}
+
 /// How [`text_rows`] writes a null.
 const NULL_TEXT: &str = "NULL";
 
