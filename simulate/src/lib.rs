@@ -27,7 +27,6 @@ mod world;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use chrono::NaiveDate;
@@ -82,6 +81,8 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("cannot start the simulator's threads: {0}")]
+    Pool(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -196,41 +197,47 @@ pub fn write_district(
     jobs.push(Job::Truth);
     progress.start(jobs.len());
 
-    let next = AtomicUsize::new(0);
     let results: Mutex<Vec<FeedSummary>> = Mutex::new(Vec::new());
     let noise_log: Mutex<Vec<(String, usize, emit::Noised)>> = Mutex::new(Vec::new());
     let failure: Mutex<Option<Error>> = Mutex::new(None);
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 4);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(job) = jobs.get(i) else { break };
-                    let r =
-                        match job {
-                            Job::Feed(ds, projection) => run_feed(&world, ds, *projection, out)
-                                .map(|(summary, noise)| {
-                                    let label = summary.topic.clone();
-                                    noise_log.lock().expect("noise log").extend(
-                                        noise
-                                            .into_iter()
-                                            .map(|(line, n)| (summary.topic.clone(), line, n)),
-                                    );
-                                    results.lock().expect("results").push(summary);
-                                    label
-                                }),
-                            Job::Truth => truth::write_entities(&world, out)
-                                .map(|()| "ground truth".to_owned()),
-                        };
-                    match r {
-                        Ok(label) => progress.done(&label),
-                        Err(e) => {
-                            failure.lock().expect("failure").get_or_insert(e);
-                            break;
-                        }
+    // A pool of its own (not rayon's global one, which a library must not size); jobs start
+    // in order (heaviest first, FIFO), each on whichever thread is free.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("gdx-simulate-{i}"))
+        .build()
+        .map_err(|e| Error::Pool(e.to_string()))?;
+    pool.scope_fifo(|scope| {
+        let (world, results, noise_log, failure) = (&world, &results, &noise_log, &failure);
+        for job in &jobs {
+            scope.spawn_fifo(move |_| {
+                if failure.lock().expect("failure").is_some() {
+                    return;
+                }
+                let r = match job {
+                    Job::Feed(ds, projection) => {
+                        run_feed(world, ds, *projection, out).map(|(summary, noise)| {
+                            let label = summary.topic.clone();
+                            noise_log.lock().expect("noise log").extend(
+                                noise
+                                    .into_iter()
+                                    .map(|(line, n)| (summary.topic.clone(), line, n)),
+                            );
+                            results.lock().expect("results").push(summary);
+                            label
+                        })
+                    }
+                    Job::Truth => {
+                        truth::write_entities(world, out).map(|()| "ground truth".to_owned())
+                    }
+                };
+                match r {
+                    Ok(label) => progress.done(&label),
+                    Err(e) => {
+                        failure.lock().expect("failure").get_or_insert(e);
                     }
                 }
             });
