@@ -179,17 +179,7 @@ fn sigkill_at_random_points_loses_and_duplicates_nothing() {
 
     // Every offset of both topics once, in one table: the events and the dead letters
     // together are the feed.
-    let sql = |q: &str| {
-        let o = common::gdx(&[
-            "sql",
-            "--lake",
-            lake_dir.to_str().unwrap(),
-            "--format",
-            "csv",
-            q,
-        ]);
-        common::stdout(&o)
-    };
+    let sql = |q: &str| common::sql_csv(&lake_dir, q);
     let all = "(select _topic t, _partition p, _offset o from mca.cremation_events \
                union all select topic t, \"partition\" p, \"offset\" o from system.dead_letters)";
     let per_partition = sql(&format!(

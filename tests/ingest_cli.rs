@@ -4,7 +4,6 @@
 mod common;
 
 use std::io::Write;
-use std::process::Command;
 
 use gdx_catalog::district;
 use gdx_ingest::broker::EmbeddedBroker;
@@ -48,18 +47,7 @@ fn publish_validates_and_ingest_lands_everything_then_stops_cleanly_on_sigterm()
     let metrics_addr = format!("127.0.0.1:{port}");
     let ingest = common::spawn_ingest(&brokers, &lake_dir, &["--metrics", &metrics_addr, "--fold"]);
 
-    let out = Command::new(env!("CARGO_BIN_EXE_gdx"))
-        .args([
-            "publish",
-            "--dataset",
-            topic,
-            "--file",
-            file.to_str().unwrap(),
-            "--brokers",
-            &brokers,
-        ])
-        .output()
-        .unwrap();
+    let out = common::publish(topic, &file, &brokers);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{text}");
     let n = good_lines;
@@ -125,21 +113,11 @@ fn publish_validates_and_ingest_lands_everything_then_stops_cleanly_on_sigterm()
     // With --fold, the shutdown folded everything into `current` (one row per resident ID)
     // and built the profiles.
     let id = district::catalog().get(topic).unwrap().id.clone();
-    let keys = common::gdx(&[
-        "sql",
-        "--lake",
-        lake_dir.to_str().unwrap(),
-        "--format",
-        "csv",
+    let keys = common::sql_csv(
+        &lake_dir,
         "select count(distinct _key) from ps.household_registration_events",
-    ]);
-    let distinct: u64 = common::stdout(&keys)
-        .lines()
-        .nth(1)
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap();
+    );
+    let distinct: u64 = keys.lines().nth(1).unwrap().trim().parse().unwrap();
     assert_eq!(common::rows(&rt, &lake.current(&id)), distinct);
     assert_eq!(common::rows(&rt, &lake.profile("citizen")), distinct);
     assert!(stdout.contains("fold: "), "{stdout}");
@@ -303,18 +281,7 @@ fn values_are_taken_as_sent_or_refused_by_rule_through_publish_and_ingest() {
     let cluster = EmbeddedBroker::new(1).unwrap();
     cluster.create_topic(topic, 1).unwrap();
     let brokers = cluster.bootstrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_gdx"))
-        .args([
-            "publish",
-            "--dataset",
-            topic,
-            "--file",
-            file.to_str().unwrap(),
-            "--brokers",
-            &brokers,
-        ])
-        .output()
-        .unwrap();
+    let out = common::publish(topic, &file, &brokers);
     let said = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(1), "{said}");
     let accepted_in_file = line_of.iter().filter(|(i, _)| cases[*i].1.is_ok()).count();
@@ -374,17 +341,7 @@ fn values_are_taken_as_sent_or_refused_by_rule_through_publish_and_ingest() {
         stdout.contains(&format!("ingest: {produced} messages")),
         "accepted + dead-lettered = produced: {stdout}"
     );
-    let sql = |q: &str| {
-        let o = common::gdx(&[
-            "sql",
-            "--lake",
-            lake_dir.to_str().unwrap(),
-            "--format",
-            "csv",
-            q,
-        ]);
-        common::stdout(&o)
-    };
+    let sql = |q: &str| common::sql_csv(&lake_dir, q);
     // The values as sent (the raw messages are the offsets after the published ones).
     let rows = sql(&format!(
         "select _offset, year, cast(tax_paid as varchar) from tax.tax_paid_events \

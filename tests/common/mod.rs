@@ -105,3 +105,28 @@ pub fn wait_until(secs: u64, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// `gdx sql --lake LAKE --format csv QUERY`: its stdout.
+pub fn sql_csv(lake: &Path, query: &str) -> String {
+    stdout(&gdx(&[
+        "sql",
+        "--lake",
+        lake.to_str().unwrap(),
+        "--format",
+        "csv",
+        query,
+    ]))
+}
+
+/// `gdx publish --dataset TOPIC --file FILE --brokers BROKERS` (validating, as users run it).
+pub fn publish(topic: &str, file: &Path, brokers: &str) -> Output {
+    gdx(&[
+        "publish",
+        "--dataset",
+        topic,
+        "--file",
+        file.to_str().unwrap(),
+        "--brokers",
+        brokers,
+    ])
+}
