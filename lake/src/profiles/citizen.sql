@@ -63,8 +63,31 @@ statused as (
   from base
 ),
 households as (
+  -- Active members per household, from the narrow inputs rather than from `statused` (DataFusion
+  -- inlines a CTE: the million-row base would be computed a second time): registered residents
+  -- and children registered only at birth, less the deceased and the moved out, decided as in
+  -- `statused`.
   select household_id, count(*) as active_members
-  from statused where household_status = 'active' and household_id is not null
+  from (
+    select hr.household_id, hr.status as ps_status, hr.moved_out_on,
+      coalesce(d.date_of_death, hr.deceased_on, c.date_of_death) as died_on
+    from ps.household_registration hr
+    left join deaths d on d.resident_id = hr.resident_id
+    left join cremations c on c.resident_id = hr.resident_id
+    union all
+    select b.household_id, cast(null as varchar), cast(null as date),
+      coalesce(d.date_of_death, c.date_of_death)
+    from births b
+    left join deaths d on d.resident_id = b.resident_id
+    left join cremations c on c.resident_id = b.resident_id
+    where not exists (
+      select 1 from ps.household_registration r where r.resident_id = b.resident_id
+    )
+  ) m
+  where household_id is not null
+    and not (died_on is not null and died_on <= {as_of}
+             and (moved_out_on is null or moved_out_on > died_on))
+    and ps_status is distinct from 'moved_out'
   group by household_id
 ),
 subsistence as (
