@@ -155,33 +155,25 @@ impl DatasetDecoder {
         let mut candidates: Vec<&Message> = Vec::with_capacity(msgs.len());
         let mut seen = Vec::new();
         for m in msgs {
-            let flaw = m.value.as_deref().and_then(|v| {
-                (v.len() <= self.max_bytes)
-                    .then(|| self.shape.flaw(shape::payload(v), &mut seen))
-                    .flatten()
-            });
-            if let Some((class, why)) = flaw {
-                dead.push(DeadLetter::new(m, class, why, Some(&self.ds.id)));
-                continue;
-            }
-            match &m.value {
-                Some(v) if v.len() > self.max_bytes => dead.push(DeadLetter::new(
-                    m,
+            let refused = match &m.value {
+                Some(v) if v.len() > self.max_bytes => Some((
                     ErrorClass::Oversized,
                     format!(
                         "value is {} bytes, the limit is {}",
                         v.len(),
                         self.max_bytes
                     ),
-                    Some(&self.ds.id),
                 )),
-                None if m.key.as_ref().is_none_or(|k| k.is_empty()) => dead.push(DeadLetter::new(
-                    m,
+                Some(v) => self.shape.flaw(shape::payload(v), &mut seen),
+                None if m.key.as_ref().is_none_or(|k| k.is_empty()) => Some((
                     ErrorClass::MissingKey,
                     "tombstone without a key: nothing to delete".into(),
-                    Some(&self.ds.id),
                 )),
-                _ => candidates.push(m),
+                None => None,
+            };
+            match refused {
+                Some((class, why)) => dead.push(DeadLetter::new(m, class, why, Some(&self.ds.id))),
+                None => candidates.push(m),
             }
         }
         let (values, mut rejected) = self.decode_values(&candidates);
