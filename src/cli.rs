@@ -92,6 +92,54 @@ pub(crate) enum Command {
     /// The exchange's audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Yes/no verifications through a running exchange (a window's terminal or script):
+    /// prints `match` (exit 0) or `no_match` (exit 1); errors exit 2.
+    #[command(subcommand)]
+    Verify(VerifyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum VerifyCommand {
+    /// 房产证照真伪在线查验: is there one active property certificate with every attribute
+    /// given? The way in is --certificate-no, else --owner-id with --owner-name, else
+    /// --contract-no.
+    PropertyCertificate(VerifyCertificateArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct VerifyCertificateArgs {
+    /// The exchange's address.
+    #[arg(long, env = "GDX_EXCHANGE", default_value = "http://127.0.0.1:8080")]
+    pub(crate) exchange: String,
+    /// The caller's API key (prefer the variable: a flag shows in the process list).
+    #[arg(long, env = "GDX_KEY", hide_env_values = true)]
+    pub(crate) key: String,
+    /// A registered purpose code.
+    #[arg(long, env = "GDX_PURPOSE")]
+    pub(crate) purpose: String,
+    /// The case or application the check is for.
+    #[arg(long, env = "GDX_CASE_ID")]
+    pub(crate) case_id: String,
+    /// The clerk at the window (recorded in the audit).
+    #[arg(long, env = "GDX_END_USER")]
+    pub(crate) end_user: Option<String>,
+    /// 不动产权证书号.
+    #[arg(long, env = "GDX_CERTIFICATE_NO")]
+    pub(crate) certificate_no: Option<String>,
+    /// The owner's resident ID.
+    #[arg(long, env = "GDX_OWNER_ID")]
+    pub(crate) owner_id: Option<String>,
+    #[arg(long, env = "GDX_OWNER_NAME")]
+    pub(crate) owner_name: Option<String>,
+    /// A housing contract (网签合同) number.
+    #[arg(long, env = "GDX_CONTRACT_NO")]
+    pub(crate) contract_no: Option<String>,
+    /// 不动产坐落.
+    #[arg(long, env = "GDX_ADDRESS")]
+    pub(crate) address: Option<String>,
+    /// Floor area in m² (at most two decimals).
+    #[arg(long, env = "GDX_AREA_M2")]
+    pub(crate) area_m2: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -141,9 +189,17 @@ pub(crate) struct ExchangeOptions {
     /// Calls a principal may make at once above its rate.
     #[arg(long, env = "GDX_RATE_BURST", default_value_t = 200)]
     pub(crate) rate_burst: u32,
+    /// Verifications per minute of one certificate, owner or contract number, across all
+    /// callers (0: unlimited); the same number may be asked at once.
+    #[arg(long, env = "GDX_VERIFY_SUBJECT_RATE", default_value_t = 10)]
+    pub(crate) verify_subject_rate: u32,
     /// How often principal and grant changes made elsewhere are read, in milliseconds.
     #[arg(long, env = "GDX_REFRESH_MS", default_value_t = 1000)]
     pub(crate) refresh_ms: u64,
+    /// How often new table versions (folds, profiles) are picked up and the in-memory
+    /// profile and certificate registers rebuilt from them, in milliseconds.
+    #[arg(long, env = "GDX_TABLE_REFRESH_MS", default_value_t = 2000)]
+    pub(crate) table_refresh_ms: u64,
     /// Registered purposes (TOML, the format of deploy/exchange/purposes.toml); the
     /// built-in list when not given.
     #[arg(long, env = "GDX_PURPOSES")]

@@ -22,7 +22,7 @@ pub mod pseudonym;
 pub mod validate;
 
 pub use category::{CategoryCode, CategoryTree};
-pub use ident::{BankCard, IdError, IdKind, Mobile, ResidentId, Uscc};
+pub use ident::{BankCard, IdError, IdKind, Mobile, ResidentId, Uscc, normalize_text};
 pub use load::{Catalog, LoadError};
 pub use mask::{PiiKind, mask};
 pub use model::{

@@ -22,6 +22,7 @@ pub mod pg;
 pub mod principals;
 pub mod purposes;
 pub mod resources;
+pub mod scenarios;
 pub mod secret;
 pub mod store;
 

@@ -19,12 +19,68 @@ use datafusion::arrow::array::{AsArray, RecordBatch};
 use datafusion::arrow::compute::{cast, concat_batches};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::catalog::TableProvider;
-use datafusion::execution::SessionState;
+use datafusion::execution::{SendableRecordBatchStream, SessionState};
 use futures::TryStreamExt;
 
 use crate::engine::df_err;
 use crate::policy::{Access, PolicyTable, ReadMode, TableInfo};
 use crate::{Result, TablePolicy, TableRegistry};
+
+/// A whole table at the registry's newest version, read as the operator reads it (allow-all,
+/// through [`PolicyTable::operator`], like the lake's own folds): what the exchange's
+/// in-memory indexes are built from.
+pub struct OperatorScan {
+    /// The Delta version read (`None`: the table is not written yet and reads as empty).
+    pub version: Option<u64>,
+    pub info: Arc<TableInfo>,
+    /// The table as stored at `version` (its schema, and for wrapping by a reader's policy).
+    pub provider: Arc<dyn TableProvider>,
+    pub stream: SendableRecordBatchStream,
+    /// The session state the scan ran in (type coercion for later row filters).
+    pub state: SessionState,
+}
+
+impl std::fmt::Debug for OperatorScan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OperatorScan")
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OperatorScan {
+    /// Starts reading `table`; `None` when the registry has no such table or it is not open.
+    pub async fn open(registry: &TableRegistry, table: &str) -> Result<Option<Self>> {
+        let snapshot = registry.snapshot();
+        let Some(opened) = snapshot.get(table).and_then(|t| t.opened.clone()) else {
+            return Ok(None);
+        };
+        let ctx = crate::engine::session(256 << 20)?;
+        let operator = Arc::new(PolicyTable::operator(table, opened.provider.clone()));
+        let stream = ctx
+            .read_table(operator)
+            .map_err(|e| df_err(table, e))?
+            .execute_stream()
+            .await
+            .map_err(|e| df_err(table, e))?;
+        Ok(Some(Self {
+            version: opened.version,
+            info: opened.info.clone(),
+            provider: opened.provider.clone(),
+            stream,
+            state: ctx.state(),
+        }))
+    }
+
+    /// Every batch of the table.
+    pub async fn collect(self) -> Result<Vec<RecordBatch>> {
+        let table = self.info.name.clone();
+        self.stream
+            .try_collect()
+            .await
+            .map_err(|e| df_err(&table, e))
+    }
+}
 
 /// Where one row is: batch and row within it.
 type RowRef = (u32, u32);
@@ -73,40 +129,36 @@ impl KeyIndex {
     /// Reads `table`'s current version into an index by its subject column, unless it
     /// takes more than `budget` bytes.
     pub async fn build(registry: &TableRegistry, table: &str, budget: usize) -> Result<Built> {
-        let snapshot = registry.snapshot();
-        let Some(opened) = snapshot.get(table).and_then(|t| t.opened.clone()) else {
+        let Some(OperatorScan {
+            version: Some(version),
+            info,
+            provider,
+            mut stream,
+            state,
+        }) = OperatorScan::open(registry, table).await?
+        else {
             return Ok(Built::NotKeyed);
         };
-        let (Some(version), Some(subject)) = (opened.version, opened.info.subject.clone()) else {
+        let Some(subject) = info.subject.clone() else {
             return Ok(Built::NotKeyed);
         };
-        let ctx = crate::engine::session(256 << 20)?;
-        let operator = Arc::new(PolicyTable::operator(table, opened.provider.clone()));
-        let mut stream = ctx
-            .read_table(operator)
-            .map_err(|e| df_err(table, e))?
-            .execute_stream()
-            .await
-            .map_err(|e| df_err(table, e))?;
-        let key_at =
-            opened
-                .provider
-                .schema()
-                .index_of(&subject)
-                .map_err(|e| crate::Error::Schema {
-                    table: table.to_owned(),
-                    source: e,
-                })?;
+        let key_at = provider
+            .schema()
+            .index_of(&subject)
+            .map_err(|e| crate::Error::Schema {
+                table: table.to_owned(),
+                source: e,
+            })?;
         let mut index = KeyIndex {
             table: table.to_owned(),
             version,
-            info: opened.info.clone(),
-            provider: opened.provider.clone(),
+            info,
+            provider,
             batches: Vec::new(),
             rows: HashMap::new(),
             more: HashMap::new(),
             bytes: 0,
-            state: ctx.state(),
+            state,
         };
         while let Some(batch) = stream.try_next().await.map_err(|e| df_err(table, e))? {
             index.bytes += batch.get_array_memory_size();

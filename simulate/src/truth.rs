@@ -3,7 +3,9 @@
 //! Data flow: the [`World`] as it really is at the end of the window → `residents.jsonl`
 //! (one line per person: identity, status with dates, household, benefits, property),
 //! `enterprises.jsonl` (status, size, finances, qualifications, listings), `elderly_overpayments.jsonl`
-//! (allowance paid for months after a death the police learnt of late), `noise.jsonl`
+//! (allowance paid for months after a death the police learnt of late), `certificates.jsonl`
+//! (every property certificate registered by the end: its attributes, active or cancelled,
+//! and the housing contract it was sold under), `noise.jsonl`
 //! (every record the noise step altered: topic, line, kind, field) and `summary.json`.
 
 use std::io::Write;
@@ -217,7 +219,52 @@ pub(crate) fn write_entities(w: &World, out: &Path) -> Result<()> {
             }
         }
     }
-    write_lines(&dir.join("elderly_overpayments.jsonl"), over.into_iter())
+    write_lines(&dir.join("elderly_overpayments.jsonl"), over.into_iter())?;
+
+    #[derive(Serialize)]
+    struct CertificateTruth<'a> {
+        certificate_no: &'a str,
+        unit_no: &'a str,
+        owner_id: &'a str,
+        owner_name: &'a str,
+        address: &'a str,
+        area_m2: f64,
+        registered_on: NaiveDate,
+        /// active | cancelled, as of the end of the window.
+        status: &'static str,
+        cancelled_on: Option<NaiveDate>,
+        /// The housing contract this certificate's home was sold under (new builds).
+        contract_no: Option<&'a str>,
+    }
+    let certificates = w
+        .properties
+        .iter()
+        .filter(|p| p.registered <= end)
+        .map(|p| {
+            let cancelled_on = p.cancelled.filter(|c| *c <= end);
+            let owner = &w.people[p.owner as usize];
+            CertificateTruth {
+                certificate_no: &p.cert_no,
+                unit_no: &p.unit_no,
+                owner_id: &owner.id,
+                owner_name: &owner.name,
+                address: &p.address,
+                area_m2: p.area_m2,
+                registered_on: p.registered,
+                status: if cancelled_on.is_some() {
+                    "cancelled"
+                } else {
+                    "active"
+                },
+                cancelled_on,
+                contract_no: p
+                    .contract
+                    .as_ref()
+                    .filter(|c| c.signed <= end)
+                    .map(|c| c.no.as_str()),
+            }
+        });
+    write_lines(&dir.join("certificates.jsonl"), certificates)
 }
 
 pub(crate) fn write_noise_and_summary(

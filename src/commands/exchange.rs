@@ -64,6 +64,9 @@ pub(crate) fn exchange_config(
     cfg.rate_per_second = o.rate_limit;
     cfg.rate_burst = o.rate_burst.max(1);
     cfg.refresh = Duration::from_millis(o.refresh_ms.max(50));
+    cfg.registry_refresh = Duration::from_millis(o.table_refresh_ms.max(50));
+    cfg.verify_subject_per_minute = o.verify_subject_rate;
+    cfg.verify_subject_burst = o.verify_subject_rate.max(1);
     cfg.body_limit = o.body_limit_kb.max(1) << 10;
     cfg.lookup_memory = o.lookup_memory_mb << 20;
     cfg.limits = Limits {

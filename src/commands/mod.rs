@@ -14,6 +14,7 @@ mod publish;
 mod serve;
 mod simulate;
 mod sql;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -74,5 +75,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Principal(c) => exchange::principal(c),
         Command::Grant(c) => exchange::grant(c),
         Command::Audit(c) => exchange::audit(c),
+        Command::Verify(crate::cli::VerifyCommand::PropertyCertificate(args)) => {
+            verify::property_certificate(args)
+        }
     }
 }

@@ -175,6 +175,22 @@ pub fn normalize(raw: &str) -> String {
         .collect()
 }
 
+/// NFKC-normalises free text compared for equality (certificate numbers, names, addresses):
+/// full-width letters, digits and brackets become ASCII (（２０２４）→ (2024)), the other
+/// bracket forms 〔〕【】[] become (), middle-dot variants in names become `·`, and all
+/// white space is dropped (第 0123456 号 → 第0123456号). Letters keep their case.
+pub fn normalize_text(raw: &str) -> String {
+    raw.nfkc()
+        .filter(|c| !c.is_whitespace())
+        .map(|c| match c {
+            '〔' | '【' | '[' => '(',
+            '〕' | '】' | ']' => ')',
+            '\u{30FB}' | '\u{2022}' | '\u{2027}' | '\u{FF65}' | '\u{00B7}' => '·',
+            c => c,
+        })
+        .collect()
+}
+
 /// Returns the first character that is not an ASCII digit, with its 1-based position.
 fn first_non_digit(s: &str, allowed_last: Option<char>) -> Option<(usize, char)> {
     let n = s.chars().count();
@@ -187,6 +203,22 @@ fn first_non_digit(s: &str, allowed_last: Option<char>) -> Option<(usize, char)>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn free_text_is_compared_after_folding_widths_brackets_dots_and_spaces() {
+        assert_eq!(
+            normalize_text("鄂（２０２４）武汉市不动产权第 ０１２３４５６ 号"),
+            "鄂(2024)武汉市不动产权第0123456号"
+        );
+        assert_eq!(
+            normalize_text("鄂〔2024〕武汉市不动产权第0123456号"),
+            "鄂(2024)武汉市不动产权第0123456号"
+        );
+        assert_eq!(normalize_text(" 买买提・艾力 "), "买买提·艾力");
+        assert_eq!(normalize_text("买买提•艾力"), "买买提·艾力");
+        assert_eq!(normalize_text("Ab c"), "Abc");
+        assert_eq!(normalize_text("张三"), "张三");
+    }
 
     #[test]
     fn normalize_folds_full_width_and_case() {

@@ -116,6 +116,9 @@ pub(super) struct Answer {
     pub(super) grants: Vec<String>,
     /// What was done (e.g. `read:masked`), when the handler knows better than the route.
     pub(super) action: Option<String>,
+    /// The audit's reason for an allowed call, when there is more to say than "allowed"
+    /// (e.g. why a verification did not match: the audit's to know, not the caller's).
+    pub(super) reason: Option<String>,
 }
 
 impl Answer {
@@ -126,6 +129,7 @@ impl Answer {
             subjects: vec![],
             grants: vec![],
             action: None,
+            reason: None,
         }
     }
 }
@@ -233,7 +237,7 @@ where
             if let Some(a) = answer.action {
                 entry.action = a;
             }
-            entry.reason = "allowed".into();
+            entry.reason = answer.reason.unwrap_or_else(|| "allowed".into());
             Ok(answer.response)
         }
         Err(e) => {

@@ -59,6 +59,15 @@ pub(super) struct SqlAnswer {
     truncated: bool,
 }
 
+/// A verification's answer: one bit, and the fields it compared.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct VerifyAnswer {
+    /// `match` or `no_match`.
+    result: String,
+    /// The fields given and compared (the way in included).
+    checked: Vec<String>,
+}
+
 /// A page of audit records.
 #[derive(Debug, Serialize, ToSchema)]
 pub(super) struct AuditPage {
@@ -122,6 +131,7 @@ impl Modify for Security {
         (name = "catalog", description = "What exists and may be asked for"),
         (name = "data", description = "Rows and profiles, as the caller's grants allow"),
         (name = "grants", description = "Data-sharing agreements"),
+        (name = "scenarios", description = "Smart scenarios: yes/no verifications"),
         (name = "audit", description = "Who used which data, when and why"),
     )
 )]

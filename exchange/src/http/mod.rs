@@ -5,8 +5,8 @@
 //! panics caught, answers compressed when the client accepts gzip or zstd; any non-JSON
 //! error rewritten into the one envelope) → the routes below → handlers run as audited calls ([`call::run`]). Background tasks, all tracked and
 //! drained on shutdown: the access-state refresh (principals and grants other replicas
-//! changed), the registry refresh (new folds and profiles, and the profiles held in memory
-//! for lookups by key), the audit shipper, and the audit anchor (the chain head on
+//! changed), the registry refresh (new folds and profiles, the profiles held in memory for
+//! lookups by key, the property-certificate register), the audit shipper, and the audit anchor (the chain head on
 //! `gdx.audit`, when a sink is configured).
 
 mod audit;
@@ -21,6 +21,7 @@ mod limit;
 mod profiles;
 mod rows;
 mod sql;
+mod verify;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -53,6 +54,7 @@ use crate::audit::{AuditLog, ship};
 use crate::lookups::ProfileIndexes;
 use crate::purposes::Purposes;
 use crate::resources::Resources;
+use crate::scenarios::certificate::Registers as CertificateRegisters;
 use crate::store::Store;
 use crate::{Error, Result};
 use error::ApiError;
@@ -102,6 +104,10 @@ pub struct ExchangeConfig {
     /// Calls per second per principal (0: unlimited) and the burst allowed.
     pub rate_per_second: u32,
     pub rate_burst: u32,
+    /// Verifications per minute of one certificate, owner or contract, across all callers
+    /// (0: unlimited), and the burst allowed.
+    pub verify_subject_per_minute: u32,
+    pub verify_subject_burst: u32,
     pub purposes: Purposes,
     pub request_timeout: Duration,
     pub body_limit: usize,
@@ -128,6 +134,8 @@ impl ExchangeConfig {
             limits: Limits::default(),
             rate_per_second: 100,
             rate_burst: 200,
+            verify_subject_per_minute: 10,
+            verify_subject_burst: 10,
             purposes: Purposes::builtin(),
             request_timeout: Duration::from_secs(60),
             body_limit: 64 << 10,
@@ -149,9 +157,13 @@ pub struct AppState {
     audit_table: Arc<Mutex<AuditTable>>,
     pub purposes: Arc<Purposes>,
     pub limiter: Arc<Limiter>,
+    /// Verifications per subject asked about.
+    pub subject_limiter: Arc<Limiter>,
     pub limits: Limits,
     /// Profiles held in memory for lookups by key.
     pub lookups: Arc<ProfileIndexes>,
+    /// The active property certificates, for verification.
+    pub certificates: Arc<CertificateRegisters>,
     metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 }
 
@@ -196,6 +208,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(profiles::citizen))
         .routes(routes!(profiles::enterprise))
         .routes(routes!(sql::sql))
+        .routes(routes!(verify::property_certificate))
         .routes(routes!(grants::list, grants::request))
         .routes(routes!(grants::show))
         .routes(routes!(grants::decision))
@@ -345,15 +358,24 @@ impl Exchange {
             shipped,
         )?);
         let state = AppState {
-            registry,
+            registry: registry.clone(),
             store,
             resources,
             audit,
             audit_table: Arc::new(Mutex::new(audit_table)),
             purposes: Arc::new(cfg.purposes.clone()),
             limiter: Arc::new(Limiter::new(cfg.rate_per_second, cfg.rate_burst)),
+            subject_limiter: Arc::new(Limiter::per_minute(
+                cfg.verify_subject_per_minute,
+                cfg.verify_subject_burst,
+            )),
             limits: cfg.limits.clone(),
             lookups: Arc::new(ProfileIndexes::new(cfg.lookup_memory)),
+            certificates: Arc::new(
+                CertificateRegisters::open(&registry)
+                    .await
+                    .map_err(|e| Error::Internal(format!("property-certificate register: {e}")))?,
+            ),
             metrics,
         };
         let (listener, addr) = bind(cfg.listen).await?;
@@ -391,14 +413,17 @@ impl Exchange {
             "registry-refresh",
             cfg.registry_refresh,
             {
-                let registry = state.registry.clone();
-                let lookups = state.lookups.clone();
+                let state = state.clone();
                 move || {
-                    let registry = registry.clone();
-                    let lookups = lookups.clone();
+                    let state = state.clone();
                     async move {
-                        registry.refresh().await.map_err(|e| e.log_safe())?;
-                        lookups.refresh(&registry).await
+                        state.registry.refresh().await.map_err(|e| e.log_safe())?;
+                        state.limiter.forget_idle();
+                        state.subject_limiter.forget_idle();
+                        // One register failing to build does not hold up the other.
+                        let profiles = state.lookups.refresh(&state.registry).await;
+                        let certificates = state.certificates.refresh(&state.registry).await;
+                        profiles.and(certificates)
                     }
                 }
             },

@@ -161,5 +161,6 @@ async fn profile(
         subjects: vec![subject_id.to_owned()],
         grants: access.grant.iter().map(|g| g.to_string()).collect(),
         action: Some(format!("read:{}", access.level)),
+        reason: None,
     })
 }

@@ -379,6 +379,7 @@ async fn read_rows(
         subjects,
         grants,
         action: Some(action),
+        reason: None,
     })
 }
 
@@ -429,6 +430,7 @@ pub(super) fn export(
         subjects: vec![],
         grants,
         action: Some(format!("{action} export_started")),
+        reason: None,
     }
 }
 

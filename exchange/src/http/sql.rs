@@ -215,6 +215,7 @@ async fn query(
         subjects: vec![],
         grants,
         action: Some(action),
+        reason: None,
     })
 }
 
