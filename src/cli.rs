@@ -479,6 +479,29 @@ pub(crate) enum BenchCommand {
     /// `POST /v1/sql` and through pgwire (answers checked equal; each door's overhead); point
     /// lookups by key over pgwire beside a PostgreSQL server holding the same rows.
     Sql(BenchSqlArgs),
+    /// Property-certificate verifications under concurrent load (half matches, half near
+    /// misses, each answer checked once first) beside `/health` on the same server; with the
+    /// audit fsync'd and not.
+    Verify(BenchVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchVerifyArgs {
+    /// Residents of the simulated district.
+    #[arg(long, env = "GDX_PEOPLE", default_value_t = 100_000)]
+    pub(crate) people: usize,
+    /// Enterprises of the simulated district.
+    #[arg(long, env = "GDX_ENTERPRISES", default_value_t = 10_000)]
+    pub(crate) enterprises: usize,
+    /// Active certificates the requests are made from (a match and a near miss each).
+    #[arg(long, env = "GDX_BENCH_CERTIFICATES", default_value_t = 2000)]
+    pub(crate) certificates: usize,
+    /// Concurrent keep-alive connections of the load generator.
+    #[arg(long, env = "GDX_BENCH_CONNECTIONS", default_value_t = 16)]
+    pub(crate) connections: usize,
+    /// Seconds of load per run.
+    #[arg(long, env = "GDX_BENCH_SECS", default_value_t = 5)]
+    pub(crate) secs: u64,
 }
 
 #[derive(Debug, Args)]

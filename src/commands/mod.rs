@@ -70,6 +70,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(crate::cli::BenchCommand::Policy(args)) => bench::policy(args),
         Command::Bench(crate::cli::BenchCommand::Exchange(args)) => bench::exchange(args),
         Command::Bench(crate::cli::BenchCommand::Sql(args)) => bench::sql(args),
+        Command::Bench(crate::cli::BenchCommand::Verify(args)) => bench::verify(args),
         Command::Exchange(args) => exchange::serve(args),
         Command::Serve(args) => serve::run(args),
         Command::Principal(c) => exchange::principal(c),

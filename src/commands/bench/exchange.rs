@@ -53,17 +53,18 @@ pub(super) async fn add(
     Ok((p, key))
 }
 
-/// A masked grant on `resource` for `consumer`, approved by whoever it needs.
-async fn grant(
+/// A grant at `level` on `resource` for `consumer`, approved by whoever it needs.
+pub(super) async fn grant(
     store: &gdx_exchange::store::Store,
     consumer: &Principal,
     resource: &str,
+    level: ProcessingLevel,
     approvers: &[&Principal],
 ) -> anyhow::Result<()> {
     let request = GrantRequest {
         consumer: consumer.id.clone(),
         resource: resource.into(),
-        level: ProcessingLevel::Masked,
+        level,
         fields: None,
         rows: Default::default(),
         purpose: "social_assistance".into(),
@@ -124,11 +125,11 @@ pub(super) async fn answer(
 }
 
 /// Results of one endpoint under load.
-struct Load {
-    per_sec: f64,
-    p50: Duration,
-    p99: Duration,
-    errors: usize,
+pub(super) struct Load {
+    pub(super) per_sec: f64,
+    pub(super) p50: Duration,
+    pub(super) p99: Duration,
+    pub(super) errors: usize,
 }
 
 /// `connections` clients sending `request` as fast as answers come, for `secs`.
@@ -138,24 +139,40 @@ fn load(
     connections: usize,
     secs: u64,
 ) -> anyhow::Result<Load> {
+    load_mix(addr, vec![request], connections, secs)
+}
+
+/// `connections` clients sending `requests` in turn (each client from its own place in the
+/// list) as fast as answers come, for `secs`.
+pub(super) fn load_mix(
+    addr: std::net::SocketAddr,
+    requests: Vec<String>,
+    connections: usize,
+    secs: u64,
+) -> anyhow::Result<Load> {
+    anyhow::ensure!(!requests.is_empty(), "no requests to send");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .thread_name("gdx-bench-load")
         .build()?;
     rt.block_on(async move {
-        let request = Arc::new(request.into_bytes());
+        let requests: Arc<Vec<Vec<u8>>> =
+            Arc::new(requests.into_iter().map(String::into_bytes).collect());
         let end = Instant::now() + Duration::from_secs(secs);
         let mut tasks = Vec::new();
-        for _ in 0..connections {
-            let request = request.clone();
+        for c in 0..connections {
+            let requests = requests.clone();
             tasks.push(tokio::spawn(async move {
                 let mut conn = BufReader::new(tokio::net::TcpStream::connect(addr).await?);
                 let mut lat = Vec::new();
                 let mut errors = 0usize;
+                let mut next = c * requests.len() / connections.max(1);
                 while Instant::now() < end {
+                    let request = &requests[next % requests.len()];
+                    next += 1;
                     let t = Instant::now();
-                    let status = once(&mut conn, &request).await?;
+                    let status = once(&mut conn, request).await?;
                     lat.push(t.elapsed());
                     if status >= 400 {
                         errors += 1;
@@ -222,8 +239,16 @@ pub(crate) fn exchange(args: BenchExchangeArgs) -> anyhow::Result<ExitCode> {
         let (ps_appr, _) = add(&store, "bench-ps-approver", "ps", Role::Approver).await?;
         let (bdc_appr, _) = add(&store, "bench-bdc-approver", "bdc", Role::Approver).await?;
         let (cpo, _) = add(&store, "bench-cpo", "bdc", Role::Cpo).await?;
-        grant(&store, &app, "ps.household_registration", &[&ps_appr, &cpo]).await?;
-        grant(&store, &app, "profiles.citizen", &[&bdc_appr, &cpo]).await?;
+        let masked = ProcessingLevel::Masked;
+        grant(
+            &store,
+            &app,
+            "ps.household_registration",
+            masked,
+            &[&ps_appr, &cpo],
+        )
+        .await?;
+        grant(&store, &app, "profiles.citizen", masked, &[&bdc_appr, &cpo]).await?;
         let mut servers = Vec::new();
         for (replica, fsync) in [("bench-fsync", true), ("bench-nofsync", false)] {
             let mut cfg = ExchangeConfig::new("127.0.0.1:0".parse()?, tmp.path().join("audit"));

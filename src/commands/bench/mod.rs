@@ -9,6 +9,7 @@ mod profiles;
 mod sql;
 mod sql_postgres;
 mod stages;
+mod verify;
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -21,6 +22,7 @@ pub(crate) use ingest::ingest;
 pub(crate) use policy::policy;
 pub(crate) use profiles::profiles;
 pub(crate) use sql::sql;
+pub(crate) use verify::verify;
 
 /// Peak resident set size of a running process, in KiB (Linux `VmHWM`).
 fn vm_hwm_kib(pid: u32) -> Option<u64> {
