@@ -203,7 +203,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The demo's principals: (shell variable, id prefix, department, role, who they are).
-const DEMO_PRINCIPALS: [(&str, &str, &str, &str, &str); 5] = [
+const DEMO_PRINCIPALS: [(&str, &str, &str, &str, &str); 6] = [
     (
         "MCA_APP",
         "demo-mca-app",
@@ -224,6 +224,13 @@ const DEMO_PRINCIPALS: [(&str, &str, &str, &str, &str); 5] = [
         "ps",
         "department_system",
         "ps's own system: reads ps data as stored",
+    ),
+    (
+        "NRE_SYSTEM",
+        "demo-nre-system",
+        "nre",
+        "department_system",
+        "nre's registration centre (不动产登记中心): verifies certificates",
     ),
     (
         "CPO",
@@ -311,12 +318,21 @@ async fn serve_exchange(
     println!("  curl -s -H \"Authorization: Bearer $AUDITOR\" \"$GDX/v1/audit?limit=6\"; echo");
     println!("  # 6. every chain intact (also after Ctrl-C)");
     println!("  {gdx} audit verify --lake {lake_arg}");
+    println!(
+        "  # 7. the registration centre's window verifies a certificate (房产证照真伪在线查验): one of its rows is the question; yes or no, never the record"
+    );
+    println!(
+        "  Q=$(curl -s -H \"Authorization: Bearer $NRE_SYSTEM\" {data} \"$GDX/v1/datasets/nre.property_certificate/rows?limit=1&status=active&fields=certificate_no,owner_name,area_m2\" | sed -E 's/.*\"rows\":\\[(\\{{[^}}]*\\}})\\].*/\\1/')"
+    );
+    println!(
+        "  curl -s -X POST -H \"Authorization: Bearer $NRE_SYSTEM\" {data} -H 'Content-Type: application/json' -d \"$Q\" \"$GDX/v1/verify/property-certificate\"; echo"
+    );
     if let (Some(pg), Some((_, _, _, system))) = (
         ex.pg_addr(),
         keys.iter().find(|(var, ..)| *var == "PS_SYSTEM"),
     ) {
         println!(
-            "  # 7. SQL over the PostgreSQL wire protocol (needs psql), as ps's own system: same policy, audited"
+            "  # 8. SQL over the PostgreSQL wire protocol (needs psql), as ps's own system: same policy, audited"
         );
         println!(
             "  PGPASSWORD=$PS_SYSTEM psql \"host={} port={} dbname=gdx user={system} options='-c gdx.purpose=social_assistance -c gdx.case=DEMO-2026-001'\" -c \"select street, count(*) as residents from ps.household_registration group by street order by residents desc, street limit 3\"",
