@@ -116,13 +116,28 @@ impl AuditRecord {
 
     /// The hash this record's content gives.
     pub fn computed_hash(&self) -> String {
-        let mut unsealed = self.clone();
-        unsealed.hash.clear();
-        let json = serde_json::to_vec(&unsealed).expect("an audit record serialises");
-        let mut bytes = Vec::with_capacity(self.prev_hash.len() + 1 + json.len());
+        let mut bytes = Vec::with_capacity(self.prev_hash.len() + 1 + 512);
         bytes.extend_from_slice(self.prev_hash.as_bytes());
         bytes.push(b'\n');
-        bytes.extend_from_slice(&json);
+        self.write_unsealed(&mut bytes);
         crate::secret::sha256_hex(&bytes)
+    }
+
+    /// Appends the record's canonical JSON with `hash` empty (what its hash covers).
+    /// `hash` is the last field and hex (nothing to escape), so the JSON of the record as
+    /// it is, with its hash value cut out, is that text: no copy of the record is made.
+    fn write_unsealed(&self, out: &mut Vec<u8>) {
+        let start = out.len();
+        serde_json::to_writer(&mut *out, self).expect("an audit record serialises");
+        let tail = format!("\"hash\":{}}}", serde_json::Value::from(self.hash.as_str()));
+        debug_assert!(out[start..].ends_with(tail.as_bytes()));
+        out.truncate(out.len() - tail.len());
+        out.extend_from_slice(b"\"hash\":\"\"}");
+    }
+
+    /// Appends the record as one line of the local log.
+    pub fn write_line(&self, out: &mut Vec<u8>) {
+        serde_json::to_writer(&mut *out, self).expect("an audit record serialises");
+        out.push(b'\n');
     }
 }

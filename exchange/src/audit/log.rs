@@ -16,7 +16,7 @@ use super::verify::{Head, check_log, parse_log};
 enum Job {
     Record {
         entry: Box<Entry>,
-        reply: oneshot::Sender<Result<AuditRecord, AuditError>>,
+        reply: oneshot::Sender<Result<i64, AuditError>>,
     },
     Stop,
 }
@@ -115,7 +115,8 @@ impl AuditLog {
     }
 
     /// Seals and stores `entry`; returns once it is durable (or fails: then the call fails).
-    pub async fn record(&self, entry: Entry) -> Result<AuditRecord, AuditError> {
+    /// Returns the record's sequence number once it is durable.
+    pub async fn record(&self, entry: Entry) -> Result<i64, AuditError> {
         let (reply, done) = oneshot::channel();
         self.tx
             .send(Job::Record {
@@ -202,10 +203,7 @@ impl Writer {
         }
     }
 
-    fn write_group(
-        &mut self,
-        jobs: Vec<(Entry, oneshot::Sender<Result<AuditRecord, AuditError>>)>,
-    ) {
+    fn write_group(&mut self, jobs: Vec<(Entry, oneshot::Sender<Result<i64, AuditError>>)>) {
         let now = Utc::now();
         let mut head = self.head.clone();
         let mut sealed = Vec::with_capacity(jobs.len());
@@ -213,8 +211,7 @@ impl Writer {
         let mut replies = Vec::with_capacity(jobs.len());
         for (entry, reply) in jobs {
             let r = AuditRecord::seal(entry, head.seq + 1, now, &self.replica, &head.hash);
-            serde_json::to_writer(&mut bytes, &r).expect("an audit record serialises");
-            bytes.push(b'\n');
+            r.write_line(&mut bytes);
             head = Head {
                 seq: r.seq,
                 hash: r.hash.clone(),
@@ -226,12 +223,13 @@ impl Writer {
             Ok(()) => {
                 *self.durable.lock().unwrap_or_else(|e| e.into_inner()) = head.clone();
                 self.head = head;
+                let seqs: Vec<i64> = sealed.iter().map(|r| r.seq).collect();
                 self.unshipped
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .extend(sealed.iter().cloned());
-                for (r, reply) in sealed.into_iter().zip(replies) {
-                    let _ = reply.send(Ok(r));
+                    .extend(sealed);
+                for (seq, reply) in seqs.into_iter().zip(replies) {
+                    let _ = reply.send(Ok(seq));
                 }
             }
             Err(e) => {
