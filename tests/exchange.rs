@@ -747,13 +747,7 @@ fn a_profile_is_shown_as_the_grant_allows_and_the_citizen_sees_who_used_it() {
     );
     // The citizen's view: who used their data, when and why (the rows API read by the
     // owner touched them too, recorded with the ID as stored though the caller saw it).
-    let aud = s.principal("aud", "bdc", "auditor");
-    let mine = s.call(
-        "GET",
-        &format!("/v1/audit/subjects/{id}"),
-        &[("authorization", &format!("Bearer {aud}"))],
-        b"",
-    );
+    let mine = s.citizen_view(&id);
     assert_eq!(mine.status, 200, "{}", mine.text());
     let records = mine.json()["records"].as_array().unwrap().clone();
     assert!(
@@ -992,53 +986,17 @@ fn health_ready_and_the_envelope_for_unknown_routes() {
 /// process; a feed published to it becomes rows the exchange serves; SIGTERM stops it in order.
 #[test]
 fn gdx_serve_ingests_folds_and_serves_in_one_process() {
-    use std::io::{BufRead, BufReader};
     let tmp = tempfile::tempdir().unwrap();
     let feeds = tmp.path().join("feeds");
     common::simulate(&feeds, 60, 6, 4, 0.0);
     let lake = tmp.path().join("lake");
-    let lake_arg = lake.to_str().unwrap();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gdx"))
-        .args([
-            "serve",
-            "--lake",
-            lake_arg,
-            "--listen",
-            "127.0.0.1:0",
-            "--refresh-ms",
-            "300",
-        ])
-        .env_remove("GDX_CATALOG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let (mut broker, mut addr) = (String::new(), String::new());
-    let mut line = String::new();
-    while addr.is_empty() {
-        line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "serve ended early");
-        if let Some(b) = line.trim().strip_prefix("broker: ") {
-            broker = b.to_owned();
-        }
-        if let Some(a) = line.trim().strip_prefix("exchange: http://") {
-            addr = a.to_owned();
-        }
-    }
-    let o = common::gdx(&[
-        "principal",
-        "add",
-        "serve-ps",
-        "--department",
-        "ps",
-        "--role",
-        "department_system",
-        "--lake",
-        lake_arg,
-    ]);
-    assert!(o.status.success());
-    let key = common::stdout(&o).trim().to_owned();
+    let common::exchange::Served {
+        mut child,
+        mut out,
+        broker,
+        addr,
+    } = common::exchange::serve(&lake, &["--refresh-ms", "300"]);
+    let key = common::exchange::principal_in(&lake, "serve-ps", "ps", "department_system");
     let feed = feeds.join("ps.household_registration.jsonl");
     let published = std::fs::read_to_string(&feed).unwrap().lines().count();
     let p = common::gdx(&[

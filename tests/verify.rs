@@ -425,13 +425,7 @@ fn verification_needs_a_grant_and_the_audit_keeps_what_was_asked_and_why() {
             .any(|r| r["outcome"] == "denied" && r["reason"].as_str().unwrap().contains("verify")),
         "refusals are audited too"
     );
-    let auditor = s.principal("aud", "bdc", "auditor");
-    let mine = s.call(
-        "GET",
-        &format!("/v1/audit/subjects/{owner}"),
-        &[("authorization", &format!("Bearer {auditor}"))],
-        b"",
-    );
+    let mine = s.citizen_view(owner);
     assert_eq!(mine.status, 200, "{}", mine.text());
     assert!(mine.text().contains("verify:no_match"), "{}", mine.text());
 }
@@ -495,58 +489,28 @@ fn questions_that_cannot_be_asked_are_refused_with_what_is_wrong() {
 
 #[test]
 fn a_cancellation_reaches_the_register_within_seconds_of_its_event() {
-    use std::io::{BufRead, BufReader};
     let tmp = tempfile::tempdir().unwrap();
     let feeds = tmp.path().join("feeds");
     common::simulate(&feeds, 300, 10, 5, 0.0);
     let lake = tmp.path().join("lake");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_gdx"))
-        .args([
-            "serve",
-            "--lake",
-            lake.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .args([
+    // Its output stays open until it has stopped (it prints a summary then).
+    let common::exchange::Served {
+        mut child,
+        broker,
+        addr,
+        out: _out,
+    } = common::exchange::serve(
+        &lake,
+        &[
             "--refresh-ms",
             "300",
             "--table-refresh-ms",
             "300",
             "--flush-ms",
             "500",
-        ])
-        .env_remove("GDX_CATALOG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let (mut broker, mut addr, mut line) = (String::new(), String::new(), String::new());
-    while addr.is_empty() {
-        line.clear();
-        assert!(out.read_line(&mut line).unwrap() > 0, "serve ended early");
-        if let Some(b) = line.trim().strip_prefix("broker: ") {
-            broker = b.to_owned();
-        }
-        if let Some(a) = line.trim().strip_prefix("exchange: http://") {
-            addr = a.to_owned();
-        }
-    }
-    let lake_arg = lake.to_str().unwrap();
-    let o = common::gdx(&[
-        "principal",
-        "add",
-        "nre-sys",
-        "--department",
-        "nre",
-        "--role",
-        "department_system",
-        "--lake",
-        lake_arg,
-    ]);
-    assert!(o.status.success());
-    let key = common::stdout(&o).trim().to_owned();
+        ],
+    );
+    let key = common::exchange::principal_in(&lake, "nre-sys", "nre", "department_system");
     let feed = feeds.join("nre.property_certificate.jsonl");
     let p = common::publish("nre.property_certificate", &feed, &broker);
     assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));

@@ -51,8 +51,13 @@ pub fn lake_arg() -> &'static str {
     lake().to_str().unwrap()
 }
 
-/// Adds a principal through the CLI; returns its key.
+/// Adds a principal to the shared lake through the CLI; returns its key.
 pub fn principal(id: &str, department: &str, role: &str) -> String {
+    principal_in(lake(), id, department, role)
+}
+
+/// Adds a principal to `lake` through the CLI; returns its key.
+pub fn principal_in(lake: &Path, id: &str, department: &str, role: &str) -> String {
     let o = super::gdx(&[
         "principal",
         "add",
@@ -62,7 +67,7 @@ pub fn principal(id: &str, department: &str, role: &str) -> String {
         "--role",
         role,
         "--lake",
-        lake_arg(),
+        lake.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let key = super::stdout(&o).trim().to_owned();
@@ -192,6 +197,18 @@ impl Server {
         r.json()["records"].as_array().unwrap().clone()
     }
 
+    /// A citizen's "who used my data" (`GET /v1/audit/subjects/{id}`), as a new auditor
+    /// reads it.
+    pub fn citizen_view(&self, id: &str) -> Resp {
+        let key = self.principal("aud", "bdc", "auditor");
+        self.call(
+            "GET",
+            &format!("/v1/audit/subjects/{id}"),
+            &[("authorization", &format!("Bearer {key}"))],
+            b"",
+        )
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.audit_dir.join(format!("{}.log", self.replica))
     }
@@ -224,6 +241,51 @@ impl Server {
 
     pub fn call(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Resp {
         http(&self.addr, method, path, headers, body)
+    }
+}
+
+/// A running `gdx serve`: the process, the rest of its standard output, the embedded
+/// broker's address and the exchange's.
+pub struct Served {
+    pub child: Child,
+    pub out: BufReader<std::process::ChildStdout>,
+    pub broker: String,
+    pub addr: String,
+}
+
+/// `gdx serve` on `lake` (embedded broker) with `extra` flags, once it printed both addresses.
+pub fn serve(lake: &Path, extra: &[&str]) -> Served {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gdx"))
+        .args([
+            "serve",
+            "--lake",
+            lake.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .args(extra)
+        .env_remove("GDX_CATALOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn gdx serve");
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut broker, mut addr, mut line) = (String::new(), String::new(), String::new());
+    while addr.is_empty() {
+        line.clear();
+        assert!(out.read_line(&mut line).unwrap() > 0, "serve ended early");
+        if let Some(b) = line.trim().strip_prefix("broker: ") {
+            broker = b.to_owned();
+        }
+        if let Some(a) = line.trim().strip_prefix("exchange: http://") {
+            addr = a.to_owned();
+        }
+    }
+    Served {
+        child,
+        out,
+        broker,
+        addr,
     }
 }
 

@@ -92,6 +92,47 @@ pub(super) async fn grant(
     Ok(())
 }
 
+/// Two exchanges over `registry` with no per-principal limit: the audit fsync'd (first) and
+/// not (second), so a run can show what durability costs.
+pub(super) async fn fsync_pair(
+    registry: &Arc<TableRegistry>,
+    audit_dir: &std::path::Path,
+    tune: impl Fn(&mut ExchangeConfig),
+) -> anyhow::Result<Vec<Exchange>> {
+    let mut servers = Vec::new();
+    for (replica, fsync) in [("bench-fsync", true), ("bench-nofsync", false)] {
+        let mut cfg = ExchangeConfig::new("127.0.0.1:0".parse()?, audit_dir.to_owned());
+        cfg.replica = replica.into();
+        cfg.audit_fsync = fsync;
+        cfg.rate_per_second = 0;
+        tune(&mut cfg);
+        servers.push(Exchange::start(cfg, registry.clone(), None).await?);
+    }
+    Ok(servers)
+}
+
+/// One line of a load table: the endpoint's rate, latencies and ratio to the floor.
+pub(super) fn row(label: &str, l: &Load, floor: f64) {
+    println!(
+        "{:<40} {:>10.0} {:>10.2} {:>10.2} {:>11.3}x {:>7}",
+        label,
+        l.per_sec,
+        l.p50.as_secs_f64() * 1e3,
+        l.p99.as_secs_f64() * 1e3,
+        l.per_sec / floor,
+        l.errors
+    );
+}
+
+/// Stops the bench's exchanges.
+pub(super) fn stop_all(rt: &tokio::runtime::Runtime, servers: Vec<Exchange>) {
+    rt.block_on(async {
+        for s in servers {
+            s.shutdown(Duration::from_secs(10)).await;
+        }
+    });
+}
+
 /// One keep-alive connection: sends `request`, reads one answer (content-length bodies).
 async fn once(conn: &mut BufReader<tokio::net::TcpStream>, request: &[u8]) -> anyhow::Result<u16> {
     Ok(answer(conn, request).await?.0)
@@ -249,14 +290,7 @@ pub(crate) fn exchange(args: BenchExchangeArgs) -> anyhow::Result<ExitCode> {
         )
         .await?;
         grant(&store, &app, "profiles.citizen", masked, &[&bdc_appr, &cpo]).await?;
-        let mut servers = Vec::new();
-        for (replica, fsync) in [("bench-fsync", true), ("bench-nofsync", false)] {
-            let mut cfg = ExchangeConfig::new("127.0.0.1:0".parse()?, tmp.path().join("audit"));
-            cfg.replica = replica.into();
-            cfg.audit_fsync = fsync;
-            cfg.rate_per_second = 0;
-            servers.push(Exchange::start(cfg, registry.clone(), None).await?);
-        }
+        let servers = fsync_pair(&registry, &tmp.path().join("audit"), |_| {}).await?;
         anyhow::Ok((servers, (app_key, ps_key), id))
     })?;
     let (app_key, ps_key) = keys;
@@ -298,7 +332,7 @@ pub(crate) fn exchange(args: BenchExchangeArgs) -> anyhow::Result<ExitCode> {
         args.secs
     );
     println!(
-        "{:<32} {:>10} {:>10} {:>10} {:>12} {:>7}",
+        "{:<40} {:>10} {:>10} {:>10} {:>12} {:>7}",
         "endpoint", "req/s", "p50 ms", "p99 ms", "vs /health", "errors"
     );
     let mut floor = 0.0;
@@ -307,15 +341,7 @@ pub(crate) fn exchange(args: BenchExchangeArgs) -> anyhow::Result<ExitCode> {
         if floor == 0.0 {
             floor = l.per_sec;
         }
-        println!(
-            "{:<32} {:>10.0} {:>10.2} {:>10.2} {:>11.3}x {:>7}",
-            label,
-            l.per_sec,
-            l.p50.as_secs_f64() * 1e3,
-            l.p99.as_secs_f64() * 1e3,
-            l.per_sec / floor,
-            l.errors
-        );
+        row(label, &l, floor);
     }
     println!();
     println!(
@@ -348,10 +374,6 @@ pub(crate) fn exchange(args: BenchExchangeArgs) -> anyhow::Result<ExitCode> {
         "fsync on / off: {:.3}x the requests per second",
         on.per_sec / off.per_sec
     );
-    rt.block_on(async {
-        for s in servers {
-            s.shutdown(Duration::from_secs(10)).await;
-        }
-    });
+    stop_all(&rt, servers);
     Ok(ExitCode::SUCCESS)
 }

@@ -14,18 +14,16 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::bail;
 use gdx_catalog::district;
-use gdx_exchange::http::{Exchange, ExchangeConfig};
 use gdx_exchange::model::{ProcessingLevel, Role};
 use gdx_lake::sql::{LakeSession, SessionOptions};
 use gdx_lake::{AllowAll, TableRegistry};
 use tokio::io::BufReader;
 
 use super::cores;
-use super::exchange::{Load, add, answer, grant, load_mix};
+use super::exchange::{add, answer, fsync_pair, grant, load_mix, row, stop_all};
 use super::profiles::built_district;
 use crate::cli::BenchVerifyArgs;
 
@@ -37,18 +35,6 @@ fn post(addr: std::net::SocketAddr, key: &str, body: &serde_json::Value) -> Stri
          content-length: {}\r\n\r\n{body}",
         body.len()
     )
-}
-
-fn row(label: &str, l: &Load, floor: f64) {
-    println!(
-        "{:<40} {:>10.0} {:>10.2} {:>10.2} {:>11.3}x {:>7}",
-        label,
-        l.per_sec,
-        l.p50.as_secs_f64() * 1e3,
-        l.p99.as_secs_f64() * 1e3,
-        l.per_sec / floor,
-        l.errors
-    );
 }
 
 pub(crate) fn verify(args: BenchVerifyArgs) -> anyhow::Result<ExitCode> {
@@ -81,15 +67,10 @@ pub(crate) fn verify(args: BenchVerifyArgs) -> anyhow::Result<ExitCode> {
             &[&nre_appr, &cpo],
         )
         .await?;
-        let mut servers = Vec::new();
-        for (replica, fsync) in [("bench-fsync", true), ("bench-nofsync", false)] {
-            let mut cfg = ExchangeConfig::new("127.0.0.1:0".parse()?, tmp.path().join("audit"));
-            cfg.replica = replica.into();
-            cfg.audit_fsync = fsync;
-            cfg.rate_per_second = 0;
+        let servers = fsync_pair(&registry, &tmp.path().join("audit"), |cfg| {
             cfg.verify_subject_per_minute = 0;
-            servers.push(Exchange::start(cfg, registry.clone(), None).await?);
-        }
+        })
+        .await?;
         anyhow::Ok((servers, key, certs))
     })?;
     let (with, without) = (servers[0].local_addr(), servers[1].local_addr());
@@ -141,10 +122,6 @@ pub(crate) fn verify(args: BenchVerifyArgs) -> anyhow::Result<ExitCode> {
         "the audit's cost: fsync on / off {:.3}x the verifications per second",
         on.per_sec / off.per_sec
     );
-    rt.block_on(async {
-        for s in servers {
-            s.shutdown(Duration::from_secs(10)).await;
-        }
-    });
+    stop_all(&rt, servers);
     Ok(ExitCode::SUCCESS)
 }
