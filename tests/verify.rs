@@ -418,13 +418,20 @@ fn verification_needs_a_grant_and_the_audit_keeps_what_was_asked_and_why() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert_eq!(subjects, vec![format!("certificate:{no}").as_str(), owner]);
+    // Refusals are audited too, with what they asked about.
     let denied = s.audit("action=verify");
-    assert!(
-        denied
-            .iter()
-            .any(|r| r["outcome"] == "denied" && r["reason"].as_str().unwrap().contains("verify")),
-        "refusals are audited too"
-    );
+    let refused = denied
+        .iter()
+        .find(|r| {
+            r["outcome"] == "denied"
+                && r["principal"].as_str().unwrap().starts_with("ps-app")
+                && r["reason"]
+                    .as_str()
+                    .unwrap()
+                    .contains("no active grant to verify")
+        })
+        .expect("the refusal without a grant is audited");
+    assert_eq!(refused["subjects"], json!([format!("certificate:{no}")]));
     let mine = s.citizen_view(owner);
     assert_eq!(mine.status, 200, "{}", mine.text());
     assert!(mine.text().contains("verify:no_match"), "{}", mine.text());

@@ -244,6 +244,7 @@ where
             entry.outcome = Some(e.outcome());
             entry.status = i64::from(e.status.as_u16());
             entry.reason = e.reason.clone();
+            entry.subjects = e.subjects.clone();
             Err(e)
         }
     };

@@ -18,6 +18,9 @@ pub struct ApiError {
     /// What the audit records (may say more than `message`, never a value of the data).
     pub reason: String,
     pub retry_after: Option<u64>,
+    /// Whom a refused call was about, for the audit only (e.g. the certificate a caller
+    /// without a grant tried to verify).
+    pub subjects: Vec<String>,
 }
 
 impl ApiError {
@@ -29,6 +32,7 @@ impl ApiError {
             reason: message.clone(),
             message,
             retry_after: None,
+            subjects: Vec::new(),
         }
     }
 
@@ -76,6 +80,12 @@ impl ApiError {
             "the audit trail cannot be written; no data is served without it",
         )
         .because(reason)
+    }
+
+    /// Records in the audit whom the refused call was about.
+    pub fn about(mut self, subjects: Vec<String>) -> Self {
+        self.subjects = subjects;
+        self
     }
 
     pub fn because(mut self, reason: impl Into<String>) -> Self {

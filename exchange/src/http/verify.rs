@@ -89,7 +89,13 @@ pub(super) async fn property_certificate(
         Needs::Data,
         "verify",
         "scenario:property-certificate".into(),
-        move |caller| async move { verify(&app2, &caller, parsed?) },
+        move |caller| async move {
+            let q = parsed?;
+            // A refused check is audited with what it asked about (not with whom it found:
+            // nothing is looked up for a caller who may not ask).
+            let asked = q.handle.audit_subject();
+            verify(&app2, &caller, q).map_err(|e| e.about(vec![asked]))
+        },
     )
     .await
 }

@@ -64,7 +64,7 @@ impl Handle {
     }
 
     /// What the audit records as asked about.
-    fn subject(&self) -> String {
+    pub fn audit_subject(&self) -> String {
         match self {
             Handle::Owner(id) => id.clone(),
             other => other.rate_key(),
@@ -459,7 +459,7 @@ impl Register {
             let fields = best.map(|(_, d)| d.join(", ")).unwrap_or_default();
             format!("no_match: differs in {fields}")
         };
-        let mut subjects = vec![q.handle.subject()];
+        let mut subjects = vec![q.handle.audit_subject()];
         for &i in found {
             let owner = self.certs[i as usize].owner_id.to_string();
             if !subjects.contains(&owner) {
