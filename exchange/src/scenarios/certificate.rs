@@ -135,21 +135,10 @@ fn text(field: &'static str, raw: Option<&str>) -> Result<Option<String>, CheckE
 
 /// Square metres as hundredths, exactly as written (no rounding of a third decimal).
 pub fn area_cents(raw: &str) -> Result<i64, CheckError> {
-    let t = normalize_text(raw);
-    let (whole, frac) = t.split_once('.').unwrap_or((&t, ""));
-    let digits = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
-    if whole.is_empty() || whole.len() > 9 || !digits(whole) || frac.len() > 2 || !digits(frac) {
-        return Err(CheckError::Area);
-    }
-    let whole: i64 = whole.parse().map_err(|_| CheckError::Area)?;
-    let frac: i64 = format!("{frac:0<2}")
-        .parse()
-        .map_err(|_| CheckError::Area)?;
-    let cents = whole * 100 + frac;
-    if cents == 0 {
-        return Err(CheckError::Area);
-    }
-    Ok(cents)
+    // At most nine digits of whole square metres.
+    super::hundredths(raw)
+        .filter(|&c| c > 0 && c < 100_000_000_000)
+        .ok_or(CheckError::Area)
 }
 
 impl Question {
