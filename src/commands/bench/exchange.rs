@@ -360,15 +360,11 @@ pub(crate) fn exchange(args: BenchExchangeArgs) -> anyhow::Result<ExitCode> {
         args.connections,
         args.secs,
     )?;
-    for (label, l) in [("audit fsync'd", &on), ("audit not fsync'd", &off)] {
-        println!(
-            "{:<32} {:>10.0} {:>10.2} {:>10.2} {:>7} errors",
-            label,
-            l.per_sec,
-            l.p50.as_secs_f64() * 1e3,
-            l.p99.as_secs_f64() * 1e3,
-            l.errors
-        );
+    for (label, l) in [
+        ("profile lookup, audit fsync'd", &on),
+        ("profile lookup, audit not fsync'd", &off),
+    ] {
+        row(label, l, floor);
     }
     println!(
         "fsync on / off: {:.3}x the requests per second",
