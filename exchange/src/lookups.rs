@@ -53,11 +53,7 @@ impl ProfileIndexes {
         }
         let snapshot = registry.snapshot();
         for table in PROFILE_TABLES {
-            let Some(version) = snapshot
-                .get(table)
-                .and_then(|t| t.opened.as_ref())
-                .and_then(|o| o.version)
-            else {
+            let Some(version) = snapshot.version(table) else {
                 continue;
             };
             if self.current(table, registry).is_some() {

@@ -216,11 +216,7 @@ impl KeyIndex {
     /// True when `registry`'s snapshot still holds the version this index was built from
     /// (a reader's session opened now would read the same rows).
     pub fn is_current(&self, registry: &TableRegistry) -> bool {
-        registry
-            .snapshot()
-            .get(&self.table)
-            .and_then(|t| t.opened.as_ref())
-            .is_some_and(|o| o.version == Some(self.version))
+        registry.snapshot().version(&self.table) == Some(self.version)
     }
 
     /// The rows of subject `key` (as stored) as `policy`'s reader sees them.

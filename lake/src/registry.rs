@@ -277,6 +277,13 @@ pub struct RegisteredTable {
     delta: Option<DeltaTable>,
 }
 
+impl RegisteredTable {
+    /// The Delta version held (`None`: not written yet, or a profile not built yet).
+    pub fn version(&self) -> Option<u64> {
+        self.opened.as_ref().and_then(|o| o.version)
+    }
+}
+
 /// A table's provider (as stored, never handed to a reader unwrapped) and what it holds.
 #[derive(Debug, Clone)]
 pub struct OpenedTable {
@@ -302,6 +309,11 @@ impl Snapshot {
 
     pub fn get(&self, name: &str) -> Option<&RegisteredTable> {
         self.tables.iter().find(|t| t.spec.name == name)
+    }
+
+    /// The Delta version of `name` this snapshot holds.
+    pub fn version(&self, name: &str) -> Option<u64> {
+        self.get(name).and_then(RegisteredTable::version)
     }
 }
 
@@ -378,9 +390,9 @@ impl TableRegistry {
         let mut tables = Vec::with_capacity(old.tables.len());
         let mut report = RefreshReport::default();
         for t in &old.tables {
-            let was = t.opened.as_ref().and_then(|o| o.version);
+            let was = t.version();
             let next = open_table(&self.catalog, t.spec.clone(), t.delta.clone()).await?;
-            let now = next.opened.as_ref().and_then(|o| o.version);
+            let now = next.version();
             if was != now {
                 report.changed.push(t.spec.name.clone());
             }

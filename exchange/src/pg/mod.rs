@@ -93,12 +93,7 @@ fn versions(snapshot: &Snapshot) -> HashMap<String, Option<u64>> {
     snapshot
         .tables()
         .iter()
-        .map(|t| {
-            (
-                t.spec.name.clone(),
-                t.opened.as_ref().and_then(|o| o.version),
-            )
-        })
+        .map(|t| (t.spec.name.clone(), t.version()))
         .collect()
 }
 
@@ -112,10 +107,7 @@ impl Cached {
             .iter()
             .all(|t| match self.seen.get(&t.spec.name) {
                 None => false,
-                Some(v) => {
-                    *v == t.opened.as_ref().and_then(|o| o.version)
-                        || !self.session.tables().contains(&t.spec.name)
-                }
+                Some(v) => *v == t.version() || !self.session.tables().contains(&t.spec.name),
             })
     }
 }

@@ -375,13 +375,7 @@ impl Register {
     /// True when the registry still holds the versions this register was built from.
     pub fn is_current(&self, registry: &TableRegistry) -> bool {
         let snapshot = registry.snapshot();
-        let version = |t: &str| {
-            snapshot
-                .get(t)
-                .and_then(|t| t.opened.as_ref())
-                .and_then(|o| o.version)
-        };
-        self.versions == [version(CERTIFICATES), version(CONTRACTS)]
+        self.versions == [snapshot.version(CERTIFICATES), snapshot.version(CONTRACTS)]
     }
 
     /// Whether one active certificate has every attribute `q` gives, within `scope` (the

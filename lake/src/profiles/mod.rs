@@ -79,10 +79,7 @@ pub async fn build(
         .datasets()
         .map(|ds| {
             let name = format!("{}.{}{kind}", ds.id.department(), ds.id.name());
-            let v = snapshot
-                .get(&name)
-                .and_then(|t| t.opened.as_ref())
-                .and_then(|o| o.version);
+            let v = snapshot.version(&name);
             (name, v)
         })
         .collect();
