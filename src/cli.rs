@@ -96,6 +96,38 @@ pub(crate) enum Command {
     /// prints `match` (exit 0) or `no_match` (exit 1); errors exit 2.
     #[command(subcommand)]
     Verify(VerifyCommand),
+    /// Smart scenarios run over the lake (the elderly allowance's monthly run).
+    #[command(subcommand)]
+    Scenario(ScenarioCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ScenarioCommand {
+    /// 高龄津贴 without application: monthly runs over the lake into the allowance's ledger.
+    #[command(subcommand)]
+    Allowance(AllowanceCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum AllowanceCommand {
+    /// Pay a month: as of --as-of, every resident registered in the district, alive and in
+    /// a band on the month's first day is paid once (arrears and recoveries for the months
+    /// before, back to the ledger's first month or twelve months); notices to who reaches
+    /// the first band next month. Repeating a run, or running two at once, pays nobody twice.
+    Run {
+        /// The month to pay, YYYY-MM.
+        #[arg(long, env = "GDX_MONTH")]
+        month: String,
+        /// Read the lake as of this date (end of day, UTC+8) or RFC 3339 timestamp
+        /// (default: now).
+        #[arg(long, env = "GDX_AS_OF")]
+        as_of: Option<gdx_lake::sql::AsOf>,
+        /// Bands and amounts (default: the built-in deploy/policies/elderly_allowance.toml).
+        #[arg(long, env = "GDX_ALLOWANCE_POLICY")]
+        policy: Option<PathBuf>,
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -483,6 +515,30 @@ pub(crate) enum BenchCommand {
     /// misses, each answer checked once first) beside `/health` on the same server; with the
     /// audit fsync'd and not.
     Verify(BenchVerifyArgs),
+    /// The elderly allowance's monthly run over a simulated district (time, peak RSS) beside
+    /// DuckDB computing the same eligibility as plain SQL over the same Parquet files (the
+    /// state as of the run's date rebuilt from the events, like the run); answers checked equal.
+    Allowance(BenchAllowanceArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchAllowanceArgs {
+    /// Residents of the simulated district.
+    #[arg(long, env = "GDX_PEOPLE", default_value_t = 1_000_000)]
+    pub(crate) people: usize,
+    /// Enterprises of the simulated district (their feeds are loaded but not read).
+    #[arg(long, env = "GDX_ENTERPRISES", default_value_t = 1_000)]
+    pub(crate) enterprises: usize,
+    /// The month run (before the simulated previous system's payments begin, so both
+    /// engines pay the whole month).
+    #[arg(long, env = "GDX_MONTH", default_value = "2026-04")]
+    pub(crate) month: String,
+    /// Memory budget of gdx's queries (and of DuckDB) in MiB.
+    #[arg(long, env = "GDX_MEMORY_MB", default_value_t = 1024)]
+    pub(crate) memory_mb: usize,
+    /// Keep the feeds and the lake in this directory (default: a temp dir, removed after).
+    #[arg(long, env = "GDX_BENCH_DIR")]
+    pub(crate) dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

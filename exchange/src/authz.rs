@@ -54,6 +54,16 @@ pub enum Action<'a> {
         owner: &'a str,
     },
     ReadAudit,
+    /// Run a scenario's job (the elderly allowance's monthly run), owned by a department.
+    RunScenario {
+        scenario: &'a str,
+        owner: &'a str,
+    },
+    /// Read a scenario's runs and ledger.
+    ReadScenario {
+        scenario: &'a str,
+        owner: &'a str,
+    },
     /// Run read-only SQL (what it may read is the caller's policy's to say).
     Query,
     /// Manage principals.
@@ -89,6 +99,12 @@ impl Action<'_> {
                 t(format!("grant:{resource}"), owner, "revoke")
             }
             Action::ReadAudit => t("audit".into(), "*", "read"),
+            Action::RunScenario { scenario, owner } => {
+                t(format!("scenario:{scenario}"), owner, "run")
+            }
+            Action::ReadScenario { scenario, owner } => {
+                t(format!("scenario:{scenario}"), owner, "read")
+            }
             Action::Query => t("sql".into(), "*", "query"),
             Action::Administer => t("principal:*".into(), "*", "administer"),
         }

@@ -18,6 +18,7 @@ pub mod background;
 pub mod engine;
 pub mod fold;
 pub mod journal;
+pub mod ledger;
 pub mod location;
 pub mod lookup;
 pub mod maintenance;

@@ -9,6 +9,7 @@
 //! <lake>/profiles/enterprise/         one row per USCC
 //! <lake>/_system/dead_letters/        every record that could not be accepted, with its raw bytes
 //! <lake>/_system/exchange/<name>/     the exchange's journals (principals, grants) and audit
+//! <lake>/_system/scenarios/<name>/    a scenario's ledger (the elderly allowance's payments)
 //! ```
 //!
 //! `<lake>` is a local directory (the default, `./gdx-data/lake`) or an `s3://bucket/prefix`
@@ -120,6 +121,13 @@ impl LakeLocation {
     /// `<lake>/_system/exchange/<name>/`.
     pub fn exchange(&self, name: &str) -> Url {
         self.join(&format!("_system/exchange/{name}/"))
+    }
+}
+
+impl LakeLocation {
+    /// A scenario's ledger: `<lake>/_system/scenarios/<name>/`.
+    pub fn scenario(&self, name: &str) -> Url {
+        self.join(&format!("_system/scenarios/{name}/"))
     }
 }
 

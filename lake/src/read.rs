@@ -21,7 +21,7 @@ fn df_err(url: &Url, e: datafusion::error::DataFusionError) -> Error {
 }
 
 /// Runs `sql` over the table at `url` (registered as `t`); `None` when there is no table yet.
-async fn query(url: &Url, sql: &str) -> Result<Option<Vec<RecordBatch>>> {
+pub(crate) async fn query(url: &Url, sql: &str) -> Result<Option<Vec<RecordBatch>>> {
     let Some(table) = crate::table::open(url).await? else {
         return Ok(None);
     };

@@ -39,6 +39,8 @@ pub enum Contents {
     DeadLetters,
     /// The exchange's audit trail (`system.audit`).
     Audit,
+    /// The elderly allowance's ledger (`scenarios.elderly_allowance_ledger`).
+    AllowanceLedger,
     /// `catalog.datasets` or `catalog.fields`.
     Catalog,
 }
@@ -80,6 +82,9 @@ impl TableSpec {
             Contents::Profile(p) => format!("profiles/{}", p.name()),
             Contents::DeadLetters => "_system/dead_letters".into(),
             Contents::Audit => "_system/exchange/audit".into(),
+            Contents::AllowanceLedger => {
+                format!("_system/scenarios/{}", crate::ledger::ELDERLY_ALLOWANCE)
+            }
             Contents::Catalog => self.name.clone(),
         }
     }
@@ -150,6 +155,14 @@ pub fn inventory(lake: &LakeLocation, catalog: &Catalog) -> Vec<TableSpec> {
         url: Some(lake.exchange("audit")),
         layout: crate::audit::audit_layout(),
         schema: Some(crate::audit::audit_schema()),
+    });
+    out.push(TableSpec {
+        name: format!("scenarios.{}_ledger", crate::ledger::ELDERLY_ALLOWANCE),
+        kind: TableKind::System,
+        contents: Contents::AllowanceLedger,
+        url: Some(lake.scenario(crate::ledger::ELDERLY_ALLOWANCE)),
+        layout: crate::ledger::ledger_layout(),
+        schema: Some(crate::ledger::ledger_schema()),
     });
     for name in ["catalog.datasets", "catalog.fields"] {
         out.push(TableSpec {
@@ -235,6 +248,7 @@ pub(crate) fn table_info(
         Contents::Profile(p) => grades::grade(catalog, *p, column).unwrap_or_else(strictest),
         Contents::DeadLetters => dead_letter_grade(column),
         Contents::Audit => crate::audit::audit_grade(column),
+        Contents::AllowanceLedger => crate::ledger::ledger_grade(column),
         Contents::Catalog => ColumnGrade::public(),
     };
     let subject = match contents {

@@ -11,6 +11,7 @@ mod lake;
 mod profiles;
 mod prompt;
 mod publish;
+mod scenario;
 mod serve;
 mod simulate;
 mod sql;
@@ -71,11 +72,13 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Bench(crate::cli::BenchCommand::Exchange(args)) => bench::exchange(args),
         Command::Bench(crate::cli::BenchCommand::Sql(args)) => bench::sql(args),
         Command::Bench(crate::cli::BenchCommand::Verify(args)) => bench::verify(args),
+        Command::Bench(crate::cli::BenchCommand::Allowance(args)) => bench::allowance(args),
         Command::Exchange(args) => exchange::serve(args),
         Command::Serve(args) => serve::run(args),
         Command::Principal(c) => exchange::principal(c),
         Command::Grant(c) => exchange::grant(c),
         Command::Audit(c) => exchange::audit(c),
+        Command::Scenario(crate::cli::ScenarioCommand::Allowance(c)) => scenario::allowance(c),
         Command::Verify(crate::cli::VerifyCommand::PropertyCertificate(args)) => {
             verify::property_certificate(args)
         }

@@ -94,6 +94,8 @@ pub struct Server {
     pub pg: Option<String>,
     pub audit_dir: PathBuf,
     pub replica: String,
+    /// The lake it serves.
+    pub lake: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -115,13 +117,26 @@ impl Server {
         s
     }
 
+    /// Starts an exchange on another lake, with its own replica name and audit dir.
+    pub fn start_on(lake: &Path, extra: &[&str]) -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let audit_dir = tmp.path().join("audit");
+        let mut s = Self::start_with(lake, &audit_dir, &unique("r"), extra);
+        s._tmp = Some(tmp);
+        s
+    }
+
     /// Starts an exchange with the given audit dir and replica (a restart).
     pub fn start_at(audit_dir: &Path, replica: &str, extra: &[&str]) -> Self {
+        Self::start_with(lake(), audit_dir, replica, extra)
+    }
+
+    fn start_with(lake: &Path, audit_dir: &Path, replica: &str, extra: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_gdx"))
             .args([
                 "exchange",
                 "--lake",
-                lake_arg(),
+                lake.to_str().unwrap(),
                 "--listen",
                 "127.0.0.1:0",
                 "--replica",
@@ -159,6 +174,7 @@ impl Server {
             pg,
             audit_dir: audit_dir.to_owned(),
             replica: replica.to_owned(),
+            lake: lake.to_owned(),
             _tmp: None,
         }
     }
@@ -171,7 +187,7 @@ impl Server {
     /// A new principal with this id, once this server knows its key (it reads principal
     /// changes made elsewhere at its refresh).
     pub fn principal_named(&self, id: &str, department: &str, role: &str) -> String {
-        let key = principal(id, department, role);
+        let key = principal_in(&self.lake, id, department, role);
         let auth = format!("Bearer {key}");
         assert!(
             eventually(10, || self

@@ -20,6 +20,7 @@ mod health;
 mod limit;
 mod profiles;
 mod rows;
+mod scenarios;
 mod sql;
 mod verify;
 
@@ -119,6 +120,8 @@ pub struct ExchangeConfig {
     pub anchor_interval: Duration,
     /// The PostgreSQL wire protocol door, when served.
     pub pg: Option<crate::pg::PgConfig>,
+    /// The elderly allowance's bands and amounts its runs pay.
+    pub allowance: crate::scenarios::allowance::AllowancePolicy,
 }
 
 impl ExchangeConfig {
@@ -143,6 +146,7 @@ impl ExchangeConfig {
             anchor: None,
             anchor_interval: Duration::from_secs(5),
             pg: None,
+            allowance: crate::scenarios::allowance::AllowancePolicy::builtin(),
         }
     }
 }
@@ -177,6 +181,8 @@ pub struct Shared {
     pub lookups: Arc<ProfileIndexes>,
     /// The active property certificates, for verification.
     pub certificates: Arc<CertificateRegisters>,
+    /// The elderly allowance's bands and amounts.
+    pub allowance: Arc<crate::scenarios::allowance::AllowancePolicy>,
     metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 }
 
@@ -228,6 +234,7 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(profiles::enterprise))
         .routes(routes!(sql::sql))
         .routes(routes!(verify::property_certificate))
+        .routes(routes!(scenarios::allowance_run, scenarios::allowance_runs))
         .routes(routes!(grants::list, grants::request))
         .routes(routes!(grants::show))
         .routes(routes!(grants::decision))
@@ -395,6 +402,7 @@ impl Exchange {
                     .await
                     .map_err(|e| Error::Internal(format!("property-certificate register: {e}")))?,
             ),
+            allowance: Arc::new(cfg.allowance.clone()),
             metrics,
         }));
         let (listener, addr) = bind(cfg.listen).await?;

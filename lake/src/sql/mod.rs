@@ -265,7 +265,7 @@ impl LakeSession {
         let schemas: BTreeSet<String> = catalog
             .datasets()
             .map(|d| d.id.department().to_owned())
-            .chain(["profiles", "system", "catalog"].map(String::from))
+            .chain(["profiles", "system", "scenarios", "catalog"].map(String::from))
             .collect();
         let gdx = s.ctx.catalog("gdx").ok_or_else(|| {
             df_err(

@@ -1,6 +1,7 @@
 //! `gdx bench …`: benchmarks that compare side by side in one run (ratios: these machines
 //! are noisy), and the helpers they share to measure a child process.
 
+mod allowance;
 mod exchange;
 mod fold;
 mod ingest;
@@ -16,6 +17,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+pub(crate) use allowance::allowance;
 pub(crate) use exchange::exchange;
 pub(crate) use fold::fold;
 pub(crate) use ingest::ingest;

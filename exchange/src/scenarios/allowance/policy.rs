@@ -13,10 +13,10 @@
 use chrono::{Datelike, NaiveDate};
 use serde::Deserialize;
 
-use super::hundredths;
+use crate::scenarios::hundredths;
 
 /// The built-in bands and amounts.
-pub const DEFAULT_POLICY: &str = include_str!("../../../deploy/policies/elderly_allowance.toml");
+pub const DEFAULT_POLICY: &str = include_str!("../../../../deploy/policies/elderly_allowance.toml");
 
 /// Why a policy file was refused (the version and the rule; files hold no personal data).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -101,7 +101,7 @@ pub fn month_start(month: &str) -> Option<NaiveDate> {
 }
 
 /// The last day of the month `first` starts.
-fn month_end(first: NaiveDate) -> NaiveDate {
+pub fn month_end(first: NaiveDate) -> NaiveDate {
     first
         .checked_add_months(chrono::Months::new(1))
         .and_then(|d| d.pred_opt())
@@ -206,6 +206,16 @@ impl AllowancePolicy {
     /// Every version, oldest first.
     pub fn versions(&self) -> &[PolicyVersion] {
         &self.versions
+    }
+
+    /// The lowest age any version pays from (who a run needs to read at all).
+    pub fn youngest_age(&self) -> u32 {
+        self.versions
+            .iter()
+            .filter_map(|v| v.bands.first())
+            .map(|b| b.min_age)
+            .min()
+            .unwrap_or(0)
     }
 
     /// The version in force in the month starting `first`.

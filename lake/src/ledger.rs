@@ -1,0 +1,207 @@
+//! The elderly allowance's ledger as a lake table: `<lake>/_system/scenarios/elderly_allowance/`,
+//! read as `scenarios.elderly_allowance_ledger`.
+//!
+//! Data flow: a monthly run reads the ledger whole and the lake as of its date, decides the
+//! payments, recoveries and notices still owed → [`LedgerTable::append`] writes them and a
+//! row for the run itself in one Delta commit whose application transaction
+//! (`elderly_allowance/run`) moves from the run number the run read to the next. Two runs
+//! that read the same number cannot both commit: Delta refuses the second
+//! ([`Error::is_concurrent_run`]), which reads the ledger again and finds the work done. A
+//! run killed before its commit left nothing; one killed after it left all of it. So a
+//! person and month is paid once however often, concurrently or brokenly, runs are made.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use gdx_catalog::{Level, PiiKind};
+use url::Url;
+
+use crate::policy::ColumnGrade;
+use crate::table::{ColumnLayout, EventTable, PartitionTxn};
+use crate::{Error, Result};
+
+/// The ledger's name under `scenarios.` and its folder under `_system/scenarios/`.
+pub const ELDERLY_ALLOWANCE: &str = "elderly_allowance";
+
+/// The application transaction that numbers the runs.
+pub const RUN_APP_ID: &str = "elderly_allowance/run";
+
+/// Column names of the ledger.
+pub mod column {
+    /// `EA<run, 6 digits><n, 7 digits>`: unique, and the payment id the facts carry.
+    pub const ENTRY_ID: &str = "entry_id";
+    /// The run that wrote the entry (1, 2, …).
+    pub const RUN: &str = "run";
+    /// `payment`, `recovery`, `notice` or `run` (one per run: what it did).
+    pub const KIND: &str = "kind";
+    pub const RESIDENT_ID: &str = "resident_id";
+    pub const NAME: &str = "name";
+    /// The month paid or recovered (`YYYY-MM`); for a notice the month of the first
+    /// payment; for a run row the month run.
+    pub const PERIOD: &str = "period";
+    pub const BAND: &str = "band";
+    /// The policy version the amount follows.
+    pub const POLICY_VERSION: &str = "policy_version";
+    /// Yuan, two decimals; positive for payments and recoveries alike (a run row: paid
+    /// minus recovered).
+    pub const AMOUNT: &str = "amount";
+    /// Why (`due`, `arrears`, `top_up`, `deceased`, `not_registered`, `band`, …); for a run
+    /// row its counts.
+    pub const REASON: &str = "reason";
+    /// The datasets the decision rests on (names, never values).
+    pub const EVIDENCE: &str = "evidence";
+    /// The business time the run read the lake as of.
+    pub const AS_OF: &str = "as_of";
+    pub const RECORDED_AT: &str = "recorded_at";
+}
+
+/// The ledger's columns.
+pub fn ledger_schema() -> SchemaRef {
+    use column::*;
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    Arc::new(Schema::new(vec![
+        Field::new(ENTRY_ID, DataType::Utf8, false),
+        Field::new(RUN, DataType::Int64, false),
+        Field::new(KIND, DataType::Utf8, false),
+        Field::new(RESIDENT_ID, DataType::Utf8, true),
+        Field::new(NAME, DataType::Utf8, true),
+        Field::new(PERIOD, DataType::Utf8, false),
+        Field::new(BAND, DataType::Utf8, true),
+        Field::new(POLICY_VERSION, DataType::Int64, true),
+        Field::new(AMOUNT, DataType::Decimal128(18, 2), false),
+        Field::new(REASON, DataType::Utf8, false),
+        Field::new(EVIDENCE, DataType::Utf8, true),
+        Field::new(AS_OF, ts.clone(), false),
+        Field::new(RECORDED_AT, ts, false),
+    ]))
+}
+
+/// The resident ID is sensitive, the name personal, the amounts level 3 like the payment
+/// facts'; the rest describes the run.
+pub fn ledger_grade(name: &str) -> ColumnGrade {
+    use column::*;
+    match name {
+        RESIDENT_ID => ColumnGrade {
+            level: Level::SENSITIVE,
+            category: None,
+            pii: Some(PiiKind::IdNumber),
+        },
+        NAME => ColumnGrade {
+            level: Level::ORDINARY,
+            category: None,
+            pii: Some(PiiKind::Name),
+        },
+        AMOUNT => ColumnGrade {
+            level: Level::ORDINARY,
+            category: None,
+            pii: None,
+        },
+        _ => ColumnGrade {
+            level: Level::LOW,
+            category: None,
+            pii: None,
+        },
+    }
+}
+
+/// No statistics in the Delta log for the columns that name people.
+pub fn ledger_layout() -> ColumnLayout {
+    use column::*;
+    ColumnLayout {
+        personal: [RESIDENT_ID, NAME].map(str::to_owned).to_vec(),
+        statistics: Some([RUN, KIND, PERIOD, AS_OF].map(str::to_owned).to_vec()),
+        ..ColumnLayout::default()
+    }
+}
+
+/// `sql` over the ledger at `url` (registered as `t`, read as the operator reads it) at its
+/// newest version; nothing when no run has been made yet.
+pub async fn query(url: &Url, sql: &str) -> Result<Vec<arrow::array::RecordBatch>> {
+    Ok(crate::read::query(url, sql).await?.unwrap_or_default())
+}
+
+/// The ledger, for a run's one commit.
+#[derive(Debug)]
+pub struct LedgerTable {
+    table: EventTable,
+}
+
+impl LedgerTable {
+    pub async fn open(url: Url) -> Result<Self> {
+        let table = EventTable::open_or_create_with(
+            url,
+            ledger_schema(),
+            ELDERLY_ALLOWANCE,
+            ledger_layout(),
+        )
+        .await?
+        .with_files_per_append(1);
+        Ok(Self { table })
+    }
+
+    /// The number of the last run committed (0: none), after reloading the table.
+    pub async fn last_run(&mut self) -> Result<i64> {
+        self.table.refresh().await?;
+        Ok(self.table.txn_version(RUN_APP_ID).await?.unwrap_or(0))
+    }
+
+    /// `sql` over the ledger as loaded (registered as `t`, read as the operator reads it).
+    pub async fn query(&self, sql: &str) -> Result<Vec<arrow::array::RecordBatch>> {
+        if self.table.version().is_none() {
+            return Ok(Vec::new());
+        }
+        let provider = self
+            .table
+            .delta()
+            .table_provider()
+            .await
+            .map_err(|e| crate::table::delta_err(self.url(), e.into()))?;
+        crate::read::query_provider(self.url(), provider, sql).await
+    }
+
+    pub fn url(&self) -> &Url {
+        self.table.url()
+    }
+
+    /// Commits run `run`'s entries; refused ([`Error::is_concurrent_run`]) when another run
+    /// committed since this one read the ledger.
+    pub async fn append(&mut self, batch: arrow::array::RecordBatch, run: i64) -> Result<u64> {
+        let txn = PartitionTxn {
+            app_id: RUN_APP_ID.to_owned(),
+            offset: run,
+        };
+        let before = self.table.txn_version(RUN_APP_ID).await?.unwrap_or(0);
+        if before != run - 1 {
+            return Err(Error::PartitionTakenOver {
+                table: self.url().to_string(),
+                app_id: RUN_APP_ID.to_owned(),
+                was: Some(run - 1),
+                now: Some(before),
+            });
+        }
+        self.table.append(vec![batch], &[txn]).await
+    }
+}
+
+impl Error {
+    /// Whether a ledger commit was refused because another run committed first (Delta's
+    /// conflict on the run's application transaction, or a reload that found it moved).
+    pub fn is_concurrent_run(&self) -> bool {
+        use deltalake::DeltaTableError as D;
+        use deltalake::kernel::transaction::{CommitConflictError, TransactionError};
+        match self {
+            Error::PartitionTakenOver { .. } => true,
+            Error::Delta { source, .. } => matches!(
+                source.as_ref(),
+                D::Transaction {
+                    source: TransactionError::CommitConflict(
+                        CommitConflictError::ConcurrentTransaction
+                    )
+                } | D::Transaction {
+                    source: TransactionError::VersionAlreadyExists(_)
+                } | D::VersionAlreadyExists(_)
+            ),
+            _ => false,
+        }
+    }
+}
