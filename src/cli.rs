@@ -126,8 +126,31 @@ pub(crate) enum AllowanceCommand {
         #[arg(long, env = "GDX_ALLOWANCE_POLICY")]
         policy: Option<PathBuf>,
         #[command(flatten)]
+        publish: PublishOutcomesArgs,
+        #[command(flatten)]
         lake: LakeArgs,
     },
+    /// Publish the runs not published yet: each outcome once on gdx.notifications, each
+    /// payment once on mca.elderly_allowance_payment (a publisher killed half-way resends
+    /// nothing the topics already hold).
+    Publish {
+        #[command(flatten)]
+        publish: PublishOutcomesArgs,
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
+}
+
+#[derive(Debug, Args, Clone)]
+pub(crate) struct PublishOutcomesArgs {
+    /// Kafka bootstrap servers to publish the outcomes to (a run without them commits to the
+    /// ledger only; `publish` needs them).
+    #[arg(long, env = "GDX_BROKERS")]
+    pub(crate) brokers: Option<String>,
+    /// File holding the secret key of keyed pseudonyms (at least 16 bytes): notifications
+    /// then name their recipient by pseudonym besides the masked ID.
+    #[arg(long, env = "GDX_PSEUDONYM_KEY_FILE")]
+    pub(crate) pseudonym_key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

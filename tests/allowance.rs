@@ -352,6 +352,27 @@ fn twelve_months_pay_what_the_ground_truth_says_is_due_to_the_fen() {
     assert!(!want.is_empty());
     assert_eq!(got, want);
 
+    // Stops: exactly the months whose first day the truth says someone due the month before
+    // was dead or gone, each told once.
+    let stops: Vec<(String, String)> = lines
+        .iter()
+        .filter(|l| l.0 == "stop")
+        .map(|l| (l.1.clone(), l.2.clone()))
+        .collect();
+    let stop_set: BTreeSet<_> = stops.iter().cloned().collect();
+    assert_eq!(stops.len(), stop_set.len(), "one stop each");
+    let mut want_stops = BTreeSet::new();
+    for t in &people {
+        for m in MONTHS {
+            let f = first(m);
+            if t.due(f) == 0 && t.due(f - Months::new(1)) > 0 {
+                want_stops.insert((t.id.clone(), m.to_owned()));
+            }
+        }
+    }
+    assert!(!want_stops.is_empty());
+    assert_eq!(stop_set, want_stops);
+
     // Repeating the last run as of the same date finds nothing left to do.
     let again = run(&lake, "2026-10", "2026-10-15");
     assert_eq!(again["run"], 13);
@@ -520,4 +541,222 @@ fn the_exchange_runs_a_month_for_civil_affairs_only_and_audits_it() {
         .collect();
     assert!(actions.contains(&("run", "allowed")), "{actions:?}");
     assert!(actions.contains(&("run", "denied")), "{actions:?}");
+}
+
+/// `(entry id, kind)` of the outcomes of the ledger's runs (everything but the run rows).
+fn outcome_ids(lake: &Path) -> Vec<(String, String)> {
+    sql_csv(
+        lake,
+        "select entry_id, kind from scenarios.elderly_allowance_ledger where kind <> 'run' order by entry_id",
+    )
+    .lines()
+    .skip(1)
+    .filter(|l| !l.is_empty())
+    .map(|l| {
+        let (id, kind) = l.split_once(',').unwrap();
+        (id.to_owned(), kind.to_owned())
+    })
+    .collect()
+}
+
+/// Every message of `topic` from its start: how often each outcome id (header
+/// `gdx-outcome-id`) occurs, and the payloads by id. Read by a consumer of the test's own.
+fn read_topic(
+    brokers: &str,
+    topic: &str,
+) -> (BTreeMap<String, usize>, BTreeMap<String, serde_json::Value>) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "allowance-test-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let timeout = std::time::Duration::from_secs(10);
+    let md = consumer.fetch_metadata(Some(topic), timeout).unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    let mut left = BTreeSet::new();
+    for t in md.topics().iter().filter(|t| t.name() == topic) {
+        for p in t.partitions() {
+            let (low, high) = consumer.fetch_watermarks(topic, p.id(), timeout).unwrap();
+            assert_eq!(low, 0, "{topic} lost messages");
+            if high > 0 {
+                tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)
+                    .unwrap();
+                left.insert(p.id());
+            }
+        }
+    }
+    let (mut counts, mut payloads) = (BTreeMap::new(), BTreeMap::new());
+    if left.is_empty() {
+        return (counts, payloads);
+    }
+    consumer.assign(&tpl).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        match consumer.poll(std::time::Duration::from_millis(500)) {
+            Some(Ok(m)) => {
+                let id = m.headers().and_then(|h| {
+                    h.iter()
+                        .find(|h| h.key == "gdx-outcome-id")
+                        .and_then(|h| h.value)
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                });
+                if let Some(id) = id {
+                    *counts.entry(id.clone()).or_insert(0) += 1;
+                    if let Some(p) = m.payload() {
+                        payloads.insert(id, serde_json::from_slice(p).unwrap_or_default());
+                    }
+                }
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                left.remove(&p);
+            }
+            Some(Err(e)) => panic!("{topic}: {e}"),
+            None => {}
+        }
+    }
+    assert!(left.is_empty(), "{topic}: not read to its end");
+    (counts, payloads)
+}
+
+#[test]
+fn outcomes_reach_kafka_once_each_and_the_payments_land_in_the_lake() {
+    let lake = lake_copy("publish");
+    let served = common::exchange::serve(&lake, &["--flush-ms", "300"]);
+    let brokers = served.broker.clone();
+    // Run 1 commits to the ledger only, and a publisher "killed" after sending part of it
+    // left 40 of its notifications on the topic, as a real one would have.
+    run(&lake, "2026-03", "2026-03-15");
+    let first = outcome_ids(&lake);
+    assert!(first.len() > 200);
+    let producer: rdkafka::producer::BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", &brokers)
+        .create()
+        .unwrap();
+    for (id, _) in first.iter().take(40) {
+        let headers = rdkafka::message::OwnedHeaders::new().insert(rdkafka::message::Header {
+            key: "gdx-outcome-id",
+            value: Some(id.as_bytes()),
+        });
+        producer
+            .send(
+                rdkafka::producer::BaseRecord::to("gdx.notifications")
+                    .key("k")
+                    .payload("{}")
+                    .headers(headers),
+            )
+            .unwrap();
+    }
+    rdkafka::producer::Producer::flush(&producer, std::time::Duration::from_secs(10)).unwrap();
+
+    // Run 2 with the brokers: it publishes what run 1 still owes, then itself.
+    let mut args = run_args(&lake, "2026-04", "2026-04-15");
+    args.extend(["--brokers", &brokers]);
+    let out = gdx(&args);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r2: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r2["published"]["runs"], serde_json::json!([1, 2]), "{r2}");
+    assert_eq!(r2["published"]["already_sent"], 40);
+    // Nothing left: a publish now sends nothing.
+    let lake_s = lake.to_str().unwrap();
+    let again = gdx(&[
+        "scenario",
+        "allowance",
+        "publish",
+        "--lake",
+        lake_s,
+        "--brokers",
+        &brokers,
+    ]);
+    assert!(
+        again.status.success(),
+        "{}",
+        String::from_utf8_lossy(&again.stderr)
+    );
+    let again: serde_json::Value = serde_json::from_slice(&again.stdout).unwrap();
+    assert_eq!(again["runs"], serde_json::json!([]));
+    // Run 3 through the exchange `gdx serve` runs: it publishes as it commits.
+    let key = common::exchange::principal_in(&lake, "mca-pay", "mca", "department_system");
+    let auth = format!("Bearer {key}");
+    let headers = [
+        ("authorization", auth.as_str()),
+        ("x-purpose", "social_assistance"),
+        ("x-case-id", "GL-2026-05"),
+        ("content-type", "application/json"),
+    ];
+    let body = br#"{"month":"2026-05","as_of":"2026-05-15"}"#;
+    let mut r3 = common::exchange::http(
+        &served.addr,
+        "POST",
+        "/v1/scenarios/elderly-allowance/runs",
+        &headers,
+        body,
+    );
+    assert!(
+        common::exchange::eventually(20, || {
+            r3 = common::exchange::http(
+                &served.addr,
+                "POST",
+                "/v1/scenarios/elderly-allowance/runs",
+                &headers,
+                body,
+            );
+            r3.status != 401
+        }),
+        "the exchange never learned the key"
+    );
+    assert_eq!(r3.status, 200, "{}", r3.text());
+    assert_eq!(r3.json()["run"], 3, "{}", r3.text());
+    assert_eq!(
+        r3.json()["published"]["runs"],
+        serde_json::json!([3]),
+        "{}",
+        r3.text()
+    );
+
+    // An independent consumer: every outcome exactly once; every payment once as a fact.
+    let outcomes = outcome_ids(&lake);
+    let (notes, bodies) = read_topic(&brokers, "gdx.notifications");
+    let want: BTreeMap<String, usize> = outcomes.iter().map(|(id, _)| (id.clone(), 1)).collect();
+    assert_eq!(notes, want);
+    let paid: Vec<&String> = outcomes
+        .iter()
+        .filter(|(_, k)| k == "payment")
+        .map(|(id, _)| id)
+        .collect();
+    let (facts, fact_bodies) = read_topic(&brokers, "mca.elderly_allowance_payment");
+    assert_eq!(facts.len(), paid.len());
+    assert!(facts.values().all(|n| *n == 1));
+    assert!(paid.iter().all(|id| facts.contains_key(*id)));
+    // No resident ID or name in a notification: masked, and the key is not the ID.
+    let some = outcomes.iter().rev().find(|(_, k)| k == "payment").unwrap();
+    let n = &bodies[&some.0];
+    assert_eq!(n["kind"], "payment");
+    let id = fact_bodies[&some.0]["resident_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let text = n.to_string();
+    assert!(!text.contains(&id), "{text}");
+    assert!(
+        n["recipient_masked"].as_str().unwrap().contains('*'),
+        "{text}"
+    );
+
+    // Ingest lands the facts in the lake like any department's records.
+    let q = "select count(*) from mca.elderly_allowance_payment where payment_id like 'EA%'";
+    assert!(
+        common::wait_until(60, || sql_csv(&lake, q).lines().nth(1)
+            == Some(&paid.len().to_string())),
+        "the payment facts never reached mca.elderly_allowance_payment: {}",
+        sql_csv(&lake, q)
+    );
+    drop(served);
 }

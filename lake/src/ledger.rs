@@ -145,6 +145,25 @@ impl LedgerTable {
         Ok(self.table.txn_version(RUN_APP_ID).await?.unwrap_or(0))
     }
 
+    /// The value of application transaction `app_id` as loaded (`None`: never set).
+    pub async fn mark(&self, app_id: &str) -> Result<Option<i64>> {
+        self.table.txn_version(app_id).await
+    }
+
+    /// Commits application transactions alone (no rows): a publisher's claim or progress.
+    /// Refused ([`Error::is_concurrent_run`]) when another commit since this handle loaded
+    /// the table set one of the same ids.
+    pub async fn set_marks(&mut self, marks: &[(String, i64)]) -> Result<u64> {
+        let txns: Vec<PartitionTxn> = marks
+            .iter()
+            .map(|(app_id, offset)| PartitionTxn {
+                app_id: app_id.clone(),
+                offset: *offset,
+            })
+            .collect();
+        self.table.append(Vec::new(), &txns).await
+    }
+
     /// `sql` over the ledger as loaded (registered as `t`, read as the operator reads it).
     pub async fn query(&self, sql: &str) -> Result<Vec<arrow::array::RecordBatch>> {
         if self.table.version().is_none() {

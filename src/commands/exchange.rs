@@ -123,6 +123,7 @@ pub(crate) fn serve(args: ExchangeArgs) -> anyhow::Result<ExitCode> {
     let mut cfg = exchange_config(&args.exchange, &lake, args.lake.memory_mb)?;
     if let Some(b) = &args.brokers {
         cfg.anchor = Some(Arc::new(super::anchor::KafkaAnchor::new(b)?));
+        cfg.outcomes = Some(Arc::new(super::outcomes::KafkaOutcomes::new(b)?));
     }
     let rt = runtime()?;
     rt.block_on(async {

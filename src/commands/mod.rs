@@ -8,6 +8,7 @@ mod exchange;
 mod id;
 mod ingest;
 mod lake;
+mod outcomes;
 mod profiles;
 mod prompt;
 mod publish;
@@ -18,6 +19,8 @@ mod sql;
 mod verify;
 
 use std::process::ExitCode;
+
+use anyhow::Context;
 
 use crate::cli::{Cli, Command};
 
@@ -35,6 +38,18 @@ static SPILL_DIR: std::sync::OnceLock<Option<std::path::PathBuf>> = std::sync::O
 
 /// The lake at `location`; the first lake a command opens also decides where its queries
 /// spill (`--spill-dir`, or `spill/` beside a local lake, or `gdx-data/spill`).
+/// The pseudonym key in `path` (surrounding white space trimmed), if one is given.
+pub(crate) fn pseudonym_key(
+    path: Option<&std::path::Path>,
+) -> anyhow::Result<Option<gdx_catalog::Pseudonymizer>> {
+    let Some(path) = path else { return Ok(None) };
+    let key = std::fs::read(path)
+        .with_context(|| format!("reading the pseudonym key {}", path.display()))?;
+    gdx_catalog::Pseudonymizer::new(key.trim_ascii())
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("pseudonym key {}: {e}", path.display()))
+}
+
 pub(crate) fn open_lake(location: &str) -> anyhow::Result<gdx_lake::LakeLocation> {
     let lake = gdx_lake::LakeLocation::parse(location)?;
     let dir = match SPILL_DIR.get().cloned().flatten() {

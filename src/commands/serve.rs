@@ -15,6 +15,7 @@ use gdx_lake::TableRegistry;
 use gdx_lake::background::BackgroundConfig;
 
 use gdx_exchange::audit::anchor::AUDIT_TOPIC;
+use gdx_exchange::scenarios::allowance::publish::NOTIFICATIONS_TOPIC;
 
 use super::anchor::KafkaAnchor;
 use super::exchange::{exchange_config, metrics_renderer};
@@ -30,8 +31,11 @@ pub(crate) fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(e) = &embedded {
         e.create_topic(AUDIT_TOPIC, 1)
             .context("creating gdx.audit on the embedded broker")?;
+        e.create_topic(NOTIFICATIONS_TOPIC, 4)
+            .context("creating gdx.notifications on the embedded broker")?;
     }
     cfg.anchor = Some(Arc::new(KafkaAnchor::new(&brokers)?));
+    cfg.outcomes = Some(Arc::new(super::outcomes::KafkaOutcomes::new(&brokers)?));
     println!("lake: {lake}");
     let (workers, background) = ingest_and_fold(
         &rt,

@@ -14,7 +14,6 @@ use anyhow::Context;
 use arrow::array::RecordBatch;
 use std::sync::Arc;
 
-use gdx_catalog::Pseudonymizer;
 use gdx_lake::policy::file::FilePolicy;
 use gdx_lake::sql::{LakeSession, QueryOutput, SessionOptions};
 use gdx_lake::{AllowAll, TablePolicy, TableRegistry};
@@ -60,17 +59,7 @@ pub(crate) fn run(args: SqlArgs) -> anyhow::Result<ExitCode> {
 
 /// The operator's allow-all, or the reader's policy of `--policy FILE`.
 fn policy(args: &SqlArgs, registry: &TableRegistry) -> anyhow::Result<Arc<dyn TablePolicy>> {
-    let pseudonyms = match &args.pseudonym_key_file {
-        Some(path) => {
-            let key = std::fs::read(path)
-                .with_context(|| format!("reading the pseudonym key {}", path.display()))?;
-            let key = key.trim_ascii();
-            Some(Arc::new(Pseudonymizer::new(key).map_err(|e| {
-                anyhow::anyhow!("pseudonym key {}: {e}", path.display())
-            })?))
-        }
-        None => None,
-    };
+    let pseudonyms = super::pseudonym_key(args.pseudonym_key_file.as_deref())?.map(Arc::new);
     let Some(path) = &args.policy else {
         return Ok(Arc::new(AllowAll));
     };

@@ -122,6 +122,9 @@ pub struct ExchangeConfig {
     pub pg: Option<crate::pg::PgConfig>,
     /// The elderly allowance's bands and amounts its runs pay.
     pub allowance: crate::scenarios::allowance::AllowancePolicy,
+    /// Where a run's outcomes are published (notifications, payment facts); `None`: the
+    /// ledger only (`gdx scenario allowance publish` publishes later).
+    pub outcomes: Option<Arc<dyn crate::scenarios::allowance::publish::OutcomeSink>>,
 }
 
 impl ExchangeConfig {
@@ -147,6 +150,7 @@ impl ExchangeConfig {
             anchor_interval: Duration::from_secs(5),
             pg: None,
             allowance: crate::scenarios::allowance::AllowancePolicy::builtin(),
+            outcomes: None,
         }
     }
 }
@@ -183,6 +187,8 @@ pub struct Shared {
     pub certificates: Arc<CertificateRegisters>,
     /// The elderly allowance's bands and amounts.
     pub allowance: Arc<crate::scenarios::allowance::AllowancePolicy>,
+    /// Where the allowance's outcomes are published, when configured.
+    pub outcomes: Option<Arc<dyn crate::scenarios::allowance::publish::OutcomeSink>>,
     metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 }
 
@@ -403,6 +409,7 @@ impl Exchange {
                     .map_err(|e| Error::Internal(format!("property-certificate register: {e}")))?,
             ),
             allowance: Arc::new(cfg.allowance.clone()),
+            outcomes: cfg.outcomes.clone(),
             metrics,
         }));
         let (listener, addr) = bind(cfg.listen).await?;

@@ -21,6 +21,7 @@ use super::call::{Answer, Call, Caller, Needs, run};
 use super::error::{ApiError, parse_body};
 use super::rows::parse_as_of;
 use crate::authz::Action;
+use crate::scenarios::allowance::publish::publish;
 use crate::scenarios::allowance::run::{RunError, RunReport, RunRequest};
 
 /// The scenario's name in casbin objects and the audit.
@@ -74,7 +75,7 @@ fn run_error(e: RunError) -> ApiError {
 #[utoipa::path(post, path = "/v1/scenarios/elderly-allowance/runs", tag = "scenarios", security(("api_key" = [])),
     request_body = AllowanceRunBody,
     params(("X-Purpose" = String, Header, description = "a registered purpose code"), ("X-Case-Id" = String, Header, description = "the case the run is made for (e.g. the month's payroll)")),
-    responses((status = 200, description = "the run: payments, recoveries and notices it committed to the ledger (a repeated run commits none)", body = RunReport),
+    responses((status = 200, description = "the run: payments, recoveries, stops and notices it committed to the ledger (a repeated run commits none); with Kafka configured, `published` (or `publish_error`: the ledger keeps the outcomes for a later publish)", body = RunReport),
         (status = 400, description = "not a month, or a month that has not begun by the run's date; missing purpose or case id", body = super::doc::ErrorEnvelope),
         (status = 403, description = "not civil affairs' systems", body = super::doc::ErrorEnvelope),
         (status = 409, description = "a month before the ledger's first, a date before the last run's, or other runs kept committing first", body = super::doc::ErrorEnvelope)))]
@@ -120,13 +121,27 @@ pub(super) async fn allowance_run(
             .map_err(run_error)?;
             metrics::counter!("gdx_exchange_scenario_runs_total", "scenario" => "elderly_allowance")
                 .increment(1);
+            // The run is committed; publishing it may fail and be done later, from the ledger.
+            let mut body = serde_json::to_value(&report).map_err(|e| ApiError::internal(e.to_string()))?;
+            if let Some(sink) = app2.outcomes.clone() {
+                match publish(app2.registry.lake(), sink, None).await {
+                    Ok(p) => {
+                        body["published"] = serde_json::to_value(p)
+                            .map_err(|e| ApiError::internal(e.to_string()))?;
+                    }
+                    Err(e) => {
+                        tracing::warn!(run = report.run, error = %e, "publishing the allowance's outcomes failed; the ledger keeps them for a later publish");
+                        body["publish_error"] = serde_json::Value::String(e.to_string());
+                    }
+                }
+            }
             let lines = report.payments + report.recoveries + report.notices;
             let reason = format!(
                 "run {} of {}: payments {}, recoveries {}, notices {}",
                 report.run, report.month, report.payments, report.recoveries, report.notices
             );
             Ok(Answer {
-                response: (StatusCode::OK, axum::Json(report)).into_response(),
+                response: (StatusCode::OK, axum::Json(body)).into_response(),
                 rows: lines as i64,
                 subjects: Vec::new(),
                 grants: Vec::new(),

@@ -120,6 +120,8 @@ pub struct RunReport {
     pub recoveries: u64,
     pub recovered: String,
     pub notices: u64,
+    /// Payments stopped (a death or a move-out), told once each.
+    pub stops: u64,
     /// Residents of the allowance's age read from the lake.
     pub residents_read: u64,
     /// Commits tried (more than one: another run committed first).
@@ -150,6 +152,8 @@ struct Ledger {
     net: HashMap<(String, String), i64>,
     entry_ids: HashSet<String>,
     notices: HashSet<(String, String)>,
+    /// (resident, month) a stop was announced for.
+    stops: HashSet<(String, String)>,
     start: Option<NaiveDate>,
     last_as_of: Option<DateTime<Utc>>,
 }
@@ -227,6 +231,9 @@ impl Ledger {
                             "recovery" => *l.net.entry(key).or_default() -= fen,
                             "notice" => {
                                 l.notices.insert(key);
+                            }
+                            "stop" => {
+                                l.stops.insert(key);
                             }
                             _ => return Err(bad(col::KIND)),
                         }
@@ -401,14 +408,45 @@ fn decide(
         if !seen.insert(&r.id) {
             continue;
         }
+        let due_on = |first: NaiveDate| {
+            (r.registered_on(first) && r.alive_on(first))
+                .then(|| policy.due(r.birth, first))
+                .flatten()
+        };
         for &first in &months {
             let p = period(first);
             let registered = r.registered_on(first);
             let alive = r.alive_on(first);
-            let due = (registered && alive)
-                .then(|| policy.due(r.birth, first))
-                .flatten();
+            let due = due_on(first);
             let owed = due.as_ref().map_or(0, |d| d.amount_fen);
+            // A stop: due the month before, not this one (a death or a move-out), told once.
+            if owed == 0
+                && due_on(first - Months::new(1)).is_some()
+                && !ledger.stops.contains(&(r.id.clone(), p.clone()))
+            {
+                let (reason, evidence) = if alive {
+                    ("not_registered", REGISTRATION.to_owned())
+                } else {
+                    (
+                        "deceased",
+                        r.died
+                            .as_ref()
+                            .map(|(_, s)| s.join(","))
+                            .unwrap_or_default(),
+                    )
+                };
+                out.push(Entry {
+                    kind: "stop",
+                    resident_id: r.id.clone(),
+                    name: r.name.clone(),
+                    period: p.clone(),
+                    band: None,
+                    policy_version: None,
+                    fen: 0,
+                    reason,
+                    evidence,
+                });
+            }
             let have = paid(&r.id, &p);
             if owed == have {
                 continue;
@@ -654,11 +692,12 @@ pub async fn run(
         };
         let (paid, recovered) = (sum("payment"), sum("recovery"));
         let summary = format!(
-            "payments {} ({}), recoveries {} ({}), notices {}; months {}..{}",
+            "payments {} ({}), recoveries {} ({}), stops {}, notices {}; months {}..{}",
             count("payment"),
             yuan(paid),
             count("recovery"),
             yuan(recovered),
+            count("stop"),
             count("notice"),
             period(from),
             req.month
@@ -693,6 +732,7 @@ pub async fn run(
                     recoveries: count("recovery"),
                     recovered: yuan(recovered),
                     notices: count("notice"),
+                    stops: count("stop"),
                     residents_read: residents.len() as u64,
                     attempts: attempt,
                     ledger_version: version,

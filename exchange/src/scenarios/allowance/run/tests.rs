@@ -85,15 +85,17 @@ fn a_late_death_recovers_every_month_paid_after_it() {
         .iter()
         .map(|e| (e.kind, e.period.as_str(), e.fen, e.reason))
         .collect();
-    // March (the month of death) stays paid; April and May come back.
+    // March (the month of death) stays paid; April and May come back; the stop is told
+    // for April.
     assert_eq!(
         rec,
         [
+            ("stop", "2026-04", 0, "deceased"),
             ("recovery", "2026-04", 10_000, "deceased"),
             ("recovery", "2026-05", 10_000, "deceased")
         ]
     );
-    assert_eq!(e[0].evidence, DEATH_CERTIFICATE);
+    assert_eq!(e[1].evidence, DEATH_CERTIFICATE);
 }
 
 #[test]
@@ -103,14 +105,18 @@ fn arrears_for_months_missed_and_nothing_before_registration_or_after_moving_out
     a.moved_out_on = Some(d(2026, 4, 3));
     let (from, m) = (d(2026, 1, 1), d(2026, 5, 1));
     let e = decide_for(m, from, &[a], &Ledger::default(), &HashMap::new());
-    let got: Vec<_> = e.iter().map(|e| (e.period.as_str(), e.reason)).collect();
-    // Registered on 1 February and still on 1 April: February to April.
+    let got: Vec<_> = e
+        .iter()
+        .map(|e| (e.kind, e.period.as_str(), e.reason))
+        .collect();
+    // Registered on 1 February and still on 1 April: February to April; stopped in May.
     assert_eq!(
         got,
         [
-            ("2026-02", "arrears"),
-            ("2026-03", "arrears"),
-            ("2026-04", "arrears")
+            ("payment", "2026-02", "arrears"),
+            ("payment", "2026-03", "arrears"),
+            ("payment", "2026-04", "arrears"),
+            ("stop", "2026-05", "not_registered")
         ]
     );
 }
@@ -151,4 +157,23 @@ fn yuan_has_two_decimals() {
     assert_eq!(yuan(5_000), "50.00");
     assert_eq!(yuan(7), "0.07");
     assert_eq!(yuan(-12_345), "-123.45");
+}
+
+#[test]
+fn a_stop_is_told_once_for_the_first_month_not_due() {
+    let mut a = person("A", d(1940, 1, 1));
+    a.died = Some((d(2026, 3, 20), vec![REGISTRATION]));
+    let (from, m) = (d(2026, 1, 1), d(2026, 5, 1));
+    let ledger = Ledger::default();
+    let e = decide_for(m, from, std::slice::from_ref(&a), &ledger, &HashMap::new());
+    let stops: Vec<_> = e
+        .iter()
+        .filter(|e| e.kind == "stop")
+        .map(|e| (e.period.as_str(), e.reason))
+        .collect();
+    assert_eq!(stops, [("2026-04", "deceased")]);
+    let mut told = Ledger::default();
+    told.stops.insert(key("A", "2026-04"));
+    let e = decide_for(m, from, &[a], &told, &HashMap::new());
+    assert!(e.iter().all(|e| e.kind != "stop"));
 }
