@@ -742,6 +742,9 @@ fn the_demo_serves_the_exchange_and_its_printed_calls_work_as_printed() {
     assert!(said.contains("chain intact"), "{said}");
     // A certificate verified by the registration centre's window: one bit.
     assert!(said.contains("\"result\":\"match\""), "{said}");
+    // Civil affairs' allowance run: committed to the ledger.
+    assert!(said.contains("\"month\":\"2026-10\""), "{said}");
+    assert!(said.contains("\"recoveries\":"), "{said}");
     // psql over pgwire, as ps's own system.
     assert!(said.contains(" residents"), "{said}");
     assert!(said.contains("(3 rows)"), "{said}");

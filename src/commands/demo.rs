@@ -203,7 +203,7 @@ pub(crate) fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// The demo's principals: (shell variable, id prefix, department, role, who they are).
-const DEMO_PRINCIPALS: [(&str, &str, &str, &str, &str); 6] = [
+const DEMO_PRINCIPALS: [(&str, &str, &str, &str, &str); 7] = [
     (
         "MCA_APP",
         "demo-mca-app",
@@ -231,6 +231,13 @@ const DEMO_PRINCIPALS: [(&str, &str, &str, &str, &str); 6] = [
         "nre",
         "department_system",
         "nre's registration centre (不动产登记中心): verifies certificates",
+    ),
+    (
+        "MCA_SYSTEM",
+        "demo-mca-system",
+        "mca",
+        "department_system",
+        "mca's own system (民政局): runs the elderly allowance",
     ),
     (
         "CPO",
@@ -327,12 +334,18 @@ async fn serve_exchange(
     println!(
         "  curl -s -X POST -H \"Authorization: Bearer $NRE_SYSTEM\" {data} -H 'Content-Type: application/json' -d \"$Q\" \"$GDX/v1/verify/property-certificate\"; echo"
     );
+    println!(
+        "  # 8. civil affairs runs October's elderly allowance (高龄津贴, no application) as of the 15th: payments, recoveries of late-reported deaths, stops and notices, once"
+    );
+    println!(
+        "  curl -s -X POST -H \"Authorization: Bearer $MCA_SYSTEM\" {data} -H 'Content-Type: application/json' -d '{{\"month\":\"2026-10\",\"as_of\":\"2026-10-15\"}}' \"$GDX/v1/scenarios/elderly-allowance/runs\"; echo"
+    );
     if let (Some(pg), Some((_, _, _, system))) = (
         ex.pg_addr(),
         keys.iter().find(|(var, ..)| *var == "PS_SYSTEM"),
     ) {
         println!(
-            "  # 8. SQL over the PostgreSQL wire protocol (needs psql), as ps's own system: same policy, audited"
+            "  # 9. SQL over the PostgreSQL wire protocol (needs psql), as ps's own system: same policy, audited"
         );
         println!(
             "  PGPASSWORD=$PS_SYSTEM psql \"host={} port={} dbname=gdx user={system} options='-c gdx.purpose=social_assistance -c gdx.case=DEMO-2026-001'\" -c \"select street, count(*) as residents from ps.household_registration group by street order by residents desc, street limit 3\"",
