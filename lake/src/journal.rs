@@ -20,8 +20,6 @@ use arrow::array::{
 };
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType};
 use chrono::{DateTime, Utc};
-use deltalake::DeltaTableError;
-use deltalake::kernel::transaction::{CommitConflictError, TransactionError};
 use url::Url;
 
 use crate::table::{ColumnLayout, EventTable, PartitionTxn};
@@ -151,31 +149,12 @@ impl Journal {
         };
         match self.table.append(vec![batch], &[txn]).await {
             Ok(_) => Ok(Appended::Committed { head: last }),
-            Err(e) if is_concurrent_append(&e) => {
+            Err(e) if e.is_concurrent_commit() => {
                 self.table.refresh().await?;
                 Ok(Appended::Conflict)
             }
             Err(e) => Err(e),
         }
-    }
-}
-
-/// Whether Delta refused a commit because another commit moved the same application
-/// transaction (or the table changed under it in a way that needs a reload).
-fn is_concurrent_append(e: &Error) -> bool {
-    match e {
-        Error::PartitionTakenOver { .. } => true,
-        Error::Delta { source, .. } => matches!(
-            source.as_ref(),
-            DeltaTableError::Transaction {
-                source: TransactionError::CommitConflict(
-                    CommitConflictError::ConcurrentTransaction
-                        | CommitConflictError::MetadataChanged
-                        | CommitConflictError::ProtocolChanged(_)
-                )
-            } | DeltaTableError::VersionAlreadyExists(_)
-        ),
-        _ => false,
     }
 }
 

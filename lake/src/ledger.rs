@@ -6,7 +6,7 @@
 //! row for the run itself in one Delta commit whose application transaction
 //! (`elderly_allowance/run`) moves from the run number the run read to the next. Two runs
 //! that read the same number cannot both commit: Delta refuses the second
-//! ([`Error::is_concurrent_run`]), which reads the ledger again and finds the work done. A
+//! ([`Error::is_concurrent_commit`]), which reads the ledger again and finds the work done. A
 //! run killed before its commit left nothing; one killed after it left all of it. So a
 //! person and month is paid once however often, concurrently or brokenly, runs are made.
 
@@ -151,7 +151,7 @@ impl LedgerTable {
     }
 
     /// Commits application transactions alone (no rows): a publisher's claim or progress.
-    /// Refused ([`Error::is_concurrent_run`]) when another commit since this handle loaded
+    /// Refused ([`Error::is_concurrent_commit`]) when another commit since this handle loaded
     /// the table set one of the same ids.
     pub async fn set_marks(&mut self, marks: &[(String, i64)]) -> Result<u64> {
         let txns: Vec<PartitionTxn> = marks
@@ -182,7 +182,7 @@ impl LedgerTable {
         self.table.url()
     }
 
-    /// Commits run `run`'s entries; refused ([`Error::is_concurrent_run`]) when another run
+    /// Commits run `run`'s entries; refused ([`Error::is_concurrent_commit`]) when another run
     /// committed since this one read the ledger.
     pub async fn append(&mut self, batch: arrow::array::RecordBatch, run: i64) -> Result<u64> {
         let txn = PartitionTxn {
@@ -199,28 +199,5 @@ impl LedgerTable {
             });
         }
         self.table.append(vec![batch], &[txn]).await
-    }
-}
-
-impl Error {
-    /// Whether a ledger commit was refused because another run committed first (Delta's
-    /// conflict on the run's application transaction, or a reload that found it moved).
-    pub fn is_concurrent_run(&self) -> bool {
-        use deltalake::DeltaTableError as D;
-        use deltalake::kernel::transaction::{CommitConflictError, TransactionError};
-        match self {
-            Error::PartitionTakenOver { .. } => true,
-            Error::Delta { source, .. } => matches!(
-                source.as_ref(),
-                D::Transaction {
-                    source: TransactionError::CommitConflict(
-                        CommitConflictError::ConcurrentTransaction
-                    )
-                } | D::Transaction {
-                    source: TransactionError::VersionAlreadyExists(_)
-                } | D::VersionAlreadyExists(_)
-            ),
-            _ => false,
-        }
     }
 }

@@ -85,6 +85,28 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// Whether Delta refused a commit because another commit since this handle loaded the
+    /// table moved the same application transaction (or changed the table in a way that
+    /// needs a reload): read again and decide again.
+    pub fn is_concurrent_commit(&self) -> bool {
+        use deltalake::DeltaTableError as D;
+        use deltalake::kernel::transaction::{CommitConflictError, TransactionError};
+        match self {
+            Error::PartitionTakenOver { .. } => true,
+            Error::Delta { source, .. } => matches!(
+                source.as_ref(),
+                D::Transaction {
+                    source: TransactionError::CommitConflict(
+                        CommitConflictError::ConcurrentTransaction
+                            | CommitConflictError::MetadataChanged
+                            | CommitConflictError::ProtocolChanged(_)
+                    ) | TransactionError::VersionAlreadyExists(_)
+                } | D::VersionAlreadyExists(_)
+            ),
+            _ => false,
+        }
+    }
+
     /// This error as a log line may carry it: the table, the operation and the kind of
     /// failure, never a value. DataFusion's and Arrow's messages can quote the value that
     /// failed a cast or a check, and some Delta errors quote log records or data; background

@@ -13,7 +13,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use gdx_catalog::district;
-use gdx_lake::LakeLocation;
 use gdx_lake::read::active_files;
 
 use super::profiles::simulated_events;
@@ -84,13 +83,7 @@ fn duck_sql(
 
 pub(crate) fn allowance(args: BenchAllowanceArgs) -> anyhow::Result<ExitCode> {
     let tmp = tempfile::tempdir()?;
-    let base = args.dir.clone().unwrap_or_else(|| tmp.path().to_owned());
-    let feeds = base.join("feeds");
-    let lake_dir = base.join("lake");
-    if lake_dir.exists() {
-        anyhow::bail!("{} exists: give an empty --dir", lake_dir.display());
-    }
-    let lake = LakeLocation::parse(lake_dir.to_str().context("temp dir is not UTF-8")?)?;
+    let (feeds, lake_dir, lake) = super::profiles::bench_dirs(args.dir.as_deref(), &tmp)?;
     let rt = crate::commands::ingest::runtime()?;
     let (people, enterprises) = (args.people.to_string(), args.enterprises.to_string());
     let (events, _) = simulated_events(&rt, &feeds, &lake, &people, &enterprises)?;

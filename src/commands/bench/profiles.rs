@@ -127,15 +127,24 @@ pub(super) fn simulated_events(
     Ok((events, started.elapsed()))
 }
 
-pub(crate) fn profiles(args: BenchProfilesArgs) -> anyhow::Result<ExitCode> {
-    let tmp = tempfile::tempdir()?;
-    let base = args.dir.clone().unwrap_or_else(|| tmp.path().to_owned());
-    let feeds = base.join("feeds");
+/// Where a bench keeps its feeds and lake: `--dir` (which must hold no lake yet) or `tmp`;
+/// (feeds, lake directory, lake).
+pub(super) fn bench_dirs(
+    dir: Option<&std::path::Path>,
+    tmp: &tempfile::TempDir,
+) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf, LakeLocation)> {
+    let base = dir.unwrap_or(tmp.path());
     let lake_dir = base.join("lake");
     if lake_dir.exists() {
         anyhow::bail!("{} exists: give an empty --dir", lake_dir.display());
     }
     let lake = LakeLocation::parse(lake_dir.to_str().context("temp dir is not UTF-8")?)?;
+    Ok((base.join("feeds"), lake_dir, lake))
+}
+
+pub(crate) fn profiles(args: BenchProfilesArgs) -> anyhow::Result<ExitCode> {
+    let tmp = tempfile::tempdir()?;
+    let (feeds, lake_dir, lake) = bench_dirs(args.dir.as_deref(), &tmp)?;
     let catalog = district::catalog();
     let rt = crate::commands::ingest::runtime()?;
     let (people, enterprises) = (args.people.to_string(), args.enterprises.to_string());

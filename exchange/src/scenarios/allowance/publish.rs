@@ -283,7 +283,7 @@ async fn claim(table: &mut LedgerTable, run: i64, ours: bool) -> Result<(), Publ
         .await
     {
         Ok(_) => Ok(()),
-        Err(e) if e.is_concurrent_run() => Err(PublishError::TakenOver { run }),
+        Err(e) if e.is_concurrent_commit() => Err(PublishError::TakenOver { run }),
         Err(e) => Err(e.into()),
     }
 }
@@ -375,7 +375,7 @@ pub async fn publish(
         }
         match table.set_marks(&marks).await {
             Ok(_) => {}
-            Err(e) if e.is_concurrent_run() => return Err(PublishError::TakenOver { run }),
+            Err(e) if e.is_concurrent_commit() => return Err(PublishError::TakenOver { run }),
             Err(e) => return Err(e.into()),
         }
         tracing::info!(run, sent = todo.len(), "elderly allowance run published");

@@ -738,7 +738,7 @@ pub async fn run(
                     ledger_version: version,
                 });
             }
-            Err(e) if e.is_concurrent_run() => {
+            Err(e) if e.is_concurrent_commit() => {
                 tracing::warn!(
                     run,
                     attempt,
