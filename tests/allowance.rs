@@ -442,6 +442,12 @@ fn refused_runs_say_why_and_leave_the_ledger_alone() {
     assert!(fails("2026-13", "2026-10-15").contains("is not a month"));
     assert!(fails("2026/05", "2026-10-15").contains("is not a month"));
     assert!(fails("2026-06", "2026-05-31").contains("a month is paid once it has begun"));
+    // A lake before any registration (or a wrong path) is refused, not opened as an empty ledger.
+    assert!(fails("2024-01", "2024-01-15").contains("no household registration"));
+    let empty = district().join("empty-lake");
+    let out = gdx(&run_args(&empty, "2026-04", "2026-04-15"));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no household registration"));
     run(&lake, "2026-03", "2026-03-15");
     let before = ledger(&lake);
     assert!(fails("2026-02", "2026-03-20").contains("before the ledger's first month 2026-03"));

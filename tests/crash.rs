@@ -124,7 +124,8 @@ fn sigkill_at_random_points_loses_and_duplicates_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let lake_dir = tmp.path().join("lake");
 
-    let (producer_thread, produced, stop) = start_producer(&brokers, topic, TOTAL, true);
+    let (producer_thread, produced, stop, _) =
+        start_producer(&brokers, topic, TOTAL, true, usize::MAX);
 
     // Each worker is killed while it is landing data: once the lake has grown under it,
     // after a further 0–800 ms (deterministic spread), i.e. mid-batch, mid-commit or between.
@@ -233,20 +234,31 @@ fn sigkill_at_random_points_loses_and_duplicates_nothing() {
 }
 
 /// Produces `total` records to `topic` on a thread, held back by the ingest group's lag.
+/// Produces `total` records in a thread; the producer waits at `hold_from` records until the
+/// returned `release` flag is set (`usize::MAX`: never), so a test can act mid-feed however
+/// fast the machine runs.
 fn start_producer(
     brokers: &str,
     topic: &'static str,
     total: usize,
     mixed: bool,
+    hold_from: usize,
 ) -> (
     std::thread::JoinHandle<()>,
     Arc<AtomicUsize>,
     Arc<AtomicBool>,
+    Arc<AtomicBool>,
 ) {
     let produced = Arc::new(AtomicUsize::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    let release = Arc::new(AtomicBool::new(false));
     let handle = {
-        let (brokers, produced, stop) = (brokers.to_owned(), produced.clone(), stop.clone());
+        let (brokers, produced, stop, release) = (
+            brokers.to_owned(),
+            produced.clone(),
+            stop.clone(),
+            release.clone(),
+        );
         std::thread::spawn(move || {
             let p: BaseProducer = ClientConfig::new()
                 .set("bootstrap.servers", &brokers)
@@ -257,6 +269,12 @@ fn start_producer(
             for i in 0..total {
                 if stop.load(Ordering::Relaxed) {
                     return;
+                }
+                if i == hold_from {
+                    p.flush(Duration::from_secs(30)).unwrap();
+                    while !release.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
                 }
                 if i % 2_000 == 0 {
                     p.flush(Duration::from_secs(30)).unwrap();
@@ -283,7 +301,7 @@ fn start_producer(
             p.flush(Duration::from_secs(30)).unwrap();
         })
     };
-    (handle, produced, stop)
+    (handle, produced, stop, release)
 }
 
 /// Every offset of every partition exactly once, none missing; returns the row count.
@@ -329,7 +347,9 @@ fn two_workers_then_one_goes_mid_feed(how: Leaving) {
 
     let mut a = common::spawn_ingest(&brokers, &lake_dir, &[]);
     let b = common::spawn_ingest(&brokers, &lake_dir, &[]);
-    let (producer_thread, produced, _stop) = start_producer(&brokers, topic, N, false);
+    // The feed holds half-way until worker A has gone: A always leaves mid-feed.
+    let (producer_thread, produced, _stop, release) =
+        start_producer(&brokers, topic, N, false, N / 2);
     assert!(common::wait_until(120, || common::rows(&rt, &events) >= (N / 3) as u64));
     match how {
         Leaving::Stopped => {
@@ -350,6 +370,7 @@ fn two_workers_then_one_goes_mid_feed(how: Leaving) {
         produced.load(Ordering::Relaxed) < N,
         "the feed ended before worker A left"
     );
+    release.store(true, Ordering::Relaxed);
     assert!(
         common::wait_until(300, || common::rows(&rt, &events) as usize >= N),
         "only {} rows",

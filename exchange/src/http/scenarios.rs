@@ -61,6 +61,7 @@ fn run_error(e: RunError) -> ApiError {
         }
         RunError::BeforeLedgerStart { .. }
         | RunError::AsOfBeforeLastRun { .. }
+        | RunError::NoRegistrations { .. }
         | RunError::Contended { .. } => ApiError::conflict(e.code(), e.to_string()),
         RunError::Column { .. } | RunError::Lake(_) => {
             let reason = match &e {
@@ -78,7 +79,7 @@ fn run_error(e: RunError) -> ApiError {
     responses((status = 200, description = "the run: payments, recoveries, stops and notices it committed to the ledger (a repeated run commits none); with Kafka configured, `published` (or `publish_error`: the ledger keeps the outcomes for a later publish)", body = RunReport),
         (status = 400, description = "not a month, or a month that has not begun by the run's date; missing purpose or case id", body = super::doc::ErrorEnvelope),
         (status = 403, description = "not civil affairs' systems", body = super::doc::ErrorEnvelope),
-        (status = 409, description = "a month before the ledger's first, a date before the last run's, or other runs kept committing first", body = super::doc::ErrorEnvelope)))]
+        (status = 409, description = "a month before the ledger's first, a date before the last run's, a lake without registrations as of the date, or other runs kept committing first", body = super::doc::ErrorEnvelope)))]
 pub(super) async fn allowance_run(
     State(app): State<AppState>,
     call: Call,

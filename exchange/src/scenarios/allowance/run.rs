@@ -65,6 +65,10 @@ pub enum RunError {
         run: i64,
         last: String,
     },
+    #[error(
+        "the lake holds no household registration of anyone near the allowance's age as of {as_of}: nothing to decide from (is this the district's lake, and has it been ingested?)"
+    )]
+    NoRegistrations { as_of: String },
     #[error("another run committed first {attempts} times in a row; try again")]
     Contended { attempts: u32 },
     #[error("{table}: column {column} is not what the catalog says")]
@@ -81,17 +85,10 @@ impl RunError {
             RunError::NotBegun { .. } => "month_not_begun",
             RunError::BeforeLedgerStart { .. } => "before_ledger_start",
             RunError::AsOfBeforeLastRun { .. } => "as_of_before_last_run",
+            RunError::NoRegistrations { .. } => "no_registrations",
             RunError::Contended { .. } => "run_contended",
             RunError::Column { .. } | RunError::Lake(_) => "run_failed",
         }
-    }
-
-    /// Whether the caller asked for something the ledger refuses (rather than a failure).
-    pub fn is_refusal(&self) -> bool {
-        !matches!(
-            self,
-            RunError::Column { .. } | RunError::Lake(_) | RunError::Contended { .. }
-        )
     }
 }
 
@@ -651,6 +648,12 @@ pub async fn run(
     // The oldest birth date the first band can reach by the end of next month (notices).
     let born_by = month_end(month + Months::new(1)) - Months::new(12 * policy.youngest_age());
     let residents = read_residents(&session, born_by).await?;
+    if residents.is_empty() {
+        // A wrong lake or one not ingested yet: refused, not opened as an empty ledger.
+        return Err(RunError::NoRegistrations {
+            as_of: req.as_of.cutoff().to_rfc3339(),
+        });
+    }
     for attempt in 1..=MAX_ATTEMPTS {
         let ledger = Ledger::read(&mut table).await?;
         if let Some(start) = ledger.start
