@@ -9,8 +9,9 @@
 //! once it is [`LEASE_MS`] old; renewed between chunks, and a renewal refused means another
 //! publisher took over: stop) → what the topics already hold of this run (each message names
 //! its outcome in the header [`OUTCOME_HEADER`]; read back from the offsets recorded when the
-//! previous run was published, so a publisher killed between sending and recording resends
-//! nothing; a topic that lost those offsets is a gap, refused) → the rest sent, each
+//! previous run was published — or, for a partition none has recorded, from its end, recorded
+//! before sending — so a publisher killed between sending and recording resends nothing; a
+//! topic that lost those offsets is a gap, refused) → the rest sent, each
 //! acknowledged → the run recorded as published with the topics' new end offsets, in one
 //! commit that fails if another publisher recorded anything meanwhile.
 
@@ -304,8 +305,13 @@ pub async fn publish(
         }
         let run = published + 1;
         claim(&mut table, run, false).await?;
-        // What the topics already hold of this run.
+        // What the topics already hold of this run. A partition no publication has recorded
+        // yet (the first run, a new partition) starts where it ends now: that is recorded
+        // before anything is sent, so a publisher killed after sending finds its messages
+        // after it (and the feed's older messages, which the embedded broker may already
+        // have dropped, are never needed).
         let mut present: BTreeMap<&'static str, HashSet<String>> = BTreeMap::new();
+        let mut starts = Vec::new();
         for topic in [NOTIFICATIONS_TOPIC, PAYMENTS_TOPIC] {
             let parts = blocking({
                 let sink = sink.clone();
@@ -314,10 +320,11 @@ pub async fn publish(
             .await?;
             let mut ranges = Vec::new();
             for (partition, low, high) in parts {
-                let from = table
-                    .mark(&offset_mark(topic, partition))
-                    .await?
-                    .unwrap_or(0);
+                let mark = offset_mark(topic, partition);
+                let Some(from) = table.mark(&mark).await? else {
+                    starts.push((mark, high));
+                    continue;
+                };
                 if low > from {
                     return Err(PublishError::Gap {
                         topic: topic.to_owned(),
@@ -336,6 +343,16 @@ pub async fn publish(
             })
             .await?;
             present.insert(topic, ids);
+        }
+        if !starts.is_empty() {
+            starts.push((CLAIM.to_owned(), run * CLAIM_SCALE + now_ms()));
+            match table.set_marks(&starts).await {
+                Ok(_) => {}
+                Err(e) if e.is_concurrent_commit() => {
+                    return Err(PublishError::TakenOver { run });
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         let all = messages(run, &outcomes(&table, run).await?, pseudonyms)?;
         let total = all.len();
