@@ -21,35 +21,7 @@ const MONTHS: [&str; 12] = [
 /// The district every test copies: `gdx demo`, 3,000 residents.
 fn district() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
-    DIR.get_or_init(|| {
-        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        if let Ok(entries) = std::fs::read_dir(&base) {
-            for e in entries.flatten() {
-                if e.file_name().to_string_lossy().starts_with("allowance-") {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-            }
-        }
-        let dir = base.join(format!("allowance-{}", std::process::id()));
-        let out = gdx(&[
-            "demo",
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--people",
-            "3000",
-            "--enterprises",
-            "60",
-            "--seed",
-            "7",
-            "--no-exchange",
-        ]);
-        assert!(
-            out.status.success(),
-            "demo failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir
-    })
+    DIR.get_or_init(|| common::demo_district("allowance", 3000, 60, 7))
 }
 
 /// A copy of the district's lake of its own (runs write the ledger).

@@ -117,15 +117,9 @@ impl Journal {
 
     /// Entries after sequence number `after`, in order, as loaded.
     pub async fn entries_after(&self, after: i64) -> Result<Vec<JournalEntry>> {
-        let provider = self
-            .table
-            .delta()
-            .table_provider()
-            .await
-            .map_err(|e| crate::table::delta_err(self.url(), e.into()))?;
         let sql =
             format!("select seq, at, actor, kind, body from t where seq > {after} order by seq");
-        let batches = crate::read::query_provider(self.url(), provider, &sql).await?;
+        let batches = self.table.query(&sql).await?;
         let mut out = Vec::new();
         for b in &batches {
             read_batch(self.url(), b, &mut out)?;

@@ -166,16 +166,7 @@ impl LedgerTable {
 
     /// `sql` over the ledger as loaded (registered as `t`, read as the operator reads it).
     pub async fn query(&self, sql: &str) -> Result<Vec<arrow::array::RecordBatch>> {
-        if self.table.version().is_none() {
-            return Ok(Vec::new());
-        }
-        let provider = self
-            .table
-            .delta()
-            .table_provider()
-            .await
-            .map_err(|e| crate::table::delta_err(self.url(), e.into()))?;
-        crate::read::query_provider(self.url(), provider, sql).await
+        self.table.query(sql).await
     }
 
     pub fn url(&self) -> &Url {

@@ -12,39 +12,7 @@ use std::sync::OnceLock;
 /// The lake every test of this binary shares: the synthetic district through `gdx demo`.
 pub fn lake() -> &'static Path {
     static LAKE: OnceLock<PathBuf> = OnceLock::new();
-    LAKE.get_or_init(|| {
-        let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-        // Lakes of earlier runs.
-        if let Ok(entries) = std::fs::read_dir(&base) {
-            for e in entries.flatten() {
-                if e.file_name()
-                    .to_string_lossy()
-                    .starts_with("exchange-lake-")
-                {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
-            }
-        }
-        let dir = base.join(format!("exchange-lake-{}", std::process::id()));
-        let out = super::gdx(&[
-            "demo",
-            "--data-dir",
-            dir.to_str().unwrap(),
-            "--people",
-            "400",
-            "--enterprises",
-            "40",
-            "--seed",
-            "11",
-            "--no-exchange",
-        ]);
-        assert!(
-            out.status.success(),
-            "demo failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        dir.join("lake")
-    })
+    LAKE.get_or_init(|| super::demo_district("exchange-lake", 400, 40, 11).join("lake"))
 }
 
 pub fn lake_arg() -> &'static str {

@@ -42,6 +42,47 @@ pub fn simulate(out: &Path, people: usize, enterprises: usize, seed: u64, noise:
     o
 }
 
+/// A fresh `gdx demo --no-exchange` district under the test target dir, in a folder
+/// `<prefix>-<pid>` (folders of earlier runs with the same prefix are removed first); returns
+/// the folder (its `lake/` and `feeds/`).
+pub fn demo_district(
+    prefix: &str,
+    people: usize,
+    enterprises: usize,
+    seed: u64,
+) -> std::path::PathBuf {
+    let base = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    if let Ok(entries) = std::fs::read_dir(&base) {
+        for e in entries.flatten() {
+            if e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("{prefix}-"))
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    let dir = base.join(format!("{prefix}-{}", std::process::id()));
+    let out = gdx(&[
+        "demo",
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--people",
+        &people.to_string(),
+        "--enterprises",
+        &enterprises.to_string(),
+        "--seed",
+        &seed.to_string(),
+        "--no-exchange",
+    ]);
+    assert!(
+        out.status.success(),
+        "demo failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
 /// Sends SIGTERM (a graceful stop) to a child.
 pub fn terminate(child: &std::process::Child) {
     let ok = Command::new("kill")

@@ -304,6 +304,20 @@ impl EventTable {
     pub fn delta(&self) -> &DeltaTable {
         &self.table
     }
+
+    /// `sql` over the table as loaded (registered as `t`, read as the operator reads it);
+    /// nothing when the table has no version yet.
+    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        if self.table.version().is_none() {
+            return Ok(Vec::new());
+        }
+        let provider = self
+            .table
+            .table_provider()
+            .await
+            .map_err(|e| delta_err(&self.url, e.into()))?;
+        crate::read::query_provider(&self.url, provider, sql).await
+    }
 }
 
 pub(crate) fn delta_err(url: &Url, e: deltalake::DeltaTableError) -> Error {
