@@ -96,9 +96,25 @@ pub(crate) enum Command {
     /// prints `match` (exit 0) or `no_match` (exit 1); errors exit 2.
     #[command(subcommand)]
     Verify(VerifyCommand),
-    /// Smart scenarios run over the lake (the elderly allowance's monthly run).
+    /// Smart scenarios run over the lake (the elderly allowance's monthly run, major
+    /// projects' timelines).
     #[command(subcommand)]
     Scenario(ScenarioCommand),
+    /// The policy files of deploy/policies/ (reward policies, the elderly allowance's bands,
+    /// project stage limits).
+    #[command(subcommand)]
+    Policy(PolicyCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum PolicyCommand {
+    /// Check policy files (their `policy = "..."` line says which kind): prints what each
+    /// holds, or what is wrong with it and the rule it breaks; exit 1 if any is refused.
+    Check {
+        /// The files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -106,6 +122,41 @@ pub(crate) enum ScenarioCommand {
     /// 高龄津贴 without application: monthly runs over the lake into the allowance's ledger.
     #[command(subcommand)]
     Allowance(AllowanceCommand),
+    /// 重大项目全生命周期: a major project's timeline, and the projects stuck in a stage.
+    #[command(subcommand)]
+    Projects(ProjectsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ProjectsCommand {
+    /// One project's events across departments in order, with overdue stages, gaps and the
+    /// stage it waits for (JSON).
+    Timeline {
+        /// The project's 投资项目统一代码.
+        code: String,
+        #[command(flatten)]
+        opts: ProjectsArgs,
+    },
+    /// The projects stuck in a stage: the next stage not recorded past the days the district
+    /// allows (one JSON line per project, most overdue first).
+    Overdue {
+        #[command(flatten)]
+        opts: ProjectsArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ProjectsArgs {
+    /// Read the lake as of this date (end of day, UTC+8) or RFC 3339 timestamp
+    /// (default: now).
+    #[arg(long, env = "GDX_AS_OF")]
+    pub(crate) as_of: Option<gdx_lake::sql::AsOf>,
+    /// Stages and the days allowed for each (default: the built-in
+    /// deploy/policies/project_stages.toml).
+    #[arg(long, env = "GDX_PROJECT_STAGES")]
+    pub(crate) stages: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) lake: LakeArgs,
 }
 
 #[derive(Debug, Subcommand)]

@@ -1,4 +1,4 @@
-//! The catalog and identifier commands, run as a user would run them.
+//! The catalog, identifier and policy-file commands, run as a user would run them.
 
 mod common;
 
@@ -151,4 +151,61 @@ fn catalog_commands() {
         err.contains("did you mean: ps.household_registration"),
         "{err}"
     );
+}
+
+#[test]
+fn policy_check_accepts_every_shipped_policy_and_names_the_rule_a_bad_one_breaks() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/policies");
+    let mut files: Vec<String> = Vec::new();
+    for dir in [root.clone(), root.join("rewards")] {
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                files.push(p.to_str().unwrap().to_owned());
+            }
+        }
+    }
+    assert!(files.len() >= 6, "{files:?}");
+    let mut args = vec!["policy", "check"];
+    args.extend(files.iter().map(String::as_str));
+    let o = gdx(&args);
+    let out = stdout(&o);
+    assert!(
+        o.status.success(),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(
+        out.lines().filter(|l| l.starts_with("ok ")).count(),
+        files.len()
+    );
+    assert!(
+        out.contains("reward policy specialised-sme-2026 v1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("project stages v1: approval → bidding"),
+        "{out}"
+    );
+
+    // A reward policy without its legal basis, and one whose tiers overlap: refused by rule.
+    let tmp = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(root.join("rewards/tax_contribution.toml")).unwrap();
+    let no_basis: String = text
+        .lines()
+        .filter(|l| !l.starts_with("legal_basis"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    let overlap = text.replace("{ min = \"2000000.00\", max", "{ min = \"1500000.00\", max");
+    let (a, b) = (tmp.path().join("a.toml"), tmp.path().join("b.toml"));
+    std::fs::write(&a, no_basis).unwrap();
+    std::fs::write(&b, overlap).unwrap();
+    let o = gdx(&["policy", "check", a.to_str().unwrap(), b.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("reward policy tax-contribution-2026: legal_basis is required"),
+        "{err}"
+    );
+    assert!(err.contains("amount.tiers[0] and [1] overlap"), "{err}");
 }

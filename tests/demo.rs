@@ -420,14 +420,6 @@ fn query(lake: &Path, sql: &str) -> Vec<Row> {
         .collect()
 }
 
-fn lines(path: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// `field` of every feed line of `topic` that ingest accepted (a wrong check digit on a
 /// `reject` field is the one thing the simulator does that ingest turns away), as the
 /// canonical identifier.
@@ -438,7 +430,7 @@ fn accepted(
     rejected: &HashSet<(String, usize)>,
     canonical: impl Fn(&str) -> Option<String>,
 ) -> HashSet<String> {
-    lines(&feeds.join(format!("{topic}.jsonl")))
+    common::jsonl(&feeds.join(format!("{topic}.jsonl")))
         .iter()
         .enumerate()
         .filter(|(i, _)| !rejected.contains(&(topic.to_owned(), i + 1)))
@@ -471,7 +463,7 @@ fn profiles_match_the_ground_truth(data: &Path, catalog: &gdx_catalog::Catalog) 
     let feeds = data.join("feeds");
     let lake = data.join("lake");
     let mut rejected = HashSet::new();
-    for n in lines(&feeds.join("_truth/noise.jsonl")) {
+    for n in common::jsonl(&feeds.join("_truth/noise.jsonl")) {
         let ds = catalog.get(n["topic"].as_str().unwrap()).unwrap();
         let field = ds.field(n["field"].as_str().unwrap()).unwrap();
         if n["kind"] == "bad_check_digit" && field.check == Some(gdx_catalog::CheckPolicy::Reject) {
@@ -514,7 +506,7 @@ fn profiles_match_the_ground_truth(data: &Path, catalog: &gdx_catalog::Catalog) 
             "two profiles for one resident"
         );
     }
-    let truth = lines(&feeds.join("_truth/residents.jsonl"));
+    let truth = common::jsonl(&feeds.join("_truth/residents.jsonl"));
     let end = chrono::NaiveDate::from_ymd_opt(2026, 10, 31).unwrap();
     let mut checked = 0;
     for t in &truth {
@@ -618,7 +610,7 @@ fn profiles_match_the_ground_truth(data: &Path, catalog: &gdx_catalog::Catalog) 
             "two profiles for one enterprise"
         );
     }
-    let truth = lines(&feeds.join("_truth/enterprises.jsonl"));
+    let truth = common::jsonl(&feeds.join("_truth/enterprises.jsonl"));
     for t in &truth {
         let id = t["uscc"].as_str().unwrap();
         let Some(p) = by_uscc.get(id) else {
@@ -745,6 +737,12 @@ fn the_demo_serves_the_exchange_and_its_printed_calls_work_as_printed() {
     // Civil affairs' allowance run: committed to the ledger.
     assert!(said.contains("\"month\":\"2026-10\""), "{said}");
     assert!(said.contains("\"recoveries\":"), "{said}");
+    // Civil affairs' 应享未享: its three benefits' findings.
+    assert!(
+        said.contains("\"benefit\":\"disability_subsidy\"")
+            && said.contains("\"entitled_not_receiving\":"),
+        "{said}"
+    );
     // psql over pgwire, as ps's own system.
     assert!(said.contains(" residents"), "{said}");
     assert!(said.contains("(3 rows)"), "{said}");

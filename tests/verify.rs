@@ -13,23 +13,15 @@ use serde_json::{Value, json};
 
 const VERIFY: &str = "/v1/verify/property-certificate";
 
-fn lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
 /// The feed keys (certificate or contract numbers) the simulator's noise touched: their
 /// records in the lake may differ from the truth by design, so they are left out.
 fn noised(feeds: &Path, topic: &str) -> HashSet<String> {
-    let touched: HashSet<usize> = lines(&feeds.join("_truth/noise.jsonl"))
+    let touched: HashSet<usize> = common::jsonl(&feeds.join("_truth/noise.jsonl"))
         .iter()
         .filter(|n| n["topic"] == topic)
         .map(|n| n["line"].as_u64().unwrap() as usize)
         .collect();
-    lines(&feeds.join(format!("{topic}.jsonl")))
+    common::jsonl(&feeds.join(format!("{topic}.jsonl")))
         .iter()
         .enumerate()
         .filter(|(i, _)| touched.contains(&(i + 1)))
@@ -45,7 +37,7 @@ fn feeds() -> std::path::PathBuf {
 fn an_active_certificate() -> Value {
     let feeds = feeds();
     let skip = noised(&feeds, "nre.property_certificate");
-    lines(&feeds.join("_truth/certificates.jsonl"))
+    common::jsonl(&feeds.join("_truth/certificates.jsonl"))
         .into_iter()
         .find(|c| c["status"] == "active" && !skip.contains(c["certificate_no"].as_str().unwrap()))
         .unwrap()
@@ -140,7 +132,7 @@ fn every_certificate_in_the_ground_truth_verifies_as_the_truth_says() {
     let key = clerk(&s);
     let feeds = feeds();
     let skip = noised(&feeds, "nre.property_certificate");
-    let truth: Vec<Value> = lines(&feeds.join("_truth/certificates.jsonl"))
+    let truth: Vec<Value> = common::jsonl(&feeds.join("_truth/certificates.jsonl"))
         .into_iter()
         .filter(|c| !skip.contains(c["certificate_no"].as_str().unwrap()))
         .collect();
@@ -522,7 +514,7 @@ fn a_cancellation_reaches_the_register_within_seconds_of_its_event() {
     let p = common::publish("nre.property_certificate", &feed, &broker);
     assert!(p.status.success(), "{}", String::from_utf8_lossy(&p.stderr));
     // The newest record of an active certificate, and a cancellation of it.
-    let c = lines(&feeds.join("_truth/certificates.jsonl"))
+    let c = common::jsonl(&feeds.join("_truth/certificates.jsonl"))
         .into_iter()
         .find(|c| c["status"] == "active")
         .unwrap();
@@ -535,7 +527,10 @@ fn a_cancellation_reaches_the_register_within_seconds_of_its_event() {
         }),
         "the published certificate never verified"
     );
-    let last = lines(&feed).into_iter().rfind(|l| l["key"] == no).unwrap();
+    let last = common::jsonl(&feed)
+        .into_iter()
+        .rfind(|l| l["key"] == no)
+        .unwrap();
     let after = last["value"]["after"].clone();
     let mut cancelled = after.clone();
     cancelled["status"] = json!("cancelled");

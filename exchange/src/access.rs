@@ -268,7 +268,7 @@ impl TablePolicy for CallerPolicy {
                 };
             }
             (Some(ds), TableKind::Current) => ds.as_str().to_owned(),
-            (None, TableKind::Profile) => table.name.clone(),
+            (None, TableKind::Profile | TableKind::Review) => table.name.clone(),
             _ => return Access::Hidden,
         };
         let Some(a) = self.resources.get(&resource) else {

@@ -1,5 +1,6 @@
-//! What can be shared: every dataset of the catalog and the two profiles, with the facts a
-//! grant decision needs (owner, level, sharing type, fields with their levels).
+//! What can be shared: every dataset of the catalog, the two profiles and the benefits'
+//! 应享未享 findings (`scenarios.<benefit>_gaps`, owned by the benefit's department), with
+//! the facts a grant decision needs (owner, level, sharing type, fields with their levels).
 //!
 //! Data flow: the catalog (datasets, fields, grading, sharing type) and the profiles'
 //! declared grades → [`Resources`] → grant requests are checked against the resource they
@@ -8,6 +9,7 @@
 use std::collections::BTreeMap;
 
 use gdx_catalog::{Catalog, Level, SharingType};
+use gdx_lake::entitlements::{self, Benefit};
 use gdx_lake::profiles::{Profile, grades};
 
 use crate::model::DATA_CENTRE;
@@ -104,6 +106,32 @@ impl Resources {
                     fields,
                     subject: Some(grades::subject(p).to_owned()),
                     profile: true,
+                },
+            );
+        }
+        for b in Benefit::ALL {
+            let fields: Vec<ResourceField> = entitlements::COLUMNS
+                .iter()
+                .map(|c| {
+                    let g = entitlements::grade(c);
+                    ResourceField {
+                        name: (*c).to_owned(),
+                        level: g.level,
+                        personal: g.pii.is_some(),
+                    }
+                })
+                .collect();
+            let level = fields.iter().map(|f| f.level).max().unwrap_or(Level::CORE);
+            by_name.insert(
+                b.table(),
+                Resource {
+                    name: b.table(),
+                    owner: b.department().to_owned(),
+                    level,
+                    sharing: SharingType::Conditional,
+                    fields,
+                    subject: Some("resident_id".to_owned()),
+                    profile: false,
                 },
             );
         }

@@ -16,6 +16,7 @@
 pub mod audit;
 pub mod background;
 pub mod engine;
+pub mod entitlements;
 pub mod fold;
 pub mod journal;
 pub mod ledger;

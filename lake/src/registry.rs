@@ -41,6 +41,8 @@ pub enum Contents {
     Audit,
     /// The elderly allowance's ledger (`scenarios.elderly_allowance_ledger`).
     AllowanceLedger,
+    /// A benefit's 应享未享 findings (`scenarios.<benefit>_gaps`, a view).
+    Gaps(crate::entitlements::Benefit),
     /// `catalog.datasets` or `catalog.fields`.
     Catalog,
 }
@@ -86,6 +88,7 @@ impl TableSpec {
                 format!("_system/scenarios/{}", crate::ledger::ELDERLY_ALLOWANCE)
             }
             Contents::Catalog => self.name.clone(),
+            Contents::Gaps(b) => format!("scenarios/{}_gaps", b.name()),
         }
     }
 }
@@ -249,6 +252,7 @@ pub(crate) fn table_info(
         Contents::DeadLetters => dead_letter_grade(column),
         Contents::Audit => crate::audit::audit_grade(column),
         Contents::AllowanceLedger => crate::ledger::ledger_grade(column),
+        Contents::Gaps(_) => crate::entitlements::grade(column),
         Contents::Catalog => ColumnGrade::public(),
     };
     let subject = match contents {
@@ -259,6 +263,7 @@ pub(crate) fn table_info(
                 .unwrap_or_else(|| provenance::KEY.to_owned())
         }),
         Contents::Profile(p) => Some(grades::subject(*p).to_owned()),
+        Contents::Gaps(_) => Some("resident_id".to_owned()),
         _ => None,
     };
     TableInfo {
@@ -314,6 +319,9 @@ pub struct Snapshot {
     /// Profiles not built yet, planned from their SQL over this snapshot's tables by the
     /// first session that needs them.
     pub(crate) planned_profiles: tokio::sync::OnceCell<Vec<OpenedTable>>,
+    /// The benefits' gaps views, planned over this snapshot's tables as of the day of the
+    /// first session that needs them.
+    pub(crate) planned_gaps: tokio::sync::OnceCell<Vec<OpenedTable>>,
 }
 
 impl Snapshot {
@@ -374,6 +382,7 @@ impl TableRegistry {
             snapshot: RwLock::new(Arc::new(Snapshot {
                 tables,
                 planned_profiles: tokio::sync::OnceCell::new(),
+                planned_gaps: tokio::sync::OnceCell::new(),
             })),
         }))
     }
@@ -416,6 +425,7 @@ impl TableRegistry {
             *self.snapshot.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Snapshot {
                 tables,
                 planned_profiles: tokio::sync::OnceCell::new(),
+                planned_gaps: tokio::sync::OnceCell::new(),
             });
         }
         Ok(report)

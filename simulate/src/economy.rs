@@ -289,14 +289,16 @@ fn projects(w: &mut World, rng: &mut Rng) {
     if builders.is_empty() {
         return;
     }
-    let n = (w.enterprises.len() / 2000).max(3);
-    let stages: [(&str, &str); 6] = [
-        ("approval", "区发展和改革局"),
-        ("bidding", "区公共资源交易中心"),
-        ("land", "区自然资源和规划局"),
-        ("construction_permit", "区住房和城市更新局"),
-        ("quality_supervision", "区建设工程质量安全监督站"),
-        ("completion", "区住房和城市更新局"),
+    let n = (w.enterprises.len() / 100).max(6);
+    // Each stage with the days it takes after the one before (most within the district's
+    // limits, some not: the timeline's overdue and stuck stages).
+    let stages: [(&str, &str, (i64, i64)); 6] = [
+        ("approval", "区发展和改革局", (0, 0)),
+        ("bidding", "区公共资源交易中心", (30, 210)),
+        ("land", "区自然资源和规划局", (30, 210)),
+        ("construction_permit", "区住房和城市更新局", (20, 140)),
+        ("quality_supervision", "区建设工程质量安全监督站", (5, 70)),
+        ("completion", "区住房和城市更新局", (200, 800)),
     ];
     for i in 0..n {
         let mut d = date_between(
@@ -305,12 +307,12 @@ fn projects(w: &mut World, rng: &mut Rng) {
             end - Duration::days(30),
         );
         let mut events = Vec::new();
-        for (stage, dept) in stages {
+        for (stage, dept, (lo, hi)) in stages {
+            d += Duration::days(range(rng, lo, hi));
             if d > end {
                 break;
             }
             events.push((stage, d, dept));
-            d += Duration::days(range(rng, 20, 240));
         }
         let kind = pick(
             rng,
@@ -339,6 +341,9 @@ fn projects(w: &mut World, rng: &mut Rng) {
             ),
             builder: *pick(rng, &builders),
             investment_fen: range(rng, 5_000, 500_000) * 1_000_000,
+            // Planted: 15 % of the projects past their land stage never had it reported.
+            unreported: (events.len() >= 4 && crate::rng::planted(i as u64, 0x1A4D, 150))
+                .then(|| events[2].0),
             events,
         });
     }

@@ -86,6 +86,8 @@ pub(crate) struct Project {
     pub(crate) investment_fen: i64,
     /// (stage, date, department), in order.
     pub(crate) events: Vec<(&'static str, NaiveDate, &'static str)>,
+    /// A stage that happened but whose department never reported it (a gap on the timeline).
+    pub(crate) unreported: Option<&'static str>,
 }
 
 #[derive(Debug, Clone)]

@@ -14,6 +14,7 @@
 mod economy;
 mod emit;
 mod entities;
+mod entitlements;
 mod feed;
 mod feeds;
 mod generate;

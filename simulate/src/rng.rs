@@ -19,6 +19,15 @@ pub(crate) fn stream(seed: u64, label: &str) -> Rng {
     ChaCha8Rng::seed_from_u64(seed ^ h.rotate_left(17))
 }
 
+/// Whether `key` is among the `per_mille` ‰ that a planted case of kind `salt` picks: a
+/// hash, not a stream, so the ground truth and every feed agree without sharing a draw.
+pub(crate) fn planted(key: u64, salt: u64, per_mille: u64) -> bool {
+    let mut x = key ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    (x ^ (x >> 31)) % 1000 < per_mille
+}
+
 pub(crate) fn chance(rng: &mut Rng, p: f64) -> bool {
     p > 0.0 && rng.random_bool(p.min(1.0))
 }

@@ -3,7 +3,10 @@
 //! Data flow: the [`World`] as it really is at the end of the window → `residents.jsonl`
 //! (one line per person: identity, status with dates, household, benefits, property),
 //! `enterprises.jsonl` (status, size, finances, qualifications, listings), `elderly_overpayments.jsonl`
-//! (allowance paid for months after a death the police learnt of late), `certificates.jsonl`
+//! (allowance paid for months after a death the police learnt of late), `entitlements.jsonl`
+//! (who is entitled to a benefit but not receiving it, and the reverse, see
+//! [`crate::entitlements`]), `projects.jsonl` (every major project's stages by the end, with
+//! the ones never reported), `certificates.jsonl`
 //! (every property certificate registered by the end: its attributes, active or cancelled,
 //! and the housing contract it was sold under), `noise.jsonl`
 //! (every record the noise step altered: topic, line, kind, field) and `summary.json`.
@@ -220,6 +223,40 @@ pub(crate) fn write_entities(w: &World, out: &Path) -> Result<()> {
         }
     }
     write_lines(&dir.join("elderly_overpayments.jsonl"), over.into_iter())?;
+    write_lines(
+        &dir.join("entitlements.jsonl"),
+        crate::entitlements::findings(w).into_iter(),
+    )?;
+
+    #[derive(Serialize)]
+    struct StageTruth {
+        stage: &'static str,
+        date: NaiveDate,
+        /// False for a stage its department never reported.
+        reported: bool,
+    }
+    #[derive(Serialize)]
+    struct ProjectTruth<'a> {
+        project_code: &'a str,
+        project_name: &'a str,
+        builder_uscc: &'a str,
+        stages: Vec<StageTruth>,
+    }
+    let projects = w.projects.iter().map(|p| ProjectTruth {
+        project_code: &p.code,
+        project_name: &p.name,
+        builder_uscc: &w.enterprises[p.builder as usize].uscc,
+        stages: p
+            .events
+            .iter()
+            .map(|(stage, date, _)| StageTruth {
+                stage,
+                date: *date,
+                reported: p.unreported != Some(*stage),
+            })
+            .collect(),
+    });
+    write_lines(&dir.join("projects.jsonl"), projects)?;
 
     #[derive(Serialize)]
     struct CertificateTruth<'a> {

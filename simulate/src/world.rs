@@ -71,6 +71,22 @@ impl Person {
     pub(crate) fn death_known_on(&self) -> Option<NaiveDate> {
         self.death.map(|d| d + Duration::days(self.ps_death_lag))
     }
+
+    /// The day the hospital (卫健) issues the death certificate: 0–2 days after the death,
+    /// fixed by the person's ID so the ground truth knows it.
+    pub(crate) fn death_certified_on(&self) -> Option<NaiveDate> {
+        let h = self.id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+        self.death.map(|d| d + Duration::days((h % 3) as i64))
+    }
+
+    /// Whether the death reaches the hospital's or the police's records (someone who moved
+    /// away before dying is recorded elsewhere).
+    pub(crate) fn death_recorded_here(&self) -> bool {
+        self.death
+            .is_some_and(|d| self.moved_out.is_none_or(|(m, _)| m >= d))
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -340,12 +340,18 @@ async fn serve_exchange(
     println!(
         "  curl -s -X POST -H \"Authorization: Bearer $MCA_SYSTEM\" {data} -H 'Content-Type: application/json' -d '{{\"month\":\"2026-10\",\"as_of\":\"2026-10-15\"}}' \"$GDX/v1/scenarios/elderly-allowance/runs\"; echo"
     );
+    println!(
+        "  # 9. civil affairs' 应享未享 as of the window's last day: per benefit, who is entitled but not receiving it and who receives it without being entitled, by rule (the people: the view's rows)"
+    );
+    println!(
+        "  curl -s -H \"Authorization: Bearer $MCA_SYSTEM\" {data} \"$GDX/v1/scenarios/entitlements?as_of=2026-10-31\"; echo"
+    );
     if let (Some(pg), Some((_, _, _, system))) = (
         ex.pg_addr(),
         keys.iter().find(|(var, ..)| *var == "PS_SYSTEM"),
     ) {
         println!(
-            "  # 9. SQL over the PostgreSQL wire protocol (needs psql), as ps's own system: same policy, audited"
+            "  # 10. SQL over the PostgreSQL wire protocol (needs psql), as ps's own system: same policy, audited"
         );
         println!(
             "  PGPASSWORD=$PS_SYSTEM psql \"host={} port={} dbname=gdx user={system} options='-c gdx.purpose=social_assistance -c gdx.case=DEMO-2026-001'\" -c \"select street, count(*) as residents from ps.household_registration group by street order by residents desc, street limit 3\"",

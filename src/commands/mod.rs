@@ -10,6 +10,7 @@ mod ingest;
 mod lake;
 mod outcomes;
 mod profiles;
+mod projects;
 mod prompt;
 mod publish;
 mod scenario;
@@ -68,6 +69,24 @@ pub(crate) fn open_lake(location: &str) -> anyhow::Result<gdx_lake::LakeLocation
     Ok(lake)
 }
 
+/// The policy in `path`, read and checked; the built-in one without a path.
+pub(crate) fn policy_file<T, E>(
+    path: Option<&std::path::Path>,
+    builtin: fn() -> T,
+    parse: fn(&str) -> Result<T, E>,
+) -> anyhow::Result<T>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    use anyhow::Context;
+    let Some(path) = path else {
+        return Ok(builtin());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse(&text).with_context(|| format!("{}", path.display()))
+}
+
 pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let _ = SPILL_DIR.set(cli.spill_dir);
     match cli.command {
@@ -94,6 +113,27 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Grant(c) => exchange::grant(c),
         Command::Audit(c) => exchange::audit(c),
         Command::Scenario(crate::cli::ScenarioCommand::Allowance(c)) => scenario::allowance(c),
+        Command::Scenario(crate::cli::ScenarioCommand::Projects(c)) => projects::projects(c),
+        Command::Policy(crate::cli::PolicyCommand::Check { files }) => {
+            let mut refused = 0;
+            for f in &files {
+                let checked = std::fs::read_to_string(f)
+                    .map_err(|e| format!("cannot read: {e}"))
+                    .and_then(|text| gdx_exchange::scenarios::check_policy(&text));
+                match checked {
+                    Ok(summary) => println!("ok {}: {summary}", f.display()),
+                    Err(why) => {
+                        refused += 1;
+                        eprintln!("refused {}: {why}", f.display());
+                    }
+                }
+            }
+            Ok(if refused == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            })
+        }
         Command::Verify(crate::cli::VerifyCommand::PropertyCertificate(args)) => {
             verify::property_certificate(args)
         }

@@ -9,7 +9,6 @@
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
 use gdx_exchange::scenarios::allowance::AllowancePolicy;
 use gdx_exchange::scenarios::allowance::publish::{PublishReport, publish};
 use gdx_exchange::scenarios::allowance::run::{RunRequest, run};
@@ -43,14 +42,11 @@ pub(crate) fn allowance(cmd: AllowanceCommand) -> anyhow::Result<ExitCode> {
             publish,
             lake,
         } => {
-            let policy = match &policy {
-                None => AllowancePolicy::builtin(),
-                Some(path) => {
-                    let text = std::fs::read_to_string(path)
-                        .with_context(|| format!("reading {}", path.display()))?;
-                    AllowancePolicy::parse(&text).with_context(|| format!("{}", path.display()))?
-                }
-            };
+            let policy = super::policy_file(
+                policy.as_deref(),
+                AllowancePolicy::builtin,
+                AllowancePolicy::parse,
+            )?;
             let catalog = load_catalog(&lake.source)?;
             let location = super::open_lake(&lake.lake)?;
             let as_of = match as_of {

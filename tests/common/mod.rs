@@ -98,6 +98,15 @@ pub fn rows(rt: &tokio::runtime::Runtime, url: &url::Url) -> u64 {
     rt.block_on(gdx_lake::read::row_count(url)).unwrap()
 }
 
+/// The JSON values of a JSON-lines file (the simulator's feeds and ground truth).
+pub fn jsonl(path: &std::path::Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
 /// Spawns `gdx ingest` against `brokers`, writing into `lake`.
 pub fn spawn_ingest(brokers: &str, lake: &Path, extra: &[&str]) -> std::process::Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gdx"))

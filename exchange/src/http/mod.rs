@@ -15,10 +15,12 @@ mod catalog;
 mod doc;
 pub mod encode;
 pub mod error;
+mod gaps;
 mod grants;
 mod health;
 mod limit;
 mod profiles;
+mod projects;
 mod rows;
 mod scenarios;
 mod sql;
@@ -125,6 +127,8 @@ pub struct ExchangeConfig {
     /// Where a run's outcomes are published (notifications, payment facts); `None`: the
     /// ledger only (`gdx scenario allowance publish` publishes later).
     pub outcomes: Option<Arc<dyn crate::scenarios::allowance::publish::OutcomeSink>>,
+    /// The stages of a major project and the days allowed for each (the timeline's flags).
+    pub project_stages: crate::scenarios::projects::StagePolicy,
 }
 
 impl ExchangeConfig {
@@ -151,6 +155,7 @@ impl ExchangeConfig {
             pg: None,
             allowance: crate::scenarios::allowance::AllowancePolicy::builtin(),
             outcomes: None,
+            project_stages: crate::scenarios::projects::StagePolicy::builtin(),
         }
     }
 }
@@ -189,6 +194,8 @@ pub struct Shared {
     pub allowance: Arc<crate::scenarios::allowance::AllowancePolicy>,
     /// Where the allowance's outcomes are published, when configured.
     pub outcomes: Option<Arc<dyn crate::scenarios::allowance::publish::OutcomeSink>>,
+    /// The stages of a major project and their limits.
+    pub project_stages: Arc<crate::scenarios::projects::StagePolicy>,
     metrics: Option<Arc<dyn Fn() -> String + Send + Sync>>,
 }
 
@@ -241,6 +248,8 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(sql::sql))
         .routes(routes!(verify::property_certificate))
         .routes(routes!(scenarios::allowance_run, scenarios::allowance_runs))
+        .routes(routes!(gaps::entitlements))
+        .routes(routes!(projects::timeline))
         .routes(routes!(grants::list, grants::request))
         .routes(routes!(grants::show))
         .routes(routes!(grants::decision))
@@ -409,6 +418,7 @@ impl Exchange {
                     .map_err(|e| Error::Internal(format!("property-certificate register: {e}")))?,
             ),
             allowance: Arc::new(cfg.allowance.clone()),
+            project_stages: Arc::new(cfg.project_stages.clone()),
             outcomes: cfg.outcomes.clone(),
             metrics,
         }));

@@ -9,6 +9,70 @@
 
 pub mod allowance;
 pub mod certificate;
+pub mod projects;
+pub mod rewards;
+
+/// Checks one policy file of `deploy/policies/` of any kind (its `policy = "..."` says
+/// which): a one-line summary of what it holds, or what is wrong with it.
+pub fn check_policy(text: &str) -> Result<String, String> {
+    let kind = toml::from_str::<toml::Table>(text)
+        .map_err(|e| format!("not TOML: {e}"))?
+        .get("policy")
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .ok_or("no `policy = \"...\"` line saying which kind of policy the file holds")?;
+    match kind.as_str() {
+        "reward" => {
+            let p = rewards::RewardPolicy::parse(text).map_err(|e| e.to_string())?;
+            Ok(format!(
+                "reward policy {} v{} ({}): {} by {}, {}, {} – {}, cap {} a firm, budget {}, approvals {}",
+                p.id,
+                p.version,
+                p.title,
+                if p.application {
+                    "on application"
+                } else {
+                    "without application (免申即享)"
+                },
+                p.department,
+                match &p.amount {
+                    rewards::Amount::Fixed(a) => format!("fixed {}", rewards::policy::yuan(*a)),
+                    rewards::Amount::Tiered { tiers, top_up, .. } => format!(
+                        "{} tiers{}",
+                        tiers.len(),
+                        if *top_up { " with top-ups" } else { "" }
+                    ),
+                },
+                p.from,
+                p.to,
+                rewards::policy::yuan(p.per_firm_cap),
+                rewards::policy::yuan(p.budget),
+                p.approvals.join(" → ")
+            ))
+        }
+        "elderly_allowance" => {
+            let p = allowance::AllowancePolicy::parse(text).map_err(|e| e.to_string())?;
+            Ok(format!(
+                "elderly allowance policy: {} version(s)",
+                p.versions().len()
+            ))
+        }
+        "project_stages" => {
+            let p = projects::StagePolicy::parse(text).map_err(|e| e.to_string())?;
+            Ok(format!(
+                "project stages v{}: {}",
+                p.version,
+                p.stages
+                    .iter()
+                    .map(|s| s.stage.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" → ")
+            ))
+        }
+        other => Err(format!(
+            "policy = {other:?}: not a kind gdx knows (reward, elderly_allowance, project_stages)"
+        )),
+    }
+}
 
 /// Hundredths (fen, or hundredths of a square metre) of a non-negative decimal written with
 /// at most two decimals, exactly as written (full-width digits accepted; no rounding).

@@ -41,6 +41,8 @@ pub enum TableKind {
     Deleted,
     /// A citizen or enterprise profile.
     Profile,
+    /// A scenario's findings over other tables (a benefit's 应享未享 gaps).
+    Review,
     /// The lake's own tables: dead letters, the catalog.
     System,
 }
@@ -52,6 +54,7 @@ impl TableKind {
             TableKind::Current => "current",
             TableKind::Deleted => "deleted",
             TableKind::Profile => "profile",
+            TableKind::Review => "review",
             TableKind::System => "system",
         }
     }

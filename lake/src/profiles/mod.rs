@@ -68,11 +68,9 @@ pub async fn build(
     let registry = TableRegistry::open_some(lake, catalog, |t| t.kind == input).await?;
     let session = LakeSession::open(&registry, Arc::new(AllowAll), &session_opts).await?;
     let snapshot = registry.snapshot();
-    let day = opts.as_of.map(|a| a.date()).unwrap_or_else(|| {
-        chrono::Utc::now()
-            .with_timezone(&crate::sql::time_travel::district_offset())
-            .date_naive()
-    });
+    let day = opts
+        .as_of
+        .map_or_else(crate::sql::time_travel::district_today, |a| a.date());
     // The versions this session reads: `current` tables, or `events` when as of a date.
     let kind = if opts.as_of.is_some() { "_events" } else { "" };
     let inputs: BTreeMap<String, Option<u64>> = catalog

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use datafusion::datasource::TableProvider;
 use gdx_catalog::Catalog;
 
-use super::{LakeSession, SessionOptions, SourceTable, plan_profiles, time_travel};
+use super::{LakeSession, SessionOptions, SourceTable, plan_gaps, plan_profiles, time_travel};
 use crate::Result;
 use crate::fold::{column_list, current_schema};
 use crate::policy::{AllowAll, TableKind};
@@ -58,7 +58,7 @@ pub(super) async fn tables(
     for t in stored {
         let info = &t.opened.info;
         let Some(id) = &info.dataset else {
-            if info.kind != TableKind::Profile {
+            if !matches!(info.kind, TableKind::Profile | TableKind::Review) {
                 out.push(t.clone());
             }
             continue;
@@ -101,7 +101,12 @@ pub(super) async fn tables(
             deleted,
         ));
     }
-    for p in plan_profiles(catalog, &states, at.date()).await? {
+    let gaps = plan_gaps(catalog, &states, at.date()).await?;
+    for p in plan_profiles(catalog, &states, at.date())
+        .await?
+        .into_iter()
+        .chain(gaps)
+    {
         out.push(SourceTable {
             name: p.info.name.clone(),
             opened: p,

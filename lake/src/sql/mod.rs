@@ -37,6 +37,7 @@ pub(crate) use catalog_tables::catalog_table;
 pub use time_travel::AsOf;
 
 use crate::engine::{DEFAULT_MEMORY_LIMIT, df_err, session};
+use crate::entitlements::Benefit;
 use crate::policy::guard::PolicyGuard;
 use crate::policy::{Access, AllowAll, PolicyTable, TableInfo, TableKind, TablePolicy};
 use crate::profiles::definition::{self as profiles, Profile};
@@ -158,6 +159,7 @@ pub(crate) fn close_names(name: &str, known: &[&str]) -> Vec<String> {
 async fn stored_tables(registry: &TableRegistry, snapshot: &Snapshot) -> Result<Vec<SourceTable>> {
     let mut out: Vec<SourceTable> = Vec::new();
     let mut unbuilt = Vec::new();
+    let today = time_travel::district_today;
     for t in snapshot.tables() {
         match &t.opened {
             Some(o) => out.push(SourceTable {
@@ -167,23 +169,46 @@ async fn stored_tables(registry: &TableRegistry, snapshot: &Snapshot) -> Result<
             None => unbuilt.push(t),
         }
     }
-    if unbuilt.is_empty() {
-        return Ok(out);
+    let gaps = snapshot
+        .planned_gaps
+        .get_or_try_init(|| plan_gaps(registry.catalog(), &out, today()))
+        .await?
+        .clone();
+    if !unbuilt.is_empty() {
+        let planned = snapshot
+            .planned_profiles
+            .get_or_try_init(|| plan_profiles(registry.catalog(), &out, today()))
+            .await?;
+        out.extend(planned.iter().map(|o| SourceTable {
+            name: o.info.name.clone(),
+            opened: o.clone(),
+        }));
     }
-    let planned = snapshot
-        .planned_profiles
-        .get_or_try_init(|| async {
-            let today = chrono::Utc::now()
-                .with_timezone(&time_travel::district_offset())
-                .date_naive();
-            plan_profiles(registry.catalog(), &out, today).await
-        })
-        .await?;
-    out.extend(planned.iter().map(|o| SourceTable {
+    out.extend(gaps.into_iter().map(|o| SourceTable {
         name: o.info.name.clone(),
-        opened: o.clone(),
+        opened: o,
     }));
     Ok(out)
+}
+
+/// The benefits' gaps views as of `day` over `tables` (planned as the operator, like the
+/// profiles: the reader's policy applies to their findings); a benefit whose records are not
+/// among `tables` (a registry of the lake's own tables only) has none.
+pub(crate) async fn plan_gaps(
+    catalog: &Catalog,
+    tables: &[SourceTable],
+    day: chrono::NaiveDate,
+) -> Result<Vec<OpenedTable>> {
+    let present = |name: &str| tables.iter().any(|t| t.name == name);
+    let views = Benefit::ALL
+        .into_iter()
+        .filter(|b| b.inputs().into_iter().all(present))
+        .map(|b| {
+            let sql = crate::entitlements::sql(b, day);
+            (b.table(), TableKind::Review, Contents::Gaps(b), sql)
+        })
+        .collect();
+    plan_views(catalog, tables, views).await
 }
 
 /// The profiles as views of their SQL as of `day` over `tables` (the operator's view of
@@ -193,16 +218,38 @@ pub(crate) async fn plan_profiles(
     tables: &[SourceTable],
     day: chrono::NaiveDate,
 ) -> Result<Vec<OpenedTable>> {
+    let views = Profile::ALL
+        .into_iter()
+        .map(|p| {
+            let name = format!("profiles.{}", p.name());
+            (
+                name,
+                TableKind::Profile,
+                Contents::Profile(p),
+                profiles::sql(p, day),
+            )
+        })
+        .collect();
+    plan_views(catalog, tables, views).await
+}
+
+/// Views of SQL over the operator's view of `tables`: (name, kind, contents, SQL) each, graded
+/// by what they contain.
+async fn plan_views(
+    catalog: &Catalog,
+    tables: &[SourceTable],
+    views: Vec<(String, TableKind, Contents, String)>,
+) -> Result<Vec<OpenedTable>> {
     let system =
         LakeSession::assemble(catalog, tables, &AllowAll, &SessionOptions::default(), None)?;
     let mut out = Vec::new();
-    for p in Profile::ALL {
-        let view = system.view(&profiles::sql(p, day)).await?;
+    for (name, kind, contents, sql) in views {
+        let view = system.view(&sql).await?;
         let info = Arc::new(crate::registry::table_info(
             catalog,
-            &format!("profiles.{}", p.name()),
-            TableKind::Profile,
-            &Contents::Profile(p),
+            &name,
+            kind,
+            &contents,
             &view.schema(),
         ));
         out.push(OpenedTable {

@@ -33,6 +33,13 @@ pub fn district_offset() -> FixedOffset {
     FixedOffset::east_opt(8 * 3600).expect("UTC+8")
 }
 
+/// Today in the district (UTC+8).
+pub fn district_today() -> chrono::NaiveDate {
+    chrono::Utc::now()
+        .with_timezone(&district_offset())
+        .date_naive()
+}
+
 /// A point in business time. A bare date means the end of that day in the district's time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AsOf {

@@ -295,6 +295,9 @@ pub(super) fn project_event(w: &World, f: &mut Feed<'_>) {
     for (i, p) in w.projects.iter().enumerate() {
         let builder = &w.enterprises[p.builder as usize];
         for (k, (stage, d, dept)) in p.events.iter().enumerate() {
+            if p.unreported == Some(*stage) {
+                continue;
+            }
             let rec = Rec::with_capacity(9)
                 .set("event_id", format!("XM{:05}{:02}", i + 1, k + 1))
                 .set("project_code", p.code.as_str())

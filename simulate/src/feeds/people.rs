@@ -157,9 +157,10 @@ pub(super) fn death_certificate(w: &World, f: &mut Feed<'_>) {
     let mut seq = 0u32;
     let mut deaths = 0usize;
     for p in &w.people {
-        let Some(death) = p.death else { continue };
-        let issued = death + Duration::days(range(&mut f.rng, 0, 2));
-        if issued > end || p.moved_out.is_some_and(|(d, _)| d < death) {
+        let (Some(death), Some(issued)) = (p.death, p.death_certified_on()) else {
+            continue;
+        };
+        if issued > end || !p.death_recorded_here() {
             continue;
         }
         seq += 1;

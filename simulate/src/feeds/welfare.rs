@@ -5,7 +5,7 @@ use chrono::{Datelike, Duration, Months, NaiveDate};
 
 use crate::emit::Rec;
 use crate::feed::{Feed, at};
-use crate::rng::{chance, office_time, range};
+use crate::rng::{chance, office_time, planted, range};
 use crate::world::{World, bank_card_for};
 
 /// Monthly subsistence standard per person (fen): raised on 2025-07-01.
@@ -17,19 +17,54 @@ fn subsistence_standard(d: NaiveDate) -> i64 {
     }
 }
 
+/// Salts of the cases the simulator plants for the 应享未享 checks (see
+/// [`crate::entitlements`]): systems that missed someone entitled, or never stopped.
+pub(crate) const MISSED_ELDERLY: u64 = 0xE1DE;
+pub(crate) const MISSED_CARE_SUBSIDY: u64 = 0xCA2E;
+pub(crate) const PENSION_NOT_STOPPED: u64 = 0x5E75;
+
+/// What 民政's subsistence system holds for one household: who applied, from when, and
+/// the day the case was terminated (`end_date`), if it was by the end of the window.
+pub(crate) struct SubsistenceCase {
+    pub(crate) applicant: u32,
+    pub(crate) begin: NaiveDate,
+    pub(crate) terminated: Option<NaiveDate>,
+}
+
+/// The subsistence case of household `h`: the first adult registered when it began; it is
+/// terminated when the household leaves the scheme, or when the police register the
+/// applicant's death (never when the applicant moves away: a gap the checks find).
+pub(crate) fn subsistence_case(w: &World, h: usize) -> Option<SubsistenceCase> {
+    let hh = &w.households[h];
+    let (begin, stop) = hh.subsistence?;
+    let start = w.cfg.start;
+    let &applicant = hh.members.iter().find(|&&m| {
+        w.people[m as usize].resident_on(begin.max(start))
+            && w.people[m as usize].age_on(begin) >= 18
+    })?;
+    let death_known = w.people[applicant as usize]
+        .death_known_on()
+        .filter(|d| *d <= w.cfg.end);
+    let stop = match (stop, death_known) {
+        (Some(s), Some(d)) => Some(s.min(d)),
+        (s, d) => s.or(d),
+    };
+    Some(SubsistenceCase {
+        applicant,
+        begin,
+        terminated: stop.map(|s| s.max(begin)),
+    })
+}
+
 pub(super) fn subsistence_allowance(w: &World, f: &mut Feed<'_>) {
-    let (start, end) = (w.cfg.start, w.cfg.end);
+    let start = w.cfg.start;
+    let end = w.cfg.end;
     let raise = NaiveDate::from_ymd_opt(2025, 7, 1).expect("date");
     for (h, hh) in w.households.iter().enumerate() {
-        let Some((begin, stop)) = hh.subsistence else {
+        let Some(case) = subsistence_case(w, h) else {
             continue;
         };
-        let Some(&applicant) = hh.members.iter().find(|&&m| {
-            w.people[m as usize].resident_on(begin.max(start))
-                && w.people[m as usize].age_on(begin) >= 18
-        }) else {
-            continue;
-        };
+        let (applicant, begin) = (case.applicant, case.begin);
         let a = &w.people[applicant as usize];
         let size = hh
             .members
@@ -62,20 +97,15 @@ pub(super) fn subsistence_allowance(w: &World, f: &mut Feed<'_>) {
             f.change(t_, 'c', None, Some(r.clone()));
             r
         };
-        let death_known = a.death_known_on().filter(|d| *d <= end);
-        let stop = match (stop, death_known) {
-            (Some(s), Some(d)) => Some(s.min(d)),
-            (s, d) => s.or(d),
-        };
-        if begin < raise && raise <= end && stop.is_none_or(|s| s > raise) {
+        if begin < raise && raise <= end && case.terminated.is_none_or(|s| s > raise) {
             let r = rec(raise, "active", None);
             let t_ = office_time(&mut f.rng, raise);
             f.change(t_, 'u', Some(current.clone()), Some(r.clone()));
             current = r;
         }
-        if let Some(s) = stop {
-            let r = rec(s.max(begin), "terminated", Some(s.max(begin)));
-            let t_ = office_time(&mut f.rng, s.max(begin));
+        if let Some(s) = case.terminated {
+            let r = rec(s, "terminated", Some(s));
+            let t_ = office_time(&mut f.rng, s);
             f.change(t_ + Duration::minutes(5), 'u', Some(current), Some(r));
         }
     }
@@ -109,6 +139,8 @@ pub(crate) fn payment_months(w: &World) -> Vec<NaiveDate> {
 /// Whether the allowance system pays person `p` for `month`: aged 70+ on the first of the
 /// month, registered in the district, and not known (to the police) as dead or moved out by
 /// the pay day. Deaths that reach the police late are paid: the over-payments to recover.
+/// 2 % of people it never enrolled (planted); and it pays by the age on the first, so a
+/// band reached later in the month waits for the next one.
 pub(crate) fn elderly_paid(w: &World, p: usize, month: NaiveDate) -> Option<(&'static str, i64)> {
     let person = &w.people[p];
     let pay_day = month + Duration::days(9);
@@ -117,6 +149,9 @@ pub(crate) fn elderly_paid(w: &World, p: usize, month: NaiveDate) -> Option<(&'s
     }
     if person.death_known_on().is_some_and(|k| k <= pay_day) {
         return None;
+    }
+    if planted(p as u64, MISSED_ELDERLY, 20) {
+        return None; // planted: the allowance system never enrolled this person
     }
     elderly_band(person.age_on(month))
 }
@@ -207,47 +242,83 @@ pub(super) fn disability_certificate(w: &World, f: &mut Feed<'_>) {
     }
 }
 
-pub(super) fn disability_subsidy(w: &World, f: &mut Feed<'_>) {
+/// One disability subsidy as 民政's system holds it.
+pub(crate) struct Subsidy {
+    /// `care` (重度残疾人护理补贴) or `living` (困难残疾人生活补贴).
+    pub(crate) kind: &'static str,
+    /// Its position among the person's subsidies (part of `subsidy_id`).
+    pub(crate) n: usize,
+    pub(crate) amount: i64,
+    pub(crate) begin: NaiveDate,
+    /// The day it was stopped by the end of the window (the police registered the death).
+    pub(crate) stopped: Option<NaiveDate>,
+}
+
+/// The disability subsidies the system pays person `i`: care for grades 1–2, living for a
+/// household that ever had subsistence allowance (the system never re-checks either: gaps
+/// the checks find), from the month after the certificate; 10 % of the care subsidies due
+/// it never set up (planted).
+pub(crate) fn disability_subsidies(w: &World, i: usize) -> Vec<Subsidy> {
     let (start, end) = (w.cfg.start, w.cfg.end);
     let floor = NaiveDate::from_ymd_opt(2016, 1, 1).expect("date");
+    let p = &w.people[i];
+    let Some(d) = &p.disability else {
+        return Vec::new();
+    };
+    let poor = w.households[p.household as usize].subsistence.is_some();
+    let care = d.grade <= 2 && !planted(i as u64, MISSED_CARE_SUBSIDY, 100);
+    let kinds: &[(&str, i64)] = match (care, poor) {
+        (true, true) => &[("care", 10_000), ("living", 10_000)],
+        (true, false) => &[("care", 10_000)],
+        (false, true) => &[("living", 10_000)],
+        (false, false) => &[],
+    };
+    let begin = (NaiveDate::from_ymd_opt(d.issued.year(), d.issued.month(), 1).expect("date")
+        + Months::new(1))
+    .max(floor);
+    if begin > end {
+        return Vec::new();
+    }
+    let first_day = begin.max(start);
+    let stopped = p.death_known_on().filter(|x| *x <= end && *x > first_day);
+    kinds
+        .iter()
+        .enumerate()
+        .map(|(n, (kind, amount))| Subsidy {
+            kind,
+            n,
+            amount: *amount,
+            begin,
+            stopped,
+        })
+        .collect()
+}
+
+pub(super) fn disability_subsidy(w: &World, f: &mut Feed<'_>) {
+    let start = w.cfg.start;
     for (i, p) in w.people.iter().enumerate() {
-        let Some(d) = &p.disability else { continue };
-        let poor = w.households[p.household as usize].subsistence.is_some();
-        let kinds: &[(&str, i64)] = match (d.grade <= 2, poor) {
-            (true, true) => &[("care", 10_000), ("living", 10_000)],
-            (true, false) => &[("care", 10_000)],
-            (false, true) => &[("living", 10_000)],
-            (false, false) => &[],
-        };
-        for (k, (kind, amount)) in kinds.iter().enumerate() {
-            let begin = NaiveDate::from_ymd_opt(d.issued.year(), d.issued.month(), 1)
-                .expect("date")
-                + Months::new(1);
-            let begin = begin.max(floor);
-            if begin > end {
-                continue;
-            }
+        for s in disability_subsidies(w, i) {
             let rec = |status: &'static str, stop: Option<NaiveDate>| {
                 Rec::with_capacity(8)
-                    .set("subsidy_id", format!("LB{}{:08}{}", w.district.code, i, k))
+                    .set(
+                        "subsidy_id",
+                        format!("LB{}{:08}{}", w.district.code, i, s.n),
+                    )
                     .set("resident_id", p.id.as_str())
                     .set("name", p.name.as_str())
-                    .set("subsidy_type", *kind)
-                    .money("monthly_amount", *amount)
-                    .set("start_date", begin)
+                    .set("subsidy_type", s.kind)
+                    .money("monthly_amount", s.amount)
+                    .set("start_date", s.begin)
                     .set("end_date", stop)
                     .set("status", status)
             };
-            let first = if begin < start {
+            let first = if s.begin < start {
                 at(start, i as u64)
             } else {
-                office_time(&mut f.rng, begin)
+                office_time(&mut f.rng, s.begin)
             };
             f.upsert(first, rec("active", None));
-            if let Some(known) = p
-                .death_known_on()
-                .filter(|x| *x <= end && *x > first.date())
-            {
+            if let Some(known) = s.stopped {
                 let t_ = office_time(&mut f.rng, known);
                 f.upsert(t_, rec("stopped", Some(known)));
             }
@@ -316,13 +387,30 @@ pub(super) fn social_insurance_enrolment(w: &World, f: &mut Feed<'_>) {
     }
 }
 
-pub(super) fn pension(w: &World, f: &mut Feed<'_>) {
+/// What 人社's pension system holds for person `i`: from the month after the retirement
+/// age, stopped when the police register the death — except 20 % of those, which it never
+/// stops (planted).
+pub(crate) fn pension_record(w: &World, i: usize) -> Option<(NaiveDate, Option<NaiveDate>)> {
     let (start, end) = (w.cfg.start, w.cfg.end);
+    let p = &w.people[i];
+    let pen = p.pension.as_ref()?;
+    if pen.start > end || p.death.is_some_and(|d| d < pen.start) {
+        return None;
+    }
+    let first_day = pen.start.max(start);
+    let stopped = p
+        .death_known_on()
+        .filter(|k| *k <= end && *k > first_day)
+        .filter(|_| !planted(i as u64, PENSION_NOT_STOPPED, 200));
+    Some((pen.start, stopped))
+}
+
+pub(super) fn pension(w: &World, f: &mut Feed<'_>) {
+    let start = w.cfg.start;
     for (i, p) in w.people.iter().enumerate() {
-        let Some(pen) = &p.pension else { continue };
-        if pen.start > end || p.death.is_some_and(|d| d < pen.start) {
+        let (Some(pen), Some((pen_start, stopped))) = (&p.pension, pension_record(w, i)) else {
             continue;
-        }
+        };
         let rec = |status: &'static str, stopped: Option<NaiveDate>| {
             Rec::with_capacity(8)
                 .set("resident_id", p.id.as_str())
@@ -336,21 +424,18 @@ pub(super) fn pension(w: &World, f: &mut Feed<'_>) {
                     },
                 )
                 .money("monthly_amount", pen.monthly_fen)
-                .set("start_date", pen.start)
+                .set("start_date", pen_start)
                 .set("bank_card", bank_card_for(i as u32))
                 .set("status", status)
                 .set("stopped_on", stopped)
         };
-        let first = if pen.start < start {
+        let first = if pen_start < start {
             at(start, i as u64)
         } else {
-            office_time(&mut f.rng, pen.start)
+            office_time(&mut f.rng, pen_start)
         };
         f.upsert(first, rec("active", None));
-        if let Some(known) = p
-            .death_known_on()
-            .filter(|k| *k <= end && *k > first.date())
-        {
+        if let Some(known) = stopped {
             let t_ = office_time(&mut f.rng, known);
             f.upsert(t_, rec("stopped", Some(known)));
         }

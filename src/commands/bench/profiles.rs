@@ -169,9 +169,7 @@ pub(crate) fn profiles(args: BenchProfilesArgs) -> anyhow::Result<ExitCode> {
     };
 
     // DuckDB: the same SQL over the same Parquet files of the `current` tables.
-    let day = chrono::Utc::now()
-        .with_timezone(&gdx_lake::sql::time_travel::district_offset())
-        .date_naive();
+    let day = gdx_lake::sql::time_travel::district_today();
     let cores = cores();
     let mut script = format!("set memory_limit = '{memory}MB'; set threads = {cores};\n");
     for ds in catalog.datasets() {
