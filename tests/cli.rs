@@ -180,7 +180,7 @@ fn policy_check_accepts_every_shipped_policy_and_names_the_rule_a_bad_one_breaks
         files.len()
     );
     assert!(
-        out.contains("reward policy specialised-sme-2026 v1"),
+        out.contains("reward policy specialised-sme-2025 v1"),
         "{out}"
     );
     assert!(
@@ -204,7 +204,7 @@ fn policy_check_accepts_every_shipped_policy_and_names_the_rule_a_bad_one_breaks
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
-        err.contains("reward policy tax-contribution-2026: legal_basis is required"),
+        err.contains("reward policy tax-contribution-2025: legal_basis is required"),
         "{err}"
     );
     assert!(err.contains("amount.tiers[0] and [1] overlap"), "{err}");

@@ -45,8 +45,8 @@ fn a_policy_with_a_mistake_is_refused_with_the_rule() {
             "legal_basis is required",
         ),
         (
-            fixed.replace("to = \"2026-12-31\"", "to = \"2025-12-31\""),
-            "ends (2025-12-31) before it starts",
+            fixed.replace("to = \"2025-12-31\"", "to = \"2024-12-31\""),
+            "ends (2024-12-31) before it starts",
         ),
         (fixed.replace("fixed = \"200000.00\"", "fixed = \"200000.001\""), "amount.fixed: positive yuan"),
         (fixed.replace("fixed = \"200000.00\"", "fixed = \"0\""), "amount.fixed: positive yuan"),
@@ -117,9 +117,9 @@ fn a_policy_with_a_mistake_is_refused_with_the_rule() {
         assert!(e.contains(want), "wanted {want:?}, got {e:?}");
         if !want.contains("unknown field") {
             assert!(
-                e.starts_with("reward policy high-tech-first-2026:")
-                    || e.starts_with("reward policy tax-contribution-2026:")
-                    || e.starts_with("reward policy specialised-sme-2026:"),
+                e.starts_with("reward policy high-tech-first-2025:")
+                    || e.starts_with("reward policy tax-contribution-2025:")
+                    || e.starts_with("reward policy specialised-sme-2025:"),
                 "{e}"
             );
         }
