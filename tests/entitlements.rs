@@ -38,39 +38,19 @@ fn district() -> &'static Path {
 /// lake: a line with a bad check digit or a missing field is dead-lettered, or keeps an
 /// ID that joins nothing. Their findings may differ from the truth by design.
 fn touched(feeds: &Path) -> (HashSet<String>, HashSet<String>) {
-    let mut by_topic: BTreeMap<String, HashSet<usize>> = BTreeMap::new();
-    for n in common::jsonl(&feeds.join("_truth/noise.jsonl")) {
-        if matches!(
-            n["kind"].as_str(),
-            Some("bad_check_digit" | "missing_field")
-        ) {
-            by_topic
-                .entry(n["topic"].as_str().unwrap().to_owned())
-                .or_default()
-                .insert(n["line"].as_u64().unwrap() as usize);
-        }
-    }
     let (mut people, mut households) = (HashSet::new(), HashSet::new());
-    for (topic, hit) in by_topic {
-        for (i, l) in common::jsonl(&feeds.join(format!("{topic}.jsonl")))
-            .iter()
-            .enumerate()
-        {
-            if !hit.contains(&(i + 1)) {
-                continue;
+    for l in common::broken_lines(feeds) {
+        let v = &l["value"];
+        for k in ["resident_id", "applicant_id", "child_id"] {
+            if let Some(s) = v[k].as_str() {
+                people.insert(s.to_owned());
             }
-            let v = &l["value"];
-            for k in ["resident_id", "applicant_id", "child_id"] {
-                if let Some(s) = v[k].as_str() {
-                    people.insert(s.to_owned());
-                }
-            }
-            if let Some(k) = l["key"].as_str() {
-                people.insert(k.to_owned());
-            }
-            if let Some(h) = v["household_id"].as_str() {
-                households.insert(h.to_owned());
-            }
+        }
+        if let Some(k) = l["key"].as_str() {
+            people.insert(k.to_owned());
+        }
+        if let Some(h) = v["household_id"].as_str() {
+            households.insert(h.to_owned());
         }
     }
     (people, households)

@@ -107,6 +107,37 @@ pub fn jsonl(path: &std::path::Path) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The feed lines (`{"key", "value", …}`) of `feeds` whose record the simulator's noise broke
+/// (a bad check digit or a missing field: dead-lettered, or an identifier that joins nothing),
+/// per the truth's noise log: what they are about may differ from the truth by design.
+pub fn broken_lines(feeds: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut by_topic: std::collections::BTreeMap<String, std::collections::HashSet<usize>> =
+        Default::default();
+    for n in jsonl(&feeds.join("_truth/noise.jsonl")) {
+        if matches!(
+            n["kind"].as_str(),
+            Some("bad_check_digit" | "missing_field")
+        ) {
+            by_topic
+                .entry(n["topic"].as_str().unwrap().to_owned())
+                .or_default()
+                .insert(n["line"].as_u64().unwrap() as usize);
+        }
+    }
+    let mut out = Vec::new();
+    for (topic, hit) in by_topic {
+        for (i, l) in jsonl(&feeds.join(format!("{topic}.jsonl")))
+            .into_iter()
+            .enumerate()
+        {
+            if hit.contains(&(i + 1)) {
+                out.push(l);
+            }
+        }
+    }
+    out
+}
+
 /// Spawns `gdx ingest` against `brokers`, writing into `lake`.
 pub fn spawn_ingest(brokers: &str, lake: &Path, extra: &[&str]) -> std::process::Child {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gdx"))

@@ -1,8 +1,10 @@
 //! 云兑现: enterprise reward policies and their disbursement. So far the policies as data
-//! ([`policy`]): read, checked and refused with the rule they break; the runs, approvals,
-//! ledger and bank reconciliation build on them.
+//! ([`policy`]: read, checked and refused with the rule they break) and a policy decided over
+//! the lake ([`run`]: the eligible firms with their amounts and evidence, the excluded ones
+//! with their rule); approvals, the disbursement ledger and bank reconciliation build on them.
 
 pub mod policy;
+pub mod run;
 
 pub use policy::{Amount, Qualification, RewardPolicy, RewardPolicyError, TierMeasure};
 
