@@ -679,6 +679,7 @@ fn the_demo_serves_the_exchange_and_its_printed_calls_work_as_printed() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    let _reaper = common::KillOnPanic(child.id());
     let mut script = String::from("set -e\n");
     let mut in_calls = false;
     let mut out = BufReader::new(child.stdout.take().unwrap());

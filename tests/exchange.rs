@@ -990,12 +990,8 @@ fn gdx_serve_ingests_folds_and_serves_in_one_process() {
     let feeds = tmp.path().join("feeds");
     common::simulate(&feeds, 60, 6, 4, 0.0);
     let lake = tmp.path().join("lake");
-    let common::exchange::Served {
-        mut child,
-        mut out,
-        broker,
-        addr,
-    } = common::exchange::serve(&lake, &["--refresh-ms", "300"]);
+    let mut served = common::exchange::serve(&lake, &["--refresh-ms", "300"]);
+    let (broker, addr) = (served.broker.clone(), served.addr.clone());
     let key = common::exchange::principal_in(&lake, "serve-ps", "ps", "department_system");
     let feed = feeds.join("ps.household_registration.jsonl");
     let published = std::fs::read_to_string(&feed).unwrap().lines().count();
@@ -1032,10 +1028,10 @@ fn gdx_serve_ingests_folds_and_serves_in_one_process() {
         eventually(60, || rows() > 0),
         "the published feed never reached the exchange"
     );
-    common::terminate(&child);
-    let status = child.wait().unwrap();
+    common::terminate(&served.child);
+    let status = served.child.wait().unwrap();
     let mut rest = String::new();
-    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    std::io::Read::read_to_string(&mut served.out, &mut rest).unwrap();
     assert!(status.success(), "{rest}");
     assert!(rest.contains("ingest: "), "{rest}");
 }

@@ -493,12 +493,7 @@ fn a_cancellation_reaches_the_register_within_seconds_of_its_event() {
     common::simulate(&feeds, 300, 10, 5, 0.0);
     let lake = tmp.path().join("lake");
     // Its output stays open until it has stopped (it prints a summary then).
-    let common::exchange::Served {
-        mut child,
-        broker,
-        addr,
-        out: _out,
-    } = common::exchange::serve(
+    let mut served = common::exchange::serve(
         &lake,
         &[
             "--refresh-ms",
@@ -509,6 +504,7 @@ fn a_cancellation_reaches_the_register_within_seconds_of_its_event() {
             "500",
         ],
     );
+    let (broker, addr) = (served.broker.clone(), served.addr.clone());
     let key = common::exchange::principal_in(&lake, "nre-sys", "nre", "department_system");
     let feed = feeds.join("nre.property_certificate.jsonl");
     let p = common::publish("nre.property_certificate", &feed, &broker);
@@ -552,6 +548,6 @@ fn a_cancellation_reaches_the_register_within_seconds_of_its_event() {
         "cancellation published → no_match after {:.1} s",
         sent.elapsed().as_secs_f64()
     );
-    common::terminate(&child);
-    assert!(child.wait().unwrap().success());
+    common::terminate(&served.child);
+    assert!(served.child.wait().unwrap().success());
 }

@@ -237,6 +237,15 @@ pub struct Served {
     pub addr: String,
 }
 
+impl Drop for Served {
+    /// Stops the process if the test has not (a `gdx serve` left running holds a core and
+    /// slows every test after it).
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// `gdx serve` on `lake` (embedded broker) with `extra` flags, once it printed both addresses.
 pub fn serve(lake: &Path, extra: &[&str]) -> Served {
     let mut child = Command::new(env!("CARGO_BIN_EXE_gdx"))

@@ -83,6 +83,20 @@ pub fn demo_district(
     dir
 }
 
+/// Kills a child process if the test panics before it has stopped it: a process left running
+/// holds a core and slows every test after it.
+pub struct KillOnPanic(pub u32);
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let _ = Command::new("kill")
+                .args(["-9", &self.0.to_string()])
+                .status();
+        }
+    }
+}
+
 /// Sends SIGTERM (a graceful stop) to a child.
 pub fn terminate(child: &std::process::Child) {
     let ok = Command::new("kill")
