@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+mod rewards;
+pub(crate) use rewards::RewardsCommand;
+
 /// gdx — event-sourced government data lake and data-sharing exchange.
 ///
 /// Department systems stream records into Kafka; gdx lands every event exactly once in a
@@ -125,27 +128,9 @@ pub(crate) enum ScenarioCommand {
     /// 重大项目全生命周期: a major project's timeline, and the projects stuck in a stage.
     #[command(subcommand)]
     Projects(ProjectsCommand),
-    /// 云兑现: enterprise reward policies decided over the lake.
+    /// 云兑现: enterprise reward policies decided over the lake, disbursed and reconciled.
     #[command(subcommand)]
     Rewards(RewardsCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub(crate) enum RewardsCommand {
-    /// Decide one reward policy: the eligible firms with their amounts and the records that
-    /// make them eligible, the excluded ones with the rule that excludes them (JSON). Nothing
-    /// is paid: approvals and the disbursement ledger come next.
-    Run {
-        /// The policy file (e.g. deploy/policies/rewards/high_tech_first.toml).
-        #[arg(long, env = "GDX_REWARD_POLICY")]
-        policy: PathBuf,
-        /// Read the lake as of this date (end of day, UTC+8) or RFC 3339 timestamp
-        /// (default: now).
-        #[arg(long, env = "GDX_AS_OF")]
-        as_of: Option<gdx_lake::sql::AsOf>,
-        #[command(flatten)]
-        lake: LakeArgs,
-    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -3,7 +3,11 @@
 //! `gdx scenario rewards run` as of the window's last day, its eligible firms, amounts and
 //! excluded firms with their rules compared with what `_truth/enterprises.jsonl`
 //! (recognitions, first 规上 year, status, abnormal listing, credit, headcount, tax) says,
-//! with the policies' rules written out here.
+//! with the policies' rules written out here. Then the whole way to the bank on a copy of the
+//! lake: the policies issued and decided in turn (the group's highest only), applications and
+//! approvals through the exchange under casbin, disbursements killed part-way and run side by
+//! side, the bank's file reconciled, failed and returned payments re-issued once — every
+//! firm paid exactly what the truth says, once.
 
 mod common;
 
@@ -13,7 +17,7 @@ use std::sync::OnceLock;
 
 use chrono::NaiveDate;
 use common::{gdx, stdout};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const AS_OF: &str = "2026-10-31";
 
@@ -252,4 +256,415 @@ fn each_example_policy_pays_exactly_whom_the_truth_says_with_evidence() {
     }
     eprintln!("rewards as of {AS_OF}:\n  {}", report.join("\n  "));
     assert!(!seen_rules.is_empty(), "no firm excluded by any rule");
+}
+
+/// The example policies in the order they are decided (the group's highest-only depends on
+/// it: 高新 first, then 专精特新 pays only what exceeds it).
+const ORDER: [&str; 4] = [
+    "high_tech_first",
+    "specialised_sme",
+    "above_scale_first",
+    "tax_contribution",
+];
+
+fn id_of(name: &str) -> String {
+    format!("{}-2025", name.replace('_', "-"))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+fn json_out(args: &[&str]) -> Vec<Value> {
+    let out = gdx(args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// An account for the `i`th firm (as the firm's app gives it).
+fn account(i: usize) -> String {
+    format!("62220202{i:08}")
+}
+
+#[test]
+fn rewards_are_approved_and_paid_exactly_once_through_the_exchange() {
+    use common::exchange::Server;
+    let dir = district();
+    let feeds = dir.join("feeds");
+    let skip = touched(&feeds);
+    let truth = common::jsonl(&feeds.join("_truth/enterprises.jsonl"));
+    // A copy: the other test previews the policies over an empty ledger.
+    let lake = dir.join("lake-ledger");
+    let _ = std::fs::remove_dir_all(&lake);
+    copy_dir(&dir.join("lake"), &lake);
+    let l = lake.to_str().unwrap();
+    let files: Vec<String> = ORDER
+        .iter()
+        .map(|n| {
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join(format!("deploy/policies/rewards/{n}.toml"))
+                .to_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    let mut issue = vec!["scenario", "rewards", "issue"];
+    issue.extend(files.iter().map(String::as_str));
+    issue.extend(["--lake", l]);
+    for r in json_out(&issue) {
+        assert_eq!(r["outcome"], "recorded", "{r}");
+    }
+    for r in json_out(&issue) {
+        assert_eq!(r["outcome"], "already", "{r}");
+    }
+
+    // Decided in turn; 专精特新 pays only what exceeds the 高新 reward (one group).
+    let mut decided: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    let mut highest_only = 0;
+    for name in ORDER {
+        let id = id_of(name);
+        let decide = [
+            "scenario", "rewards", "decide", "--policy", &id, "--as-of", AS_OF, "--lake", l,
+        ];
+        let r = json_out(&decide).remove(0);
+        let eligible = r["eligible"].as_array().unwrap();
+        assert_eq!(r["decided_now"].as_u64().unwrap() as usize, eligible.len());
+        let mut want = expected(name, &truth, d(AS_OF));
+        if name == "specialised_sme" {
+            let ht = &decided[&id_of("high_tech_first")];
+            for (u, v) in want.iter_mut() {
+                if let (Ok(a), Some(h)) = (v.clone(), ht.get(u)) {
+                    highest_only += 1;
+                    *v = if a > *h {
+                        Ok(a - h)
+                    } else {
+                        Err("highest_only".into())
+                    };
+                }
+            }
+        }
+        let mut got: BTreeMap<String, Result<i64, String>> = BTreeMap::new();
+        for e in eligible {
+            let u = e["uscc"].as_str().unwrap().to_owned();
+            let fen = fen(e["amount"].as_str().unwrap());
+            decided
+                .entry(id.clone())
+                .or_default()
+                .insert(u.clone(), fen);
+            got.insert(u, Ok(fen));
+        }
+        for e in r["excluded"].as_array().unwrap() {
+            got.insert(
+                e["uscc"].as_str().unwrap().to_owned(),
+                Err(e["rule"].as_str().unwrap().to_owned()),
+            );
+        }
+        for (u, w) in want.iter().filter(|(u, _)| !skip.contains(*u)) {
+            assert_eq!(Some(w), got.get(u), "{name}: {u}");
+        }
+        // Deciding again records nothing more.
+        assert_eq!(json_out(&decide)[0]["decided_now"], 0);
+    }
+    assert!(decided.values().map(BTreeMap::len).sum::<usize>() >= 10);
+
+    // Through the exchange: applications by the firms' app, approvals by each step's
+    // approvers, in order.
+    let server = Server::start_on(&lake, &[]);
+    let app = server.principal("ent-app", "bdc", "app");
+    let mut approver: BTreeMap<&str, String> = BTreeMap::new();
+    for dept in ["sti", "miit", "stats", "ndrc", "tax", "finance"] {
+        approver.insert(
+            dept,
+            server.principal(&format!("{dept}-appr"), dept, "approver"),
+        );
+    }
+    let payer = server.principal("fin-sys", "finance", "department_system");
+    let sti_sys = server.principal("sti-sys", "sti", "department_system");
+    let call = |method: &str, path: &str, key: &str, body: &str| {
+        server.call(
+            method,
+            path,
+            &[
+                ("authorization", &format!("Bearer {key}")),
+                ("x-purpose", "enterprise_reward"),
+                ("x-case-id", "REWARD-2025"),
+                ("content-type", "application/json"),
+            ],
+            body.as_bytes(),
+        )
+    };
+    let listed = call("GET", "/v1/rewards/policies", &app, "");
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    assert_eq!(listed.json().as_array().unwrap().len(), 4);
+    let approve = json!({"verdict": "approve"}).to_string();
+    let mut accounts = 0;
+    let mut rejected: Option<(String, String)> = None;
+    for name in ORDER {
+        let id = id_of(name);
+        // The approval steps each example policy file names.
+        let steps: Vec<String> = match name {
+            "high_tech_first" => vec!["sti", "finance"],
+            "specialised_sme" => vec!["miit", "finance"],
+            "above_scale_first" => vec!["stats", "finance"],
+            _ => vec!["ndrc", "tax", "finance"],
+        }
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+        for (n, uscc) in decided
+            .get(&id)
+            .into_iter()
+            .flat_map(|m| m.keys())
+            .enumerate()
+        {
+            let firm = format!("/v1/rewards/policies/{id}/firms/{uscc}");
+            let first = &approver[steps[0].as_str()];
+            if n == 0 && name == "tax_contribution" {
+                let r = call("POST", &format!("{firm}/approval"), first, &approve);
+                assert_eq!((r.status, r.code()), (409, "no_application".into()));
+            }
+            accounts += 1;
+            let body = json!({ "account": account(accounts) }).to_string();
+            let r = call("POST", &format!("{firm}/application"), &app, &body);
+            assert_eq!(r.status, 200, "{}", r.text());
+            if n == 0 && name == "high_tech_first" {
+                // Not finance's turn yet; not miit's policy; not an approver at all.
+                let r = call(
+                    "POST",
+                    &format!("{firm}/approval"),
+                    &approver["finance"],
+                    &approve,
+                );
+                assert_eq!((r.status, r.code()), (409, "out_of_order".into()));
+                let r = call(
+                    "POST",
+                    &format!("{firm}/approval"),
+                    &approver["miit"],
+                    &approve,
+                );
+                assert_eq!(r.status, 403);
+                let r = call("POST", &format!("{firm}/approval"), &sti_sys, &approve);
+                assert_eq!(r.status, 403);
+            }
+            if n == 0 && name == "above_scale_first" {
+                let r = call(
+                    "POST",
+                    &format!("{firm}/approval"),
+                    first,
+                    &json!({"verdict": "reject"}).to_string(),
+                );
+                assert_eq!((r.status, r.code()), (400, "reason_required".into()));
+                let why = json!({"verdict": "reject", "reason": "统计口径核实未通过"});
+                let r = call("POST", &format!("{firm}/approval"), first, &why.to_string());
+                assert_eq!(r.status, 200, "{}", r.text());
+                let r = call(
+                    "POST",
+                    &format!("{firm}/approval"),
+                    &approver["finance"],
+                    &approve,
+                );
+                assert_eq!((r.status, r.code()), (409, "rejected".into()));
+                rejected = Some((id.clone(), uscc.clone()));
+                continue;
+            }
+            for s in &steps {
+                let r = call(
+                    "POST",
+                    &format!("{firm}/approval"),
+                    &approver[s.as_str()],
+                    &approve,
+                );
+                assert_eq!(r.status, 200, "{s}: {}", r.text());
+            }
+        }
+    }
+    let rejected = rejected.expect("a 规上 firm to reject");
+
+    // Only the payer disburses. Disbursements killed part-way, then three side by side, then
+    // the payer's through the API: one instruction per firm.
+    let ht = id_of("high_tech_first");
+    let r = call(
+        "POST",
+        &format!("/v1/rewards/policies/{ht}/disbursements"),
+        &sti_sys,
+        "",
+    );
+    assert_eq!(r.status, 403);
+    let bin = env!("CARGO_BIN_EXE_gdx");
+    let disburse = |id: &str| {
+        std::process::Command::new(bin)
+            .args([
+                "scenario", "rewards", "disburse", "--policy", id, "--lake", l,
+            ])
+            .env_remove("GDX_CATALOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    let mut batch: Vec<Value> = Vec::new();
+    for (i, name) in ORDER.iter().enumerate() {
+        let id = id_of(name);
+        for ms in [20, 80, 200, 400 + 150 * i as u64] {
+            let mut c = disburse(&id);
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let side: Vec<_> = (0..3).map(|_| disburse(&id)).collect();
+        for mut c in side {
+            assert!(c.wait().unwrap().success());
+        }
+        let r = call(
+            "POST",
+            &format!("/v1/rewards/policies/{id}/disbursements"),
+            &payer,
+            "",
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let r = r.json();
+        assert_eq!(r["issued"], 0, "{r}");
+        batch.extend(r["batch"].as_array().unwrap().iter().cloned());
+    }
+    let approved: usize = decided.values().map(BTreeMap::len).sum::<usize>() - 1;
+    assert_eq!(batch.len(), approved);
+    let refs: HashSet<&str> = batch
+        .iter()
+        .map(|b| b["reference"].as_str().unwrap())
+        .collect();
+    assert_eq!(refs.len(), approved);
+
+    // The bank's file: one failed, one returned, the rest paid.
+    let mut file = String::from("account,amount,status,reference\n");
+    for (i, b) in batch.iter().enumerate() {
+        let status = ["失败", "退票"].get(i).copied().unwrap_or("成功");
+        file.push_str(&format!(
+            "{},{},{status},{}\n",
+            b["account"].as_str().unwrap(),
+            b["amount"].as_str().unwrap(),
+            b["reference"].as_str().unwrap()
+        ));
+    }
+    let csv_call = |key: &str, body: &str| {
+        server.call(
+            "POST",
+            "/v1/rewards/bank-results",
+            &[
+                ("authorization", &format!("Bearer {key}")),
+                ("x-purpose", "enterprise_reward"),
+                ("x-case-id", "REWARD-2025"),
+                ("content-type", "text/csv"),
+            ],
+            body.as_bytes(),
+        )
+    };
+    let r = csv_call(&sti_sys, &file).json();
+    assert_eq!(r["refused"].as_array().unwrap().len(), approved, "{r}");
+    let r = csv_call(&payer, &file);
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = r.json();
+    assert_eq!(
+        r["recorded"]["paid"].as_u64().unwrap() as usize,
+        approved - 2,
+        "{r}"
+    );
+    assert_eq!(r["recorded"]["failed"], 1);
+    assert_eq!(r["recorded"]["returned"], 1);
+    assert_eq!(r["reissuable"], 2);
+    // The failed firm gives another account; both are re-issued once, and paid.
+    let failed = &batch[0];
+    let failed_policy = decided
+        .iter()
+        .find(|(_, m)| m.contains_key(failed["uscc"].as_str().unwrap()))
+        .map(|(id, _)| id.clone())
+        .unwrap();
+    let body = json!({ "account": account(999) }).to_string();
+    let r = call(
+        "POST",
+        &format!(
+            "/v1/rewards/policies/{failed_policy}/firms/{}/application",
+            failed["uscc"].as_str().unwrap()
+        ),
+        &app,
+        &body,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut reissued = Vec::new();
+    for name in ORDER {
+        let r = call(
+            "POST",
+            &format!("/v1/rewards/policies/{}/disbursements", id_of(name)),
+            &payer,
+            "",
+        )
+        .json();
+        reissued.extend(
+            r["batch"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|b| b["reason"] == "reissue")
+                .cloned(),
+        );
+    }
+    assert_eq!(reissued.len(), 2);
+    let mut file = String::from("账号,金额,状态,业务参考号\n");
+    for b in &reissued {
+        file.push_str(&format!(
+            "{},{},成功,{}\n",
+            b["account"].as_str().unwrap(),
+            b["amount"].as_str().unwrap(),
+            b["reference"].as_str().unwrap()
+        ));
+    }
+    assert!(file.contains(&account(999)));
+    let r = csv_call(&payer, &file).json();
+    assert_eq!(r["recorded"]["paid"], 2, "{r}");
+
+    // Every approved firm paid exactly its decided amount, once; the rejected one nothing.
+    let mut paid_total = 0;
+    let mut want_total = 0;
+    for (id, firms) in &decided {
+        let views = json_out(&["scenario", "rewards", "firms", "--policy", id, "--lake", l]);
+        assert_eq!(views.len(), firms.len());
+        for v in views {
+            let u = v["uscc"].as_str().unwrap();
+            let lines = v["lines"].as_array().unwrap();
+            let paid: Vec<i64> = lines
+                .iter()
+                .filter(|x| x["kind"] == "bank_result" && x["reason"] == "paid")
+                .map(|x| fen(x["amount"].as_str().unwrap()))
+                .collect();
+            if (id.as_str(), u) == (rejected.0.as_str(), rejected.1.as_str()) {
+                assert_eq!(v["status"], "rejected");
+                assert!(paid.is_empty());
+                continue;
+            }
+            assert_eq!(v["status"], "paid", "{v}");
+            assert_eq!(paid, [firms[u]], "{id} {u}");
+            paid_total += paid[0];
+            want_total += firms[u];
+        }
+    }
+    assert_eq!(paid_total, want_total);
+    eprintln!(
+        "rewards paid: {approved} firms, {} yuan; {highest_only} firm(s) under both group policies",
+        paid_total / 100
+    );
 }

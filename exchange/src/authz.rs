@@ -64,6 +64,14 @@ pub enum Action<'a> {
         scenario: &'a str,
         owner: &'a str,
     },
+    /// A step of a reward policy (云兑现): `owner` is the department the step is for (the
+    /// issuing department's issue, decide and read; an approval step's department; the paying
+    /// department's disburse and reconcile).
+    Reward {
+        policy: &'a str,
+        owner: &'a str,
+        act: RewardAct,
+    },
     /// Run read-only SQL (what it may read is the caller's policy's to say).
     Query,
     /// Manage principals.
@@ -105,6 +113,9 @@ impl Action<'_> {
             Action::ReadScenario { scenario, owner } => {
                 t(format!("scenario:{scenario}"), owner, "read")
             }
+            Action::Reward { policy, owner, act } => {
+                t(format!("reward:{policy}"), owner, act.as_str())
+            }
             Action::Query => t("sql".into(), "*", "query"),
             Action::Administer => t("principal:*".into(), "*", "administer"),
         }
@@ -114,6 +125,32 @@ impl Action<'_> {
     pub fn name(&self) -> String {
         let (obj, _, act) = self.tuple();
         format!("{act} {obj}")
+    }
+}
+
+/// The steps of a reward policy, as casbin's actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RewardAct {
+    Issue,
+    Decide,
+    Read,
+    Apply,
+    Approve,
+    Disburse,
+    Reconcile,
+}
+
+impl RewardAct {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RewardAct::Issue => "issue",
+            RewardAct::Decide => "decide",
+            RewardAct::Read => "read",
+            RewardAct::Apply => "apply",
+            RewardAct::Approve => "approve",
+            RewardAct::Disburse => "disburse",
+            RewardAct::Reconcile => "reconcile",
+        }
     }
 }
 

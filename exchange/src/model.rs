@@ -123,6 +123,12 @@ pub struct Department(String);
 /// The department that runs the lake and owns the profiles (大数据中心).
 pub const DATA_CENTRE: &str = "bdc";
 
+/// The finance bureau (财政局): owns no dataset, approves and pays the enterprise rewards.
+pub const FINANCE: &str = "finance";
+
+/// Departments principals may belong to without owning a dataset of the catalog.
+pub const DEPARTMENTS_WITHOUT_DATA: [&str; 2] = [DATA_CENTRE, FINANCE];
+
 impl Department {
     pub fn new(s: impl Into<String>) -> Result<Self, InvalidId> {
         let s = s.into();

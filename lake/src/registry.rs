@@ -41,6 +41,8 @@ pub enum Contents {
     Audit,
     /// The elderly allowance's ledger (`scenarios.elderly_allowance_ledger`).
     AllowanceLedger,
+    /// The enterprise rewards' ledger (`scenarios.rewards_ledger`).
+    RewardsLedger,
     /// A benefit's 应享未享 findings (`scenarios.<benefit>_gaps`, a view).
     Gaps(crate::entitlements::Benefit),
     /// `catalog.datasets` or `catalog.fields`.
@@ -86,6 +88,9 @@ impl TableSpec {
             Contents::Audit => "_system/exchange/audit".into(),
             Contents::AllowanceLedger => {
                 format!("_system/scenarios/{}", crate::ledger::ELDERLY_ALLOWANCE)
+            }
+            Contents::RewardsLedger => {
+                format!("_system/scenarios/{}", crate::ledger::rewards::REWARDS)
             }
             Contents::Catalog => self.name.clone(),
             Contents::Gaps(b) => format!("scenarios/{}_gaps", b.name()),
@@ -166,6 +171,14 @@ pub fn inventory(lake: &LakeLocation, catalog: &Catalog) -> Vec<TableSpec> {
         url: Some(lake.scenario(crate::ledger::ELDERLY_ALLOWANCE)),
         layout: crate::ledger::ledger_layout(),
         schema: Some(crate::ledger::ledger_schema()),
+    });
+    out.push(TableSpec {
+        name: format!("scenarios.{}_ledger", crate::ledger::rewards::REWARDS),
+        kind: TableKind::System,
+        contents: Contents::RewardsLedger,
+        url: Some(lake.scenario(crate::ledger::rewards::REWARDS)),
+        layout: crate::ledger::rewards::layout(),
+        schema: Some(crate::ledger::rewards::schema()),
     });
     for name in ["catalog.datasets", "catalog.fields"] {
         out.push(TableSpec {
@@ -252,6 +265,7 @@ pub(crate) fn table_info(
         Contents::DeadLetters => dead_letter_grade(column),
         Contents::Audit => crate::audit::audit_grade(column),
         Contents::AllowanceLedger => crate::ledger::ledger_grade(column),
+        Contents::RewardsLedger => crate::ledger::rewards::grade(column),
         Contents::Gaps(_) => crate::entitlements::grade(column),
         Contents::Catalog => ColumnGrade::public(),
     };

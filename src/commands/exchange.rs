@@ -20,7 +20,9 @@ use gdx_exchange::audit::ship::from_batches;
 use gdx_exchange::audit::verify::{check_chain, check_log, compare_with_lake, parse_log};
 use gdx_exchange::grants::GrantRequest;
 use gdx_exchange::http::{Exchange, ExchangeConfig, Limits};
-use gdx_exchange::model::{DATA_CENTRE, Department, GrantId, PrincipalId, ProcessingLevel, Role};
+use gdx_exchange::model::{
+    DEPARTMENTS_WITHOUT_DATA, Department, GrantId, PrincipalId, ProcessingLevel, Role,
+};
 use gdx_exchange::ops::{self, Decision};
 use gdx_exchange::principals::{Principal, PrincipalChange};
 use gdx_exchange::purposes::Purposes;
@@ -163,12 +165,13 @@ pub(crate) fn principal(c: PrincipalCommand) -> anyhow::Result<ExitCode> {
                 let id = PrincipalId::new(id)?;
                 let department = Department::new(department)?;
                 let known = resources.departments();
-                if department.as_str() != DATA_CENTRE
+                if !DEPARTMENTS_WITHOUT_DATA.contains(&department.as_str())
                     && !known.iter().any(|d| d == department.as_str())
                 {
                     bail!(
-                        "--department: not a department of the catalog ({}) nor {DATA_CENTRE}",
-                        known.join(", ")
+                        "--department: not a department of the catalog ({}) nor one without data ({})",
+                        known.join(", "),
+                        DEPARTMENTS_WITHOUT_DATA.join(", ")
                     );
                 }
                 let Some(role) = Role::parse(&role) else {

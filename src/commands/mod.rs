@@ -13,6 +13,7 @@ mod profiles;
 mod projects;
 mod prompt;
 mod publish;
+mod rewards;
 mod scenario;
 mod serve;
 mod simulate;
@@ -114,7 +115,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit(c) => exchange::audit(c),
         Command::Scenario(crate::cli::ScenarioCommand::Allowance(c)) => scenario::allowance(c),
         Command::Scenario(crate::cli::ScenarioCommand::Projects(c)) => projects::projects(c),
-        Command::Scenario(crate::cli::ScenarioCommand::Rewards(c)) => projects::rewards(c),
+        Command::Scenario(crate::cli::ScenarioCommand::Rewards(c)) => rewards::rewards(c),
         Command::Policy(crate::cli::PolicyCommand::Check { files }) => {
             let mut refused = 0;
             for f in &files {

@@ -1,28 +1,23 @@
-//! `gdx scenario projects timeline | overdue` and `gdx scenario rewards run`: the enterprise
-//! scenarios from a terminal.
+//! `gdx scenario projects timeline | overdue`: project lifecycles from a terminal.
 //!
 //! Data flow: lake + catalog → a [`gdx_lake::TableRegistry`] → a lake session as the
 //! operator (as of `--as-of`) → `ndrc.project_event` grouped by project
 //! ([`gdx_exchange::scenarios::projects::read`]) → each project's [`timeline`] under the stage
-//! limits → one project's timeline as JSON, or one JSON line per stuck project; or a reward
-//! policy file → [`evaluate`] → its decisions as JSON.
+//! limits → one project's timeline as JSON, or one JSON line per stuck project.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::Context;
 use gdx_exchange::scenarios::projects::{StagePolicy, read, timeline};
-use gdx_exchange::scenarios::rewards::RewardPolicy;
-use gdx_exchange::scenarios::rewards::run::evaluate;
 use gdx_lake::AllowAll;
 use gdx_lake::sql::{LakeSession, SessionOptions};
 
 use super::ingest::runtime;
 use super::load_catalog;
-use crate::cli::{LakeArgs, ProjectsArgs, ProjectsCommand, RewardsCommand};
+use crate::cli::{LakeArgs, ProjectsArgs, ProjectsCommand};
 
 /// An operator's session over the lake, as of `as_of`.
-async fn operator_session(
+pub(crate) async fn operator_session(
     lake: &LakeArgs,
     as_of: Option<gdx_lake::sql::AsOf>,
 ) -> anyhow::Result<LakeSession> {
@@ -35,24 +30,6 @@ async fn operator_session(
         ..SessionOptions::default()
     };
     Ok(LakeSession::open(&registry, Arc::new(AllowAll), &opts).await?)
-}
-
-pub(crate) fn rewards(cmd: RewardsCommand) -> anyhow::Result<ExitCode> {
-    let RewardsCommand::Run {
-        policy,
-        as_of,
-        lake,
-    } = cmd;
-    let text = std::fs::read_to_string(&policy)
-        .with_context(|| format!("reading {}", policy.display()))?;
-    let policy = RewardPolicy::parse(&text).with_context(|| format!("{}", policy.display()))?;
-    let day = as_of.map_or_else(gdx_lake::sql::time_travel::district_today, |a| a.date());
-    let report = runtime()?.block_on(async {
-        let session = operator_session(&lake, as_of).await?;
-        anyhow::Ok(evaluate(&session, &policy, day).await?)
-    })?;
-    println!("{}", serde_json::to_string(&report)?);
-    Ok(ExitCode::SUCCESS)
 }
 
 pub(crate) fn projects(cmd: ProjectsCommand) -> anyhow::Result<ExitCode> {

@@ -131,7 +131,8 @@ impl Modify for Security {
         (name = "catalog", description = "What exists and may be asked for"),
         (name = "data", description = "Rows and profiles, as the caller's grants allow"),
         (name = "grants", description = "Data-sharing agreements"),
-        (name = "scenarios", description = "Smart scenarios: yes/no verifications"),
+        (name = "scenarios", description = "Smart scenarios: verifications, the elderly allowance, entitlement gaps, project timelines"),
+        (name = "rewards", description = "云兑现: reward policies decided over the lake, approved step by step, paid once and reconciled with the bank"),
         (name = "audit", description = "Who used which data, when and why"),
     )
 )]

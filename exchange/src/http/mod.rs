@@ -21,6 +21,7 @@ mod health;
 mod limit;
 mod profiles;
 mod projects;
+mod rewards;
 mod rows;
 mod scenarios;
 mod sql;
@@ -250,6 +251,13 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(scenarios::allowance_run, scenarios::allowance_runs))
         .routes(routes!(gaps::entitlements))
         .routes(routes!(projects::timeline))
+        .routes(routes!(rewards::policies, rewards::issue))
+        .routes(routes!(rewards::decide))
+        .routes(routes!(rewards::firms))
+        .routes(routes!(rewards::apply))
+        .routes(routes!(rewards::approve))
+        .routes(routes!(rewards::disburse))
+        .routes(routes!(rewards::bank_results))
         .routes(routes!(grants::list, grants::request))
         .routes(routes!(grants::show))
         .routes(routes!(grants::decision))

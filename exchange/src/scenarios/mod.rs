@@ -87,3 +87,33 @@ pub fn hundredths(raw: &str) -> Option<i64> {
     let frac: i64 = format!("{frac:0<2}").parse().ok()?;
     Some(whole * 100 + frac)
 }
+
+/// Every column of `batches` as text (cast as SQL casts to `varchar`; nulls as `None`), row
+/// by row.
+pub fn text_rows(
+    batches: &[datafusion::arrow::array::RecordBatch],
+) -> Result<Vec<Vec<Option<String>>>, datafusion::arrow::error::ArrowError> {
+    use datafusion::arrow::array::{Array, AsArray};
+    let mut all = Vec::new();
+    for b in batches {
+        let cols = (0..b.num_columns())
+            .map(|i| {
+                datafusion::arrow::compute::cast(
+                    b.column(i),
+                    &datafusion::arrow::datatypes::DataType::Utf8,
+                )
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        for r in 0..b.num_rows() {
+            all.push(
+                cols.iter()
+                    .map(|c| {
+                        let c = c.as_string::<i32>();
+                        (!c.is_null(r)).then(|| c.value(r).to_owned())
+                    })
+                    .collect(),
+            );
+        }
+    }
+    Ok(all)
+}

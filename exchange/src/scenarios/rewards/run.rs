@@ -10,18 +10,17 @@
 //! period's year, the latest insured headcount, the period year's tax and revenue) → the
 //! rules in order (`not_registered`, `not_active`, `abnormal_operation`, `credit_grade_<G>`,
 //! `headcount_below_minimum`, `tax_below_minimum`, `below_lowest_tier`) → the amount (fixed,
-//! or the tier of the highest level or of the measure; at most the per-firm cap) → the budget
-//! taken in order of qualification (earliest first; the rest `budget_exhausted`). Every
-//! decision names its evidence rows: dataset, key and the Delta version read.
+//! or the tier of the highest level or of the measure; at most the per-firm cap) → (in
+//! [`super::settle`]) what the ledger already committed, and the budget. Every decision names
+//! its evidence rows: dataset, key and the Delta version read.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Datelike, NaiveDate};
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::DataType;
 use gdx_lake::sql::LakeSession;
 use serde::Serialize;
 
+use super::super::hundredths;
 use super::policy::{Amount, Qualification, RewardPolicy, SME_LEVELS, TierMeasure, yuan};
 
 /// Why a policy could not be decided.
@@ -57,6 +56,12 @@ pub struct Decision {
     pub amount: Option<String>,
     /// Why it is excluded; none when eligible.
     pub rule: Option<String>,
+    /// Why this amount, when eligible: `eligible` (the policy's amount), `top_up` (the
+    /// difference to a higher tier of the same policy paid before), `highest_only_top_up`
+    /// (the difference to what another policy of the group committed).
+    pub basis: Option<String>,
+    /// The ledger holds the decision already (its amount stands).
+    pub decided: bool,
     pub evidence: Vec<Evidence>,
 }
 
@@ -85,30 +90,10 @@ async fn rows(
     sql: &str,
 ) -> Result<Vec<Vec<Option<String>>>, RunError> {
     let out = session.collect(session.stream(sql).await?).await?;
-    let mut all = Vec::new();
-    for b in &out.batches {
-        let cols = (0..b.num_columns())
-            .map(|i| {
-                datafusion::arrow::compute::cast(b.column(i), &DataType::Utf8).map_err(|e| {
-                    RunError::Column {
-                        table: table.to_owned(),
-                        reason: e.to_string(),
-                    }
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        for r in 0..b.num_rows() {
-            all.push(
-                cols.iter()
-                    .map(|c| {
-                        let c = c.as_string::<i32>();
-                        (!c.is_null(r)).then(|| c.value(r).to_owned())
-                    })
-                    .collect(),
-            );
-        }
-    }
-    Ok(all)
+    super::super::text_rows(&out.batches).map_err(|e| RunError::Column {
+        table: table.to_owned(),
+        reason: e.to_string(),
+    })
 }
 
 fn date(table: &str, s: Option<&String>) -> Result<NaiveDate, RunError> {
@@ -119,26 +104,19 @@ fn date(table: &str, s: Option<&String>) -> Result<NaiveDate, RunError> {
         })
 }
 
-/// Hundredths of a decimal text (money as stored, or a whole number).
-fn hundredths(s: &str) -> Option<i64> {
-    let (w, f) = s.split_once('.').unwrap_or((s, ""));
-    let w: i64 = w.parse().ok()?;
-    let f: i64 = format!("{:0<2}", &f[..f.len().min(2)]).parse().ok()?;
-    Some(w * 100 + if w < 0 { -f } else { f })
-}
-
 struct Candidate {
     qualified_on: NaiveDate,
     level: Option<String>,
     evidence: Evidence,
 }
 
-/// Decides `policy` over `session` as of `as_of`.
-pub async fn evaluate(
+/// Decides `policy` over `session` as of `as_of`, firm by firm, each at its full amount (the
+/// budget, top-ups and the group's highest-only are [`super::settle`]'s, against the ledger).
+pub async fn assess(
     session: &LakeSession,
     policy: &RewardPolicy,
     as_of: NaiveDate,
-) -> Result<RewardsReport, RunError> {
+) -> Result<Vec<Decision>, RunError> {
     let d = |x: NaiveDate| format!("DATE '{}'", x.format("%Y-%m-%d"));
     let (from, to) = (policy.from, policy.to.min(as_of));
     let year = policy.to.year();
@@ -426,37 +404,11 @@ pub async fn evaluate(
                 .is_none()
                 .then(|| yuan(amount.min(policy.per_firm_cap))),
             rule,
+            basis: None,
+            decided: false,
             evidence,
         });
     }
 
-    // The budget, in order of qualification.
-    decided.sort_by(|a, b| (a.qualified_on, &a.uscc).cmp(&(b.qualified_on, &b.uscc)));
-    let mut total = 0i64;
-    let (mut eligible, mut excluded) = (Vec::new(), Vec::new());
-    for mut dcs in decided {
-        match dcs.amount.as_deref().and_then(hundredths) {
-            Some(a) if total + a <= policy.budget => {
-                total += a;
-                eligible.push(dcs);
-            }
-            Some(_) => {
-                dcs.amount = None;
-                dcs.rule = Some("budget_exhausted".into());
-                excluded.push(dcs);
-            }
-            None => excluded.push(dcs),
-        }
-    }
-    Ok(RewardsReport {
-        policy: policy.id.clone(),
-        version: policy.version,
-        from: policy.from,
-        to: policy.to,
-        as_of,
-        eligible,
-        excluded,
-        total: yuan(total),
-        budget: yuan(policy.budget),
-    })
+    Ok(decided)
 }

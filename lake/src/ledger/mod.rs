@@ -1,5 +1,6 @@
-//! The elderly allowance's ledger as a lake table: `<lake>/_system/scenarios/elderly_allowance/`,
-//! read as `scenarios.elderly_allowance_ledger`.
+//! The scenarios' ledgers as lake tables: the elderly allowance's
+//! (`<lake>/_system/scenarios/elderly_allowance/`, read as
+//! `scenarios.elderly_allowance_ledger`) and the enterprise rewards' ([`rewards`]).
 //!
 //! Data flow: a monthly run reads the ledger whole and the lake as of its date, decides the
 //! payments, recoveries and notices still owed → [`LedgerTable::append`] writes them and a
@@ -19,6 +20,8 @@ use url::Url;
 use crate::policy::ColumnGrade;
 use crate::table::{ColumnLayout, EventTable, PartitionTxn};
 use crate::{Error, Result};
+
+pub mod rewards;
 
 /// The ledger's name under `scenarios.` and its folder under `_system/scenarios/`.
 pub const ELDERLY_ALLOWANCE: &str = "elderly_allowance";
@@ -120,29 +123,45 @@ pub async fn query(url: &Url, sql: &str) -> Result<Vec<arrow::array::RecordBatch
     Ok(crate::read::query(url, sql).await?.unwrap_or_default())
 }
 
-/// The ledger, for a run's one commit.
+/// A ledger, for a run's (or a step's) one commit.
 #[derive(Debug)]
 pub struct LedgerTable {
     table: EventTable,
+    /// The application transaction numbering the commits.
+    app_id: &'static str,
 }
 
 impl LedgerTable {
+    /// The elderly allowance's ledger.
     pub async fn open(url: Url) -> Result<Self> {
-        let table = EventTable::open_or_create_with(
+        Self::open_as(
             url,
-            ledger_schema(),
             ELDERLY_ALLOWANCE,
+            ledger_schema(),
             ledger_layout(),
+            RUN_APP_ID,
         )
-        .await?
-        .with_files_per_append(1);
-        Ok(Self { table })
+        .await
+    }
+
+    /// A ledger of `schema` at `url` whose commits `app_id` numbers.
+    pub async fn open_as(
+        url: Url,
+        name: &str,
+        schema: SchemaRef,
+        layout: ColumnLayout,
+        app_id: &'static str,
+    ) -> Result<Self> {
+        let table = EventTable::open_or_create_with(url, schema, name, layout)
+            .await?
+            .with_files_per_append(1);
+        Ok(Self { table, app_id })
     }
 
     /// The number of the last run committed (0: none), after reloading the table.
     pub async fn last_run(&mut self) -> Result<i64> {
         self.table.refresh().await?;
-        Ok(self.table.txn_version(RUN_APP_ID).await?.unwrap_or(0))
+        Ok(self.table.txn_version(self.app_id).await?.unwrap_or(0))
     }
 
     /// The value of application transaction `app_id` as loaded (`None`: never set).
@@ -177,14 +196,14 @@ impl LedgerTable {
     /// committed since this one read the ledger.
     pub async fn append(&mut self, batch: arrow::array::RecordBatch, run: i64) -> Result<u64> {
         let txn = PartitionTxn {
-            app_id: RUN_APP_ID.to_owned(),
+            app_id: self.app_id.to_owned(),
             offset: run,
         };
-        let before = self.table.txn_version(RUN_APP_ID).await?.unwrap_or(0);
+        let before = self.table.txn_version(self.app_id).await?.unwrap_or(0);
         if before != run - 1 {
             return Err(Error::PartitionTakenOver {
                 table: self.url().to_string(),
-                app_id: RUN_APP_ID.to_owned(),
+                app_id: self.app_id.to_owned(),
                 was: Some(run - 1),
                 now: Some(before),
             });
