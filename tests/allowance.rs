@@ -537,69 +537,6 @@ fn outcome_ids(lake: &Path) -> Vec<(String, String)> {
     .collect()
 }
 
-/// Every message of `topic` from its start: how often each outcome id (header
-/// `gdx-outcome-id`) occurs, and the payloads by id. Read by a consumer of the test's own.
-fn read_topic(
-    brokers: &str,
-    topic: &str,
-) -> (BTreeMap<String, usize>, BTreeMap<String, serde_json::Value>) {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::message::{Headers, Message};
-    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", "allowance-test-reader")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .unwrap();
-    let timeout = std::time::Duration::from_secs(10);
-    let md = consumer.fetch_metadata(Some(topic), timeout).unwrap();
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    let mut left = BTreeSet::new();
-    for t in md.topics().iter().filter(|t| t.name() == topic) {
-        for p in t.partitions() {
-            let (low, high) = consumer.fetch_watermarks(topic, p.id(), timeout).unwrap();
-            assert_eq!(low, 0, "{topic} lost messages");
-            if high > 0 {
-                tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)
-                    .unwrap();
-                left.insert(p.id());
-            }
-        }
-    }
-    let (mut counts, mut payloads) = (BTreeMap::new(), BTreeMap::new());
-    if left.is_empty() {
-        return (counts, payloads);
-    }
-    consumer.assign(&tpl).unwrap();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    while !left.is_empty() && std::time::Instant::now() < deadline {
-        match consumer.poll(std::time::Duration::from_millis(500)) {
-            Some(Ok(m)) => {
-                let id = m.headers().and_then(|h| {
-                    h.iter()
-                        .find(|h| h.key == "gdx-outcome-id")
-                        .and_then(|h| h.value)
-                        .map(|v| String::from_utf8_lossy(v).into_owned())
-                });
-                if let Some(id) = id {
-                    *counts.entry(id.clone()).or_insert(0) += 1;
-                    if let Some(p) = m.payload() {
-                        payloads.insert(id, serde_json::from_slice(p).unwrap_or_default());
-                    }
-                }
-            }
-            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
-                left.remove(&p);
-            }
-            Some(Err(e)) => panic!("{topic}: {e}"),
-            None => {}
-        }
-    }
-    assert!(left.is_empty(), "{topic}: not read to its end");
-    (counts, payloads)
-}
-
 #[test]
 fn outcomes_reach_kafka_once_each_and_the_payments_land_in_the_lake() {
     let lake = lake_copy("publish");
@@ -708,7 +645,7 @@ fn outcomes_reach_kafka_once_each_and_the_payments_land_in_the_lake() {
 
     // An independent consumer: every outcome exactly once; every payment once as a fact.
     let outcomes = outcome_ids(&lake);
-    let (notes, bodies) = read_topic(&brokers, "gdx.notifications");
+    let (notes, bodies) = common::read_topic(&brokers, "gdx.notifications");
     let want: BTreeMap<String, usize> = outcomes.iter().map(|(id, _)| (id.clone(), 1)).collect();
     assert_eq!(notes, want);
     let paid: Vec<&String> = outcomes
@@ -716,7 +653,7 @@ fn outcomes_reach_kafka_once_each_and_the_payments_land_in_the_lake() {
         .filter(|(_, k)| k == "payment")
         .map(|(id, _)| id)
         .collect();
-    let (facts, fact_bodies) = read_topic(&brokers, "mca.elderly_allowance_payment");
+    let (facts, fact_bodies) = common::read_topic(&brokers, "mca.elderly_allowance_payment");
     assert_eq!(facts.len(), paid.len());
     assert!(facts.values().all(|n| *n == 1));
     assert!(paid.iter().all(|id| facts.contains_key(*id)));

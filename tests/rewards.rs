@@ -304,7 +304,6 @@ fn account(i: usize) -> String {
 
 #[test]
 fn rewards_are_approved_and_paid_exactly_once_through_the_exchange() {
-    use common::exchange::Server;
     let dir = district();
     let feeds = dir.join("feeds");
     let skip = touched(&feeds);
@@ -385,19 +384,34 @@ fn rewards_are_approved_and_paid_exactly_once_through_the_exchange() {
 
     // Through the exchange: applications by the firms' app, approvals by each step's
     // approvers, in order.
-    let server = Server::start_on(&lake, &[]);
-    let app = server.principal("ent-app", "bdc", "app");
+    // `gdx serve`: the exchange, and an embedded broker its steps publish outcomes to.
+    let served = common::exchange::serve(&lake, &[]);
+    let principal = |id: &str, dept: &str, role: &str| {
+        let key = common::exchange::principal_in(&lake, id, dept, role);
+        let auth = format!("Bearer {key}");
+        assert!(common::exchange::eventually(20, || {
+            common::exchange::http(
+                &served.addr,
+                "GET",
+                "/v1/purposes",
+                &[("authorization", &auth)],
+                b"",
+            )
+            .status
+                != 401
+        }));
+        key
+    };
+    let app = principal("ent-app", "bdc", "app");
     let mut approver: BTreeMap<&str, String> = BTreeMap::new();
     for dept in ["sti", "miit", "stats", "ndrc", "tax", "finance"] {
-        approver.insert(
-            dept,
-            server.principal(&format!("{dept}-appr"), dept, "approver"),
-        );
+        approver.insert(dept, principal(&format!("{dept}-appr"), dept, "approver"));
     }
-    let payer = server.principal("fin-sys", "finance", "department_system");
-    let sti_sys = server.principal("sti-sys", "sti", "department_system");
+    let payer = principal("fin-sys", "finance", "department_system");
+    let sti_sys = principal("sti-sys", "sti", "department_system");
     let call = |method: &str, path: &str, key: &str, body: &str| {
-        server.call(
+        common::exchange::http(
+            &served.addr,
             method,
             path,
             &[
@@ -562,7 +576,8 @@ fn rewards_are_approved_and_paid_exactly_once_through_the_exchange() {
         ));
     }
     let csv_call = |key: &str, body: &str| {
-        server.call(
+        common::exchange::http(
+            &served.addr,
             "POST",
             "/v1/rewards/bank-results",
             &[
@@ -663,6 +678,78 @@ fn rewards_are_approved_and_paid_exactly_once_through_the_exchange() {
         }
     }
     assert_eq!(paid_total, want_total);
+
+    // Every outcome once on gdx.notifications: eligible per decision, approved per firm
+    // approved by its last step, the rejection, each bank result.
+    let firms_decided: usize = decided.values().map(BTreeMap::len).sum();
+    let want: BTreeMap<String, usize> = [
+        ("eligible", firms_decided),
+        ("approved", approved),
+        ("rejected", 1),
+        ("paid", approved),
+        ("failed", 1),
+        ("returned", 1),
+    ]
+    .into_iter()
+    .map(|(k, n)| (k.to_owned(), n))
+    .collect();
+    // The exchange publishes the ledger every few seconds.
+    let mut kinds: BTreeMap<String, usize> = BTreeMap::new();
+    let published = common::exchange::eventually(90, || {
+        let (counts, bodies) = common::read_topic(&served.broker, "gdx.notifications");
+        assert!(counts.values().all(|n| *n == 1), "an outcome sent twice");
+        kinds.clear();
+        for b in bodies.values() {
+            assert_eq!(b["scenario"], "enterprise_reward");
+            *kinds
+                .entry(b["kind"].as_str().unwrap().to_owned())
+                .or_default() += 1;
+        }
+        kinds == want
+    });
+    assert!(published, "{kinds:?} != {want:?}");
+    drop(served);
+
+    // The enterprise profile: rewards received, from the ledger.
+    let mut by_firm: BTreeMap<String, i64> = BTreeMap::new();
+    for (id, firms) in &decided {
+        for (u, fen) in firms {
+            if (id.as_str(), u.as_str()) != (rejected.0.as_str(), rejected.1.as_str()) {
+                *by_firm.entry(u.clone()).or_default() += fen;
+            }
+        }
+    }
+    let built = gdx(&["profiles", "build", "--lake", l]);
+    assert!(
+        built.status.success(),
+        "{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let received: BTreeMap<String, i64> = common::sql_csv(
+        &lake,
+        "select uscc, cast(rewards_received as varchar) from profiles.enterprise \
+         where rewards_received > 0",
+    )
+    .lines()
+    .skip(1)
+    .map(|l| {
+        let (u, a) = l.split_once(',').unwrap();
+        (u.to_owned(), fen(a))
+    })
+    .collect();
+    assert_eq!(received, by_firm);
+    // As of a day before any payment, the profile knows of none.
+    let as_of = stdout(&gdx(&[
+        "sql",
+        "--lake",
+        l,
+        "--as-of",
+        AS_OF,
+        "--format",
+        "csv",
+        "select count(*) as n from profiles.enterprise where rewards_received > 0",
+    ]));
+    assert_eq!(as_of.lines().nth(1), Some("0"), "{as_of}");
     eprintln!(
         "rewards paid: {approved} firms, {} yuan; {highest_only} firm(s) under both group policies",
         paid_total / 100

@@ -63,6 +63,16 @@ pub(crate) enum RewardsCommand {
         #[command(flatten)]
         lake: LakeArgs,
     },
+    /// Publish the outcomes not published yet (eligible, approved, rejected, paid, failed,
+    /// returned, mismatched), each once on gdx.notifications, keyed by the firm's USCC (a
+    /// publisher killed half-way resends nothing the topic already holds).
+    Publish {
+        /// Kafka bootstrap servers.
+        #[arg(long, env = "GDX_BROKERS")]
+        brokers: String,
+        #[command(flatten)]
+        lake: LakeArgs,
+    },
     /// Reconcile the bank's return file (CSV: account,amount,status,reference) into paid,
     /// failed, returned and mismatched (JSON report; rows refused by line and rule).
     Reconcile {

@@ -1,5 +1,5 @@
-//! `gdx scenario rewards run | issue | decide | firms | disburse | reconcile`: 云兑现 from a
-//! terminal, as the operator.
+//! `gdx scenario rewards run | issue | decide | firms | disburse | publish | reconcile`: 云兑现
+//! from a terminal, as the operator.
 //!
 //! Data flow: lake + catalog → a [`gdx_lake::TableRegistry`] and the rewards ledger → the
 //! step ([`gdx_exchange::scenarios::rewards`]: a preview over the lake, a policy issued, a
@@ -9,7 +9,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
-use gdx_exchange::scenarios::rewards::{RewardPolicy, bank, ledger, preview, steps};
+use gdx_exchange::scenarios::rewards::{RewardPolicy, bank, ledger, notify, preview, steps};
 
 use super::ingest::runtime;
 use super::projects::operator_session;
@@ -86,6 +86,12 @@ pub(crate) fn rewards(cmd: RewardsCommand) -> anyhow::Result<ExitCode> {
                 std::fs::write(&out, bank::batch_csv(&report.batch))
                     .with_context(|| format!("writing {}", out.display()))?;
             }
+            print!(&report)?;
+        }
+        RewardsCommand::Publish { brokers, lake } => {
+            let location = open_lake(&lake.lake)?;
+            let sink = std::sync::Arc::new(super::outcomes::KafkaOutcomes::new(&brokers)?);
+            let report = rt.block_on(notify::publish(&location, sink))?;
             print!(&report)?;
         }
         RewardsCommand::Reconcile { file, lake } => {

@@ -225,3 +225,72 @@ pub fn publish(topic: &str, file: &Path, brokers: &str) -> Output {
         brokers,
     ])
 }
+
+/// Every message of `topic` from its start: how often each outcome id (header
+/// `gdx-outcome-id`) occurs, and the payloads by id. Read by a consumer of the test's own.
+pub fn read_topic(
+    brokers: &str,
+    topic: &str,
+) -> (
+    std::collections::BTreeMap<String, usize>,
+    std::collections::BTreeMap<String, serde_json::Value>,
+) {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Headers, Message};
+    let consumer: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", "gdx-test-reader")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .create()
+        .unwrap();
+    let timeout = std::time::Duration::from_secs(10);
+    let md = consumer.fetch_metadata(Some(topic), timeout).unwrap();
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    let mut left = std::collections::BTreeSet::new();
+    for t in md.topics().iter().filter(|t| t.name() == topic) {
+        for p in t.partitions() {
+            let (low, high) = consumer.fetch_watermarks(topic, p.id(), timeout).unwrap();
+            assert_eq!(low, 0, "{topic} lost messages");
+            if high > 0 {
+                tpl.add_partition_offset(topic, p.id(), rdkafka::Offset::Beginning)
+                    .unwrap();
+                left.insert(p.id());
+            }
+        }
+    }
+    let (mut counts, mut payloads) = (
+        std::collections::BTreeMap::new(),
+        std::collections::BTreeMap::new(),
+    );
+    if left.is_empty() {
+        return (counts, payloads);
+    }
+    consumer.assign(&tpl).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        match consumer.poll(std::time::Duration::from_millis(500)) {
+            Some(Ok(m)) => {
+                let id = m.headers().and_then(|h| {
+                    h.iter()
+                        .find(|h| h.key == "gdx-outcome-id")
+                        .and_then(|h| h.value)
+                        .map(|v| String::from_utf8_lossy(v).into_owned())
+                });
+                if let Some(id) = id {
+                    *counts.entry(id.clone()).or_insert(0) += 1;
+                    if let Some(p) = m.payload() {
+                        payloads.insert(id, serde_json::from_slice(p).unwrap_or_default());
+                    }
+                }
+            }
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                left.remove(&p);
+            }
+            Some(Err(e)) => panic!("{topic}: {e}"),
+            None => {}
+        }
+    }
+    assert!(left.is_empty(), "{topic}: not read to its end");
+    (counts, payloads)
+}

@@ -345,6 +345,10 @@ mod tests {
     }
 }
 
+/// How often the rewards' ledger is published to `gdx.notifications`, when Kafka is
+/// configured.
+const OUTCOMES_INTERVAL: Duration = Duration::from_secs(2);
+
 /// A running exchange.
 #[derive(Debug)]
 pub struct Exchange {
@@ -503,6 +507,20 @@ impl Exchange {
                 async move { state.ship_audit().await.map(|_| ()).map_err(|e| e.reason) }
             }
         });
+        if let Some(sink) = state.outcomes.clone() {
+            spawn_every(&tracker, &token, "rewards-outcomes", OUTCOMES_INTERVAL, {
+                let lake = registry.lake().clone();
+                move || {
+                    let (lake, sink) = (lake.clone(), sink.clone());
+                    async move {
+                        crate::scenarios::rewards::notify::publish(&lake, sink)
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    }
+                }
+            });
+        }
         let pg_addr = match &cfg.pg {
             Some(pg) => Some(crate::pg::start(pg, state.clone(), &tracker, &token).await?),
             None => None,
@@ -556,6 +574,18 @@ impl Exchange {
             );
         }
         self.state.audit.close().await;
+        if let Some(sink) = self.state.outcomes.clone() {
+            match crate::scenarios::rewards::notify::publish(self.state.registry.lake(), sink).await
+            {
+                Ok(r) => tracing::info!(
+                    notifications = r.notifications,
+                    "the rewards' last outcomes published"
+                ),
+                Err(e) => {
+                    tracing::warn!(reason = %e, "the rewards' last outcomes stay in the ledger until the next publish")
+                }
+            }
+        }
         if let Some(a) = &self.anchor {
             match a.publish(&self.state.audit).await {
                 Ok(()) => tracing::info!("audit head anchored on gdx.audit"),

@@ -7,7 +7,8 @@
 //! approvers approve or reject; the paying department — the policy's last step — disburses
 //! and reconciles; firms apply through an app) → the step
 //! ([`crate::scenarios::rewards`], one commit of the ledger) → its report; the audit records
-//! the step with the policy and firm as its object.
+//! the step with the policy and firm as its object. The outcomes reach `gdx.notifications`
+//! by the exchange's `rewards-outcomes` task, not in the call.
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};

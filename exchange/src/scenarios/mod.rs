@@ -9,6 +9,7 @@
 
 pub mod allowance;
 pub mod certificate;
+pub mod outbox;
 pub mod projects;
 pub mod rewards;
 

@@ -55,6 +55,16 @@ abnormal as (
   where listed_on <= {as_of} and (removed_on is null or removed_on > {as_of})
   group by uscc
 ),
+-- Rewards paid (云兑现): the bank's results the ledger recorded as paid (as of a past day, the
+-- session's ledger holds only what was recorded by then).
+rewards as (
+  select uscc,
+    sum(amount) as rewards_received,
+    array_to_string(array_sort(array_agg(policy || ':' || cast(amount as varchar))), ',') as rewards_by_policy
+  from {rewards_ledger}
+  where kind = 'bank_result' and reason = 'paid'
+  group by uscc
+),
 -- Every per-enterprise fact of the other departments, joined onto the bare key list first
 -- (cheap, narrow rows) and onto the wide registration rows once.
 facts as (
@@ -66,7 +76,8 @@ facts as (
     ht.high_tech_recognised_on, ht.high_tech_valid_until,
     s.specialised_sme_level, s.specialised_sme_recognised_on,
     a.above_scale_first_year, a.above_scale_last_year,
-    ab.abnormal_listed_on
+    ab.abnormal_listed_on,
+    rw.rewards_received, rw.rewards_by_policy
   from (select uscc from reg) k
   left join headcount h on h.uscc = k.uscc
   left join tax_years ty on ty.uscc = k.uscc
@@ -76,6 +87,7 @@ facts as (
   left join sme s on s.uscc = k.uscc
   left join above_scale a on a.uscc = k.uscc
   left join abnormal ab on ab.uscc = k.uscc
+  left join rewards rw on rw.uscc = k.uscc
 ),
 profiled as (
   select
@@ -115,7 +127,9 @@ profiled as (
     f.abnormal_listed_on is not null as abnormal_operation,
     f.credit_grade,
     f.credit_year,
-    coalesce(f.credit_grade = 'D', false) as credit_bad
+    coalesce(f.credit_grade = 'D', false) as credit_bad,
+    coalesce(f.rewards_received, 0) as rewards_received,
+    f.rewards_by_policy
   from reg r
   left join facts f on f.uscc = r.uscc
 )

@@ -125,6 +125,9 @@ const ENTERPRISE: &[(&str, Source)] = &[
     ("credit_grade", Field("tax.taxpayer_credit", "grade")),
     ("credit_year", Field("tax.taxpayer_credit", "year")),
     ("credit_bad", Derived(2)),
+    // Amounts paid, level 3 like the payment facts.
+    ("rewards_received", Derived(3)),
+    ("rewards_by_policy", Derived(3)),
     ("tags", Derived(2)),
     ("_inputs", Derived(1)),
     ("_as_of", Derived(1)),

@@ -65,7 +65,11 @@ pub async fn build(
     } else {
         TableKind::Current
     };
-    let registry = TableRegistry::open_some(lake, catalog, |t| t.kind == input).await?;
+    // And the rewards' ledger (the enterprise profile's rewards received).
+    let registry = TableRegistry::open_some(lake, catalog, |t| {
+        t.kind == input || matches!(t.contents, crate::registry::Contents::RewardsLedger)
+    })
+    .await?;
     let session = LakeSession::open(&registry, Arc::new(AllowAll), &session_opts).await?;
     let snapshot = registry.snapshot();
     let day = opts
@@ -73,7 +77,7 @@ pub async fn build(
         .map_or_else(crate::sql::time_travel::district_today, |a| a.date());
     // The versions this session reads: `current` tables, or `events` when as of a date.
     let kind = if opts.as_of.is_some() { "_events" } else { "" };
-    let inputs: BTreeMap<String, Option<u64>> = catalog
+    let mut inputs: BTreeMap<String, Option<u64>> = catalog
         .datasets()
         .map(|ds| {
             let name = format!("{}.{}{kind}", ds.id.department(), ds.id.name());
@@ -81,6 +85,10 @@ pub async fn build(
             (name, v)
         })
         .collect();
+    let ledger = snapshot.version(definition::REWARDS_LEDGER);
+    if ledger.is_some() {
+        inputs.insert(definition::REWARDS_LEDGER.to_owned(), ledger);
+    }
     let inputs_json = serde_json::to_string(&inputs).unwrap_or_default();
     let mut out = Vec::new();
     for p in Profile::ALL {
@@ -89,7 +97,7 @@ pub async fn build(
             // One dictionary value for every row: the versions cost nothing per row.
             "select *, arrow_cast('{inputs_json}', 'Dictionary(Int32, Utf8)') as _inputs, \
              DATE '{day}' as _as_of from ({})",
-            sql(p, day)
+            sql(p, day, ledger.is_some())
         );
         let url = lake.profile(p.name());
         let props = CommitProperties::default().with_metadata([

@@ -58,7 +58,19 @@ pub(super) async fn tables(
     for t in stored {
         let info = &t.opened.info;
         let Some(id) = &info.dataset else {
-            if !matches!(info.kind, TableKind::Profile | TableKind::Review) {
+            if t.name == crate::profiles::definition::REWARDS_LEDGER {
+                // What the ledger had recorded by then (the profiles' rewards received).
+                let cut = system
+                    .view(&format!(
+                        "select * from {} where recorded_at <= {}",
+                        quoted(&t.name),
+                        at.sql_literal()
+                    ))
+                    .await?;
+                let v = view(t.name.clone(), info.kind, Contents::RewardsLedger, cut);
+                states.push(v.clone());
+                out.push(v);
+            } else if !matches!(info.kind, TableKind::Profile | TableKind::Review) {
                 out.push(t.clone());
             }
             continue;

@@ -218,6 +218,9 @@ pub(crate) async fn plan_profiles(
     tables: &[SourceTable],
     day: chrono::NaiveDate,
 ) -> Result<Vec<OpenedTable>> {
+    let ledger = tables
+        .iter()
+        .any(|t| t.name == crate::profiles::definition::REWARDS_LEDGER);
     let views = Profile::ALL
         .into_iter()
         .map(|p| {
@@ -226,7 +229,7 @@ pub(crate) async fn plan_profiles(
                 name,
                 TableKind::Profile,
                 Contents::Profile(p),
-                profiles::sql(p, day),
+                profiles::sql(p, day, ledger),
             )
         })
         .collect();

@@ -196,7 +196,7 @@ pub(crate) fn profiles(args: BenchProfilesArgs) -> anyhow::Result<ExitCode> {
         let out = tmp.path().join(format!("duckdb_{}.parquet", p.name()));
         script.push_str(&format!(
             "copy ({}) to '{}' (format parquet);\n",
-            sql(p, day),
+            sql(p, day, false),
             out.display()
         ));
         let (key, sum) = key_of(p);

@@ -3,21 +3,11 @@
 //! `mca.elderly_allowance_payment` (so the lake, the profiles and the reports see them), each
 //! exactly once, from the ledger.
 //!
-//! Data flow: the ledger (the outbox: runs committed, and as application transactions how far
-//! publication got) → per run not yet published, in order: a claim (an application
-//! transaction holding the run and the time, a lease another publisher may take over only
-//! once it is [`LEASE_MS`] old; renewed between chunks, and a renewal refused means another
-//! publisher took over: stop) → what the topics already hold of this run (each message names
-//! its outcome in the header [`OUTCOME_HEADER`]; read back from the offsets recorded when the
-//! previous run was published — or, for a partition none has recorded, from its end, recorded
-//! before sending — so a publisher killed between sending and recording resends nothing; a
-//! topic that lost those offsets is a gap, refused) → the rest sent, each
-//! acknowledged → the run recorded as published with the topics' new end offsets, in one
-//! commit that fails if another publisher recorded anything meanwhile.
+//! Data flow: each run committed to the ledger → its lines ([`Allowance`]'s messages: a
+//! notification per payment, recovery, stop and notice, keyed by the recipient's pseudonym
+//! or masked ID; a payment fact per payment) → [`publish_outbox`]: every run not published
+//! yet, in order, exactly once.
 
-use std::collections::{BTreeMap, HashSet};
-
-use chrono::Utc;
 use datafusion::arrow::array::{Array, AsArray};
 use datafusion::arrow::datatypes::{DataType, Decimal128Type};
 use gdx_catalog::PiiKind;
@@ -27,88 +17,16 @@ use gdx_lake::ledger::{self, LedgerTable, column as col};
 use serde::Serialize;
 
 use super::run::yuan;
+pub use crate::scenarios::outbox::{
+    LEASE_MS, NOTIFICATIONS_TOPIC, OUTCOME_HEADER, OutMessage, OutcomeSink, OutcomeSource,
+    PublishError, PublishReport, publish_outbox,
+};
 
-/// Where notifications go.
-pub const NOTIFICATIONS_TOPIC: &str = "gdx.notifications";
 /// Where the payments go, as the dataset's facts.
 pub const PAYMENTS_TOPIC: &str = "mca.elderly_allowance_payment";
-/// The Kafka header naming a message's outcome (the ledger's entry id).
-pub const OUTCOME_HEADER: &str = "gdx-outcome-id";
-/// A claim older than this may be taken over.
-pub const LEASE_MS: i64 = 120_000;
 
 const PUBLISHED: &str = "elderly_allowance/published";
 const CLAIM: &str = "elderly_allowance/publishing";
-/// A claim packs the run and the claim's time (ms) into one number.
-const CLAIM_SCALE: i64 = 10_000_000_000_000;
-/// Messages sent between claim renewals.
-const CHUNK: usize = 20_000;
-
-fn offset_mark(topic: &str, partition: i32) -> String {
-    format!("{PUBLISHED}/{topic}/{partition}")
-}
-
-/// One message out.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutMessage {
-    pub topic: &'static str,
-    pub key: String,
-    /// The outcome (the ledger's entry id), sent as [`OUTCOME_HEADER`].
-    pub outcome: String,
-    pub payload: Vec<u8>,
-    /// The fact's business time (`event-time` header), for dataset topics.
-    pub event_time: Option<String>,
-}
-
-/// Kafka, as the publisher needs it (the binary's implementation is the only one; blocking
-/// calls, made off the async runtime).
-pub trait OutcomeSink: std::fmt::Debug + Send + Sync {
-    /// `(partition, low, high)` watermarks of each partition of `topic` (none: no topic yet).
-    fn partitions(&self, topic: &str) -> Result<Vec<(i32, i64, i64)>, String>;
-    /// The outcomes named by the messages of `topic` in `[from, to)` per partition.
-    fn outcomes_in(
-        &self,
-        topic: &str,
-        ranges: &[(i32, i64, i64)],
-    ) -> Result<HashSet<String>, String>;
-    /// Sends every message; returns once each is acknowledged.
-    fn send_all(&self, messages: &[OutMessage]) -> Result<(), String>;
-}
-
-/// Why publication stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum PublishError {
-    #[error("another publisher holds run {run}'s publication (claimed {age_ms} ms ago)")]
-    Busy { run: i64, age_ms: i64 },
-    #[error("another publisher recorded progress while run {run} was being published")]
-    TakenOver { run: i64 },
-    #[error(
-        "{topic} partition {partition} no longer holds offset {from} (its oldest is {low}): what was already published cannot be told, so nothing is resent"
-    )]
-    Gap {
-        topic: String,
-        partition: i32,
-        from: i64,
-        low: i64,
-    },
-    #[error("Kafka: {0}")]
-    Kafka(String),
-    #[error("the ledger's column {0} is not what the ledger writes")]
-    Column(&'static str),
-    #[error(transparent)]
-    Lake(#[from] gdx_lake::Error),
-}
-
-/// What one publication did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
-pub struct PublishReport {
-    /// The runs published now.
-    pub runs: Vec<i64>,
-    pub notifications: u64,
-    pub payment_facts: u64,
-    /// Messages a killed publisher had already sent (found on the topics, not resent).
-    pub already_sent: u64,
-}
 
 /// A notification as the gateway reads it: who (a pseudonym when gdx has a pseudonym key,
 /// and masked ID and name), what, how much.
@@ -259,33 +177,39 @@ fn messages(
     Ok(out)
 }
 
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, String> + Send + 'static,
-) -> Result<T, PublishError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| PublishError::Kafka(format!("the Kafka task failed: {e}")))?
-        .map_err(PublishError::Kafka)
+/// The allowance's ledger as an outbox.
+struct Allowance<'a> {
+    pseudonyms: Option<&'a Pseudonymizer>,
 }
 
-fn now_ms() -> i64 {
-    Utc::now().timestamp_millis()
-}
-
-async fn claim(table: &mut LedgerTable, run: i64, ours: bool) -> Result<(), PublishError> {
-    if !ours && let Some(c) = table.mark(CLAIM).await? {
-        let age_ms = now_ms() - c % CLAIM_SCALE;
-        if c / CLAIM_SCALE == run && age_ms < LEASE_MS {
-            return Err(PublishError::Busy { run, age_ms });
-        }
+#[async_trait::async_trait]
+impl OutcomeSource for Allowance<'_> {
+    fn published_mark(&self) -> &'static str {
+        PUBLISHED
     }
-    match table
-        .set_marks(&[(CLAIM.to_owned(), run * CLAIM_SCALE + now_ms())])
-        .await
-    {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_concurrent_commit() => Err(PublishError::TakenOver { run }),
-        Err(e) => Err(e.into()),
+
+    fn claim_mark(&self) -> &'static str {
+        CLAIM
+    }
+
+    fn topics(&self) -> &'static [&'static str] {
+        &[NOTIFICATIONS_TOPIC, PAYMENTS_TOPIC]
+    }
+
+    async fn messages(
+        &self,
+        table: &LedgerTable,
+        runs: std::ops::RangeInclusive<i64>,
+    ) -> Result<Vec<OutMessage>, PublishError> {
+        let mut out = Vec::new();
+        for run in runs {
+            out.extend(messages(
+                run,
+                &outcomes(table, run).await?,
+                self.pseudonyms,
+            )?);
+        }
+        Ok(out)
     }
 }
 
@@ -296,106 +220,5 @@ pub async fn publish(
     pseudonyms: Option<&Pseudonymizer>,
 ) -> Result<PublishReport, PublishError> {
     let mut table = LedgerTable::open(lake.scenario(ledger::ELDERLY_ALLOWANCE)).await?;
-    let mut report = PublishReport::default();
-    loop {
-        let last = table.last_run().await?;
-        let published = table.mark(PUBLISHED).await?.unwrap_or(0);
-        if published >= last {
-            return Ok(report);
-        }
-        let run = published + 1;
-        claim(&mut table, run, false).await?;
-        // What the topics already hold of this run. A partition no publication has recorded
-        // yet (the first run, a new partition) starts where it ends now: that is recorded
-        // before anything is sent, so a publisher killed after sending finds its messages
-        // after it (and the feed's older messages, which the embedded broker may already
-        // have dropped, are never needed).
-        let mut present: BTreeMap<&'static str, HashSet<String>> = BTreeMap::new();
-        let mut starts = Vec::new();
-        for topic in [NOTIFICATIONS_TOPIC, PAYMENTS_TOPIC] {
-            let parts = blocking({
-                let sink = sink.clone();
-                move || sink.partitions(topic)
-            })
-            .await?;
-            let mut ranges = Vec::new();
-            for (partition, low, high) in parts {
-                let mark = offset_mark(topic, partition);
-                let Some(from) = table.mark(&mark).await? else {
-                    starts.push((mark, high));
-                    continue;
-                };
-                if low > from {
-                    return Err(PublishError::Gap {
-                        topic: topic.to_owned(),
-                        partition,
-                        from,
-                        low,
-                    });
-                }
-                if high > from {
-                    ranges.push((partition, from, high));
-                }
-            }
-            let ids = blocking({
-                let sink = sink.clone();
-                move || sink.outcomes_in(topic, &ranges)
-            })
-            .await?;
-            present.insert(topic, ids);
-        }
-        if !starts.is_empty() {
-            starts.push((CLAIM.to_owned(), run * CLAIM_SCALE + now_ms()));
-            match table.set_marks(&starts).await {
-                Ok(_) => {}
-                Err(e) if e.is_concurrent_commit() => {
-                    return Err(PublishError::TakenOver { run });
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let all = messages(run, &outcomes(&table, run).await?, pseudonyms)?;
-        let total = all.len();
-        let todo: Vec<OutMessage> = all
-            .into_iter()
-            .filter(|m| !present.get(m.topic).is_some_and(|s| s.contains(&m.outcome)))
-            .collect();
-        report.already_sent += (total - todo.len()) as u64;
-        for chunk in todo.chunks(CHUNK) {
-            let chunk = chunk.to_vec();
-            blocking({
-                let sink = sink.clone();
-                move || sink.send_all(&chunk)
-            })
-            .await?;
-            // Still ours? (a refused renewal: another publisher took over after the lease)
-            claim(&mut table, run, true).await?;
-        }
-        report.notifications += todo
-            .iter()
-            .filter(|m| m.topic == NOTIFICATIONS_TOPIC)
-            .count() as u64;
-        report.payment_facts += todo.iter().filter(|m| m.topic == PAYMENTS_TOPIC).count() as u64;
-        // Done: the run and where the topics end now, in one commit.
-        let mut marks = vec![(PUBLISHED.to_owned(), run)];
-        for topic in [NOTIFICATIONS_TOPIC, PAYMENTS_TOPIC] {
-            let parts = blocking({
-                let sink = sink.clone();
-                move || sink.partitions(topic)
-            })
-            .await?;
-            marks.extend(
-                parts
-                    .into_iter()
-                    .map(|(p, _, high)| (offset_mark(topic, p), high)),
-            );
-        }
-        match table.set_marks(&marks).await {
-            Ok(_) => {}
-            Err(e) if e.is_concurrent_commit() => return Err(PublishError::TakenOver { run }),
-            Err(e) => return Err(e.into()),
-        }
-        tracing::info!(run, sent = todo.len(), "elderly allowance run published");
-        report.runs.push(run);
-    }
+    publish_outbox(&mut table, &Allowance { pseudonyms }, sink).await
 }

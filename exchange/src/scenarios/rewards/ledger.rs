@@ -350,6 +350,14 @@ impl Ledger {
     }
 }
 
+/// The ledger as `table` holds it up to commit `seq` (the lines of later commits, loaded
+/// meanwhile, are left out).
+pub async fn read_table(table: &LedgerTable, seq: i64) -> Result<Ledger, StepError> {
+    let mut l = read(table, seq).await?;
+    l.lines.retain(|x| x.seq <= seq);
+    Ok(l)
+}
+
 async fn read(table: &LedgerTable, seq: i64) -> Result<Ledger, StepError> {
     if seq == 0 {
         return Ok(Ledger::default());

@@ -9,10 +9,12 @@
 //! confirmations, approvals in the policy's order ([`steps`]) → payment instructions, one per
 //! firm, policy and period ([`bank::disburse`]) → the bank's return file reconciled
 //! ([`bank::reconcile`]), a failed or returned payment re-issued once. Every step is one
-//! commit of the event-sourced ledger ([`ledger`]).
+//! commit of the event-sourced ledger ([`ledger`]), whose outcomes go to `gdx.notifications`
+//! exactly once ([`notify`]).
 
 pub mod bank;
 pub mod ledger;
+pub mod notify;
 pub mod policy;
 pub mod run;
 pub mod settle;
