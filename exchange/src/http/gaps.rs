@@ -12,8 +12,6 @@
 use axum::extract::{Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::{DataType, Int64Type};
 use gdx_lake::entitlements::Benefit;
 use gdx_lake::sql::LakeSession;
 use serde::{Deserialize, Serialize};
@@ -165,27 +163,19 @@ async fn counts(session: &LakeSession, table: &str) -> Result<Vec<GapCount>, Api
     );
     let out = session.query(&sql).await?;
     let mut rows = Vec::new();
-    for b in &out.batches {
-        let text = |i: usize| {
-            datafusion::arrow::compute::cast(b.column(i), &DataType::Utf8)
-                .map_err(|e| ApiError::internal(format!("{table}: {e}")))
+    for r in crate::scenarios::text_rows(&out.batches)
+        .map_err(|e| ApiError::internal(format!("{table}: {e}")))?
+    {
+        let (Some(direction), Some(rule), Some(people)) = (&r[0], &r[1], &r[2]) else {
+            continue;
         };
-        let (direction, rule) = (text(0)?, text(1)?);
-        let (direction, rule) = (direction.as_string::<i32>(), rule.as_string::<i32>());
-        let n = b
-            .column(2)
-            .as_primitive_opt::<Int64Type>()
-            .ok_or_else(|| ApiError::internal(format!("{table}: count is not an integer")))?;
-        for i in 0..b.num_rows() {
-            if direction.is_null(i) || rule.is_null(i) {
-                continue;
-            }
-            rows.push(GapCount {
-                direction: direction.value(i).to_owned(),
-                rule: rule.value(i).to_owned(),
-                people: n.value(i),
-            });
-        }
+        rows.push(GapCount {
+            direction: direction.clone(),
+            rule: rule.clone(),
+            people: people
+                .parse()
+                .map_err(|_| ApiError::internal(format!("{table}: count is not an integer")))?,
+        });
     }
     Ok(rows)
 }

@@ -4,8 +4,6 @@
 use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{Array, AsArray};
-use datafusion::arrow::datatypes::DataType;
 use gdx_lake::sql::LakeSession;
 
 use super::{Event, ProjectEvents};
@@ -42,53 +40,42 @@ pub async fn read(
          ORDER BY project_code, event_date, event_id"
     );
     let out = session.collect(session.stream(&sql).await?).await?;
+    let rows = crate::scenarios::text_rows(&out.batches).map_err(|e| ReadError::Column {
+        column: "*".into(),
+        reason: e.to_string(),
+    })?;
     let mut by_code: BTreeMap<String, ProjectEvents> = BTreeMap::new();
-    for b in &out.batches {
-        let cols = (0..b.num_columns())
-            .map(|i| {
-                datafusion::arrow::compute::cast(b.column(i), &DataType::Utf8).map_err(|e| {
-                    ReadError::Column {
-                        column: b.schema().field(i).name().clone(),
-                        reason: e.to_string(),
-                    }
-                })
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let text: Vec<_> = cols.iter().map(|c| c.as_string::<i32>()).collect();
-        let get = |c: usize, i: usize| (!text[c].is_null(i)).then(|| text[c].value(i).to_owned());
-        for i in 0..b.num_rows() {
-            let (Some(id), Some(code), Some(stage), Some(date)) =
-                (get(0, i), get(1, i), get(3, i), get(4, i))
-            else {
-                continue;
-            };
-            let date =
-                NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|e| ReadError::Column {
-                    column: "event_date".into(),
-                    reason: e.to_string(),
-                })?;
-            let p = by_code
-                .entry(code.clone())
-                .or_insert_with(|| ProjectEvents {
-                    code,
-                    name: String::new(),
-                    builder_uscc: None,
-                    investment: None,
-                    events: Vec::new(),
-                });
-            // The latest event's name, builder and investment describe the project.
-            if let Some(n) = get(2, i) {
-                p.name = n;
-            }
-            p.builder_uscc = get(6, i).or(p.builder_uscc.take());
-            p.investment = get(7, i).or(p.investment.take());
-            p.events.push(Event {
-                event_id: id,
-                stage,
-                date,
-                department: get(5, i),
+    for mut r in rows {
+        let mut get = |c: usize| r[c].take();
+        let (Some(id), Some(code), Some(stage), Some(date)) = (get(0), get(1), get(3), get(4))
+        else {
+            continue;
+        };
+        let date = NaiveDate::parse_from_str(&date, "%Y-%m-%d").map_err(|e| ReadError::Column {
+            column: "event_date".into(),
+            reason: e.to_string(),
+        })?;
+        let p = by_code
+            .entry(code.clone())
+            .or_insert_with(|| ProjectEvents {
+                code,
+                name: String::new(),
+                builder_uscc: None,
+                investment: None,
+                events: Vec::new(),
             });
+        // The latest event's name, builder and investment describe the project.
+        if let Some(n) = get(2) {
+            p.name = n;
         }
+        p.builder_uscc = get(6).or(p.builder_uscc.take());
+        p.investment = get(7).or(p.investment.take());
+        p.events.push(Event {
+            event_id: id,
+            stage,
+            date,
+            department: get(5),
+        });
     }
     Ok(by_code.into_values().collect())
 }
