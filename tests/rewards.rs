@@ -532,14 +532,30 @@ fn rewards_are_approved_and_paid_exactly_once_through_the_exchange() {
             .spawn()
             .unwrap()
     };
+    // The ledger's commits that added lines, counted from its Delta log (the publisher's
+    // commits only move its marks): did a killed process commit?
+    let log = lake.join("_system/scenarios/rewards/_delta_log");
+    let commits = || {
+        std::fs::read_dir(&log)
+            .unwrap()
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".json"))
+            .filter(|e| std::fs::read_to_string(e.path()).is_ok_and(|t| t.contains("\"add\"")))
+            .count()
+    };
+    let (mut killed, mut committed_before_kill) = (0, 0);
     let mut batch: Vec<Value> = Vec::new();
     for (i, name) in ORDER.iter().enumerate() {
         let id = id_of(name);
-        for ms in [20, 80, 200, 400 + 150 * i as u64] {
+        // Across a debug disbursement's life (~0.8 s): starting, reading, committing, done.
+        for ms in [20, 200, 450 + 100 * i as u64, 650 + 100 * i as u64, 1000] {
+            let before = commits();
             let mut c = disburse(&id);
             std::thread::sleep(std::time::Duration::from_millis(ms));
             let _ = c.kill();
             let _ = c.wait();
+            killed += 1;
+            committed_before_kill += usize::from(commits() > before);
         }
         let side: Vec<_> = (0..3).map(|_| disburse(&id)).collect();
         for mut c in side {
@@ -751,7 +767,8 @@ fn rewards_are_approved_and_paid_exactly_once_through_the_exchange() {
     ]));
     assert_eq!(as_of.lines().nth(1), Some("0"), "{as_of}");
     eprintln!(
-        "rewards paid: {approved} firms, {} yuan; {highest_only} firm(s) under both group policies",
+        "rewards paid: {approved} firms, {} yuan; {highest_only} firm(s) under both group policies; \
+         {killed} disbursements killed, {committed_before_kill} of them after their commit",
         paid_total / 100
     );
 }
