@@ -377,8 +377,16 @@ fn rewards_are_approved_and_paid_exactly_once_through_the_exchange() {
         for (u, w) in want.iter().filter(|(u, _)| !skip.contains(*u)) {
             assert_eq!(Some(w), got.get(u), "{name}: {u}");
         }
-        // Deciding again records nothing more.
+        // Deciding again records nothing more; the preview by the issued policy's id shows
+        // the same firms, decided.
         assert_eq!(json_out(&decide)[0]["decided_now"], 0);
+        let preview = json_out(&[
+            "scenario", "rewards", "run", "--policy", &id, "--as-of", AS_OF, "--lake", l,
+        ])
+        .remove(0);
+        let shown = preview["eligible"].as_array().unwrap();
+        assert_eq!(shown.len(), eligible.len());
+        assert!(shown.iter().all(|e| e["decided"] == true));
     }
     assert!(decided.values().map(BTreeMap::len).sum::<usize>() >= 10);
 

@@ -13,7 +13,8 @@ pub(crate) enum RewardsCommand {
     /// eligible firms with what they would be owed and the records that make them eligible,
     /// the excluded ones with the rule that excludes them (JSON). Nothing is written.
     Run {
-        /// The policy file (e.g. deploy/policies/rewards/high_tech_first.toml).
+        /// The policy file (e.g. deploy/policies/rewards/high_tech_first.toml), or the id of a
+        /// policy issued into the ledger (e.g. high-tech-first-2025).
         #[arg(long, env = "GDX_REWARD_POLICY")]
         policy: PathBuf,
         /// Read the lake as of this date (end of day, UTC+8) or RFC 3339 timestamp

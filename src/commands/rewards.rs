@@ -35,14 +35,24 @@ pub(crate) fn rewards(cmd: RewardsCommand) -> anyhow::Result<ExitCode> {
             as_of,
             lake,
         } => {
-            let text = std::fs::read_to_string(&policy)
-                .with_context(|| format!("reading {}", policy.display()))?;
-            let policy =
-                RewardPolicy::parse(&text).with_context(|| format!("{}", policy.display()))?;
+            let location = open_lake(&lake.lake)?;
+            // A policy file, or the id of a policy issued into the ledger.
+            let policy = if policy.is_file() {
+                let text = std::fs::read_to_string(&policy)
+                    .with_context(|| format!("reading {}", policy.display()))?;
+                RewardPolicy::parse(&text).with_context(|| format!("{}", policy.display()))?
+            } else {
+                let id = policy.to_string_lossy().into_owned();
+                let ledger = rt.block_on(ledger::load(&location))?;
+                steps::policy_of(&ledger, &id).with_context(|| {
+                    format!(
+                        "--policy {id}: neither a policy file nor a policy issued into the ledger"
+                    )
+                })?
+            };
             let day = as_of.map_or_else(gdx_lake::sql::time_travel::district_today, |a| a.date());
             let report = rt.block_on(async {
                 let session = operator_session(&lake, as_of).await?;
-                let location = open_lake(&lake.lake)?;
                 anyhow::Ok(preview(&session, &location, &policy, day).await?)
             })?;
             print!(&report)?;
