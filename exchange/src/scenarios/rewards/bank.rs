@@ -378,7 +378,7 @@ pub async fn reconcile(
                 }
                 continue;
             }
-            let mut l = NewLine {
+            let l = NewLine {
                 kind: kind::BANK_RESULT,
                 policy: instr.policy.clone(),
                 policy_version: instr.policy_version,
@@ -399,7 +399,6 @@ pub async fn reconcile(
                 report.reissuable += 1;
             }
             *report.recorded.entry(status.to_owned()).or_default() += 1;
-            l.step = None;
             lines.push(l);
         }
         report.refused.sort_by_key(|r| r.line);

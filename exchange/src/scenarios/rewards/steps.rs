@@ -176,7 +176,7 @@ pub async fn apply(
         let policy = policy_of(ledger, id)?;
         let per = period(&policy);
         let firms = ledger.firms(&policy.id, &per);
-        let firm = firms.get(uscc).ok_or_else(|| not_decided(&policy, uscc))?;
+        let firm = firms.get(uscc).ok_or_else(|| not_decided(&policy))?;
         if firm.rejection.is_some() {
             return Err(rejected(&policy));
         }
@@ -218,8 +218,7 @@ pub enum Verdict {
     Reject(String),
 }
 
-fn not_decided(policy: &RewardPolicy, uscc: &str) -> StepError {
-    let _ = uscc;
+fn not_decided(policy: &RewardPolicy) -> StepError {
     StepError::missing(
         "not_decided",
         format!(
@@ -258,7 +257,7 @@ pub async fn approve(
         let policy = policy_of(ledger, id)?;
         let per = period(&policy);
         let firms = ledger.firms(&policy.id, &per);
-        let firm = firms.get(uscc).ok_or_else(|| not_decided(&policy, uscc))?;
+        let firm = firms.get(uscc).ok_or_else(|| not_decided(&policy))?;
         let report = |outcome, status: String| StepReport {
             outcome,
             policy: policy.id.clone(),
