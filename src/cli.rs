@@ -547,6 +547,10 @@ pub(crate) enum LakeCommand {
         /// Only this dataset (default: every dataset of the catalog).
         #[arg(long, env = "GDX_DATASET")]
         dataset: Option<String>,
+        /// Rewrite `current` and `deleted` even where the change could be merged into them
+        /// (which also compacts them: no deletion vectors, files sorted by key).
+        #[arg(long, env = "GDX_FOLD_REWRITE")]
+        rewrite: bool,
         #[command(flatten)]
         lake: LakeArgs,
     },
@@ -696,12 +700,24 @@ pub(crate) struct BenchPolicyArgs {
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchFoldArgs {
-    /// Distinct keys (household registrations).
-    #[arg(long, env = "GDX_BENCH_KEYS", default_value_t = 10_000_000)]
-    pub(crate) keys: usize,
+    /// Distinct keys (household registrations): one table of each size, comma-separated.
+    #[arg(
+        long,
+        env = "GDX_BENCH_KEYS",
+        value_delimiter = ',',
+        default_value = "1000000,10000000"
+    )]
+    pub(crate) keys: Vec<usize>,
     /// Memory budget of the fold (and of DuckDB) in MiB.
     #[arg(long, env = "GDX_MEMORY_MB", default_value_t = 1024)]
     pub(crate) memory_mb: usize,
+    /// Seconds of a steady trickle of changes into the largest table, folded as they come
+    /// (0: no trickle).
+    #[arg(long, env = "GDX_BENCH_TRICKLE_SECONDS", default_value_t = 60)]
+    pub(crate) trickle_seconds: u64,
+    /// Changes per second of the trickle (one events commit per second).
+    #[arg(long, env = "GDX_BENCH_TRICKLE_RATE", default_value_t = 1000)]
+    pub(crate) trickle_rate: usize,
 }
 
 #[derive(Debug, Args)]

@@ -111,6 +111,7 @@ async fn run(
     let mut stats = BackgroundStats::default();
     let fold_opts = FoldOptions {
         memory_limit: cfg.memory_limit,
+        ..FoldOptions::default()
     };
     let build_opts = BuildOptions {
         as_of: None,

@@ -224,3 +224,281 @@ async fn a_fold_over_a_current_table_that_logs_personal_statistics_sets_it_right
         vec![row("k1", "A", 0), row("k2", "B", 1)]
     );
 }
+
+/// An owned event (the fields of [`common::Ev`]).
+type OwnedEv = (String, String, String, i32, i64, String);
+
+/// The base state of the merge tests: 200 keys, 5 of them deleted since.
+fn base_events() -> Vec<OwnedEv> {
+    let mut evs = Vec::new();
+    for i in 0..200i64 {
+        evs.push((
+            format!("k{i:03}"),
+            format!("N{i}"),
+            "09:00".to_owned(),
+            0,
+            i,
+            "upsert".to_owned(),
+        ));
+    }
+    for i in 0..5i64 {
+        evs.push((
+            format!("k{:03}", 190 + i),
+            String::new(),
+            "10:00".to_owned(),
+            0,
+            200 + i,
+            "delete".to_owned(),
+        ));
+    }
+    evs
+}
+
+fn as_ev(e: &OwnedEv) -> common::Ev<'_> {
+    (&e.0, &e.1, &e.2, e.3, e.4, &e.5)
+}
+
+/// The state folds that rewrite make of `batches` in a fresh lake (each appended in one
+/// commit and folded: the same history as the merging folds, so the same no-ops).
+async fn full_fold_of(
+    batches: &[Vec<OwnedEv>],
+) -> (
+    Vec<(String, Option<String>, i64)>,
+    Vec<(String, Option<String>, i64)>,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = LakeLocation::parse(dir.path().to_str().unwrap()).unwrap();
+    let ds = dataset();
+    let rewrite = FoldOptions {
+        merge: false,
+        ..FoldOptions::default()
+    };
+    for b in batches {
+        let evs: Vec<_> = b.iter().map(as_ev).collect();
+        append(&lake, &ds, &evs).await;
+        let r = fold(&lake, &ds, &rewrite).await.unwrap();
+        assert!(!r.merged);
+    }
+    (
+        rows(lake.current(&ds.id)).await,
+        rows(lake.table(&ds.id, TableKind::Deleted)).await,
+    )
+}
+
+/// Data files of a table and the rows their deletion vectors remove.
+async fn files_and_vectors(url: url::Url) -> Vec<(String, i64)> {
+    let t = deltalake::open_table(url).await.unwrap();
+    let mut out: Vec<(String, i64)> = t
+        .snapshot()
+        .unwrap()
+        .log_data()
+        .iter()
+        .map(|f| {
+            (
+                f.path().into_owned(),
+                f.deletion_vector_descriptor().map_or(0, |d| d.cardinality),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_change_is_merged_into_the_stored_files_and_equals_a_full_fold() {
+    let dir = tempfile::tempdir().unwrap();
+    let lake = LakeLocation::parse(dir.path().to_str().unwrap()).unwrap();
+    let ds = dataset();
+    let opts = FoldOptions::default();
+    let current = lake.current(&ds.id);
+    let deleted = lake.table(&ds.id, TableKind::Deleted);
+    let own = |v: &[(&str, &str, &str, i32, i64, &str)]| -> Vec<_> {
+        v.iter()
+            .map(|e| {
+                (
+                    e.0.to_owned(),
+                    e.1.to_owned(),
+                    e.2.to_owned(),
+                    e.3,
+                    e.4,
+                    e.5.to_owned(),
+                )
+            })
+            .collect()
+    };
+    let base = base_events();
+    append(&lake, &ds, &base.iter().map(as_ev).collect::<Vec<_>>()).await;
+    let r = fold(&lake, &ds, &opts).await.unwrap();
+    assert!(r.full && !r.merged);
+    assert_eq!((r.rows, r.deleted), (195, 5));
+    let base_files = files_and_vectors(current.clone()).await;
+    assert_eq!(base_files.len(), 1, "{base_files:?}");
+    assert_eq!(base_files[0].1, 0);
+
+    let first = own(&[
+        // Out of order: older than the stored row → ignored.
+        ("k001", "Z", "08:00", 1, 0, "upsert"),
+        // No-op: same content, newer → the stored row (offset 2) stays.
+        ("k002", "N2", "11:00", 1, 1, "upsert"),
+        // Real changes, one key twice in the change set (the newer wins).
+        ("k003", "C1", "11:00", 1, 2, "upsert"),
+        ("k004", "D1", "11:00", 1, 3, "upsert"),
+        ("k004", "D2", "11:30", 1, 4, "upsert"),
+        // A delete of a stored key.
+        ("k005", "", "11:00", 1, 5, "delete"),
+        // A newer upsert brings a deleted key back; an older one does not.
+        ("k190", "R", "11:00", 1, 6, "upsert"),
+        ("k191", "Old", "09:30", 1, 7, "upsert"),
+        // New keys, and a delete of a key never seen.
+        ("k500", "New", "11:00", 1, 8, "upsert"),
+        ("k501", "", "11:00", 1, 9, "delete"),
+        // The same event delivered again (already folded).
+        ("k006", "N6", "09:00", 0, 6, "upsert"),
+    ]);
+    append(&lake, &ds, &first.iter().map(as_ev).collect::<Vec<_>>()).await;
+    let r = fold(&lake, &ds, &opts).await.unwrap();
+    assert!(r.merged && !r.full, "{r:?}");
+    // Superseded: k003, k004, k005 in current; k190 in deleted.
+    assert_eq!(r.superseded, 4, "{r:?}");
+    // Written: k003, k004, k190, k500 to current; k005, k501 to deleted.
+    assert_eq!(r.written, 6, "{r:?}");
+    assert_eq!((r.rows, r.deleted), (196, 6));
+    let (want_cur, want_del) = full_fold_of(&[base.clone(), first.clone()]).await;
+    assert_eq!(rows(current.clone()).await, want_cur);
+    assert_eq!(rows(deleted.clone()).await, want_del);
+    let files = files_and_vectors(current.clone()).await;
+    assert_eq!(
+        files.len(),
+        2,
+        "one new file beside the stored one: {files:?}"
+    );
+    assert!(
+        files.contains(&(base_files[0].0.clone(), 3)),
+        "the stored file is kept, its superseded rows in a deletion vector: {files:?}"
+    );
+
+    // A second merge adds to the same file's vector.
+    let second = own(&[
+        ("k010", "X", "12:00", 1, 10, "upsert"),
+        ("k003", "C2", "12:00", 1, 11, "upsert"),
+        ("k190", "", "12:00", 1, 12, "delete"),
+    ]);
+    append(&lake, &ds, &second.iter().map(as_ev).collect::<Vec<_>>()).await;
+    let r = fold(&lake, &ds, &opts).await.unwrap();
+    assert!(r.merged, "{r:?}");
+    let (want_cur, want_del) = full_fold_of(&[base.clone(), first.clone(), second.clone()]).await;
+    assert_eq!(rows(current.clone()).await, want_cur);
+    assert_eq!(rows(deleted.clone()).await, want_del);
+    assert_eq!(
+        (r.rows, r.deleted),
+        (want_cur.len() as u64, want_del.len() as u64)
+    );
+    let files = files_and_vectors(current.clone()).await;
+    assert!(files.contains(&(base_files[0].0.clone(), 4)), "{files:?}");
+
+    // Folding the last change again (as after a crash between the two commits) changes no row.
+    let mut t = deltalake::open_table(current.clone()).await.unwrap();
+    let props = deltalake::kernel::transaction::CommitProperties::default()
+        .with_application_transactions(vec![deltalake::kernel::Transaction::new(
+            gdx_lake::fold::FOLD_APP_ID,
+            r.events_version.unwrap() as i64 - 1,
+        )]);
+    rewind(&mut t, props).await;
+    let again = fold(&lake, &ds, &opts).await.unwrap();
+    assert!(again.merged, "{again:?}");
+    assert_eq!((again.written, again.superseded), (0, 0), "{again:?}");
+    assert_eq!(rows(current.clone()).await, want_cur);
+    assert_eq!(rows(deleted.clone()).await, want_del);
+
+    // A change as large as a fifth of the table is folded by rewriting (and compacting).
+    let big: Vec<_> = (0..60i64)
+        .map(|i| {
+            (
+                format!("k{:03}", 20 + i),
+                format!("B{i}"),
+                "13:00".to_owned(),
+                2,
+                i,
+                "upsert".to_owned(),
+            )
+        })
+        .collect();
+    append(&lake, &ds, &big.iter().map(as_ev).collect::<Vec<_>>()).await;
+    let r = fold(&lake, &ds, &opts).await.unwrap();
+    assert!(!r.merged, "{r:?}");
+    let (want_cur, want_del) = full_fold_of(&[base, first, second, big]).await;
+    assert_eq!(rows(current.clone()).await, want_cur);
+    assert_eq!(rows(deleted).await, want_del);
+    let files = files_and_vectors(current).await;
+    assert!(files.iter().all(|f| f.1 == 0), "{files:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn merging_folds_of_random_changes_equal_rewriting_folds_of_the_same_history() {
+    for seed in [1u64, 7, 42] {
+        let mut state = seed;
+        let mut next = |n: u64| {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (state >> 33) % n
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let lake = LakeLocation::parse(dir.path().to_str().unwrap()).unwrap();
+        let ds = dataset();
+        // The oracle: the same events, every fold a rewrite.
+        let oracle_dir = tempfile::tempdir().unwrap();
+        let oracle = LakeLocation::parse(oracle_dir.path().to_str().unwrap()).unwrap();
+        let rewrite = FoldOptions {
+            merge: false,
+            ..FoldOptions::default()
+        };
+        let base = base_events();
+        for (l, o) in [(&lake, &FoldOptions::default()), (&oracle, &rewrite)] {
+            append(l, &ds, &base.iter().map(as_ev).collect::<Vec<_>>()).await;
+            fold(l, &ds, o).await.unwrap();
+        }
+        let mut offset = 1_000i64;
+        let mut merged = 0;
+        for _round in 0..5 {
+            let change: Vec<_> = (0..1 + next(30))
+                .map(|_| {
+                    offset += 1;
+                    let delete = next(5) == 0;
+                    (
+                        format!("k{:03}", next(260)),
+                        if delete {
+                            String::new()
+                        } else {
+                            // Few names: some changes are no-ops.
+                            format!("N{}", next(3))
+                        },
+                        format!("{:02}:{:02}", 8 + next(8), next(60)),
+                        next(3) as i32,
+                        offset,
+                        if delete { "delete" } else { "upsert" }.to_owned(),
+                    )
+                })
+                .collect();
+            let evs: Vec<_> = change.iter().map(as_ev).collect();
+            append(&lake, &ds, &evs).await;
+            append(&oracle, &ds, &evs).await;
+            let r = fold(&lake, &ds, &FoldOptions::default()).await.unwrap();
+            merged += r.merged as usize;
+            assert!(!fold(&oracle, &ds, &rewrite).await.unwrap().merged);
+            let want_cur = rows(oracle.current(&ds.id)).await;
+            let want_del = rows(oracle.table(&ds.id, TableKind::Deleted)).await;
+            assert_eq!(rows(lake.current(&ds.id)).await, want_cur, "seed {seed}");
+            assert_eq!(
+                rows(lake.table(&ds.id, TableKind::Deleted)).await,
+                want_del,
+                "seed {seed}"
+            );
+            assert_eq!(
+                (r.rows, r.deleted),
+                (want_cur.len() as u64, want_del.len() as u64)
+            );
+        }
+        assert!(merged >= 4, "seed {seed}: {merged} of 5 folds merged");
+    }
+}

@@ -16,7 +16,11 @@ use crate::cli::{LakeArgs, LakeCommand};
 
 pub(crate) fn run(cmd: LakeCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        LakeCommand::Fold { dataset, lake } => fold(dataset.as_deref(), &lake),
+        LakeCommand::Fold {
+            dataset,
+            rewrite,
+            lake,
+        } => fold(dataset.as_deref(), rewrite, &lake),
         LakeCommand::Optimize { target_mb, lake } => {
             upkeep(&lake, Upkeep::Optimize(target_mb << 20))
         }
@@ -83,16 +87,21 @@ pub(crate) fn selected<'a>(
 pub(crate) fn fold_options(args: &LakeArgs) -> FoldOptions {
     FoldOptions {
         memory_limit: args.memory_mb.max(64) << 20,
+        ..FoldOptions::default()
     }
 }
 
-fn fold(dataset: Option<&str>, args: &LakeArgs) -> anyhow::Result<ExitCode> {
+fn fold(dataset: Option<&str>, rewrite: bool, args: &LakeArgs) -> anyhow::Result<ExitCode> {
     let catalog = load_catalog(&args.source)?;
     let lake = super::open_lake(&args.lake)?;
     let datasets = selected(&catalog, dataset)?;
     let rt = runtime()?;
     let started = std::time::Instant::now();
-    let reports = rt.block_on(fold_all(&lake, datasets, &fold_options(args)))?;
+    let opts = FoldOptions {
+        merge: !rewrite,
+        ..fold_options(args)
+    };
+    let reports = rt.block_on(fold_all(&lake, datasets, &opts))?;
     print_folds(&reports);
     println!("folded in {:.1} s", started.elapsed().as_secs_f64());
     Ok(ExitCode::SUCCESS)
@@ -105,10 +114,14 @@ pub(crate) fn print_folds(reports: &[FoldReport]) {
     );
     for r in reports {
         let note = match (r.events_version, r.up_to_date(), r.full) {
-            (None, _, _) => "no events yet",
-            (_, true, _) => "up to date",
-            (_, _, true) => "full fold",
-            _ => "incremental",
+            (None, _, _) => "no events yet".to_owned(),
+            (_, true, _) => "up to date".to_owned(),
+            (_, _, true) => "full fold".to_owned(),
+            _ if r.merged => format!(
+                "merged: {} rows written, {} superseded",
+                r.written, r.superseded
+            ),
+            _ => "incremental, rewritten".to_owned(),
         };
         println!(
             "{:<36} {:>8} {:>8} {:>10} {:>8}  {note}",

@@ -17,6 +17,8 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+mod dv;
+mod merge;
 mod resolve;
 
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
@@ -69,6 +71,13 @@ pub struct FoldReport {
     pub rows: u64,
     /// Keys in `deleted` after the fold.
     pub deleted: u64,
+    /// Whether the fold merged: wrote only the changed keys' new state and marked the rows
+    /// it superseded in deletion vectors, instead of rewriting `current` and `deleted`.
+    pub merged: bool,
+    /// Rows the fold wrote (both tables; every row on a rewrite).
+    pub written: u64,
+    /// Stored rows a merging fold marked removed.
+    pub superseded: u64,
     /// Seconds from the oldest events commit this fold took in to the fold's own commit:
     /// how long a change waited before it was in `current` (incremental folds only).
     pub lag_seconds: Option<f64>,
@@ -167,12 +176,16 @@ struct Added {
 pub struct FoldOptions {
     /// Memory budget of the fold's query; sorts spill beyond it.
     pub memory_limit: usize,
+    /// Whether a small change may be merged ([`merge`]); `false` always rewrites both
+    /// tables (which also compacts them).
+    pub merge: bool,
 }
 
 impl Default for FoldOptions {
     fn default() -> Self {
         Self {
             memory_limit: crate::engine::DEFAULT_MEMORY_LIMIT,
+            merge: true,
         }
     }
 }
@@ -240,12 +253,57 @@ pub async fn fold(lake: &LakeLocation, ds: &Dataset, opts: &FoldOptions) -> Resu
     let ctx = session(opts.memory_limit)?;
     let target = current_schema(ds);
     let name = ds.id.as_str();
+    let fields: Vec<String> = ds.fields.iter().map(|f| f.name.clone()).collect();
+    let personal = personal_columns(ds);
+    let mergeable = match (&files, &current) {
+        (Some(paths), Some(cur)) if opts.merge => {
+            merge_fits(&events, paths, cur, deleted.as_ref(), &target)
+        }
+        _ => false,
+    };
     let mut new_provider = events.table_provider();
     if let Some(files) = files {
         new_provider = new_provider.with_file_paths(files);
     }
     let new_provider = new_provider.await.map_err(|e| df_err(name, e))?;
     register_source(&ctx, "fold_new", new_provider, &target, Source::New, name)?;
+    if mergeable && let Some(cur) = current {
+        let mut batches = ctx
+            .sql("select * from fold_new")
+            .await
+            .map_err(|e| df_err(name, e))?
+            .collect()
+            .await
+            .map_err(|e| df_err(name, e))?;
+        // Drop `_src` (the merge marks its sources itself).
+        for b in &mut batches {
+            let keep: Vec<usize> = (0..b.num_columns() - 1).collect();
+            *b = b.project(&keep).map_err(|e| crate::Error::Schema {
+                table: name.to_owned(),
+                source: e,
+            })?;
+        }
+        let (cur, del, merged) = merge::merge(
+            &ctx,
+            merge::Changes { batches },
+            &target,
+            &fields,
+            cur,
+            deleted,
+            &deleted_url,
+            txn,
+            &personal,
+            name,
+        )
+        .await?;
+        report.merged = true;
+        report.written = merged.written;
+        report.superseded = merged.superseded;
+        report.rows = stats_rows(&cur);
+        report.deleted = del.as_ref().map(stats_rows).unwrap_or(0);
+        record_lag(&mut report, oldest_ms, ds);
+        return Ok(report);
+    }
     let cur_provider = provider_or_empty(current.as_ref(), &target, name).await?;
     register_source(
         &ctx,
@@ -273,8 +331,6 @@ pub async fn fold(lake: &LakeLocation, ds: &Dataset, opts: &FoldOptions) -> Resu
         )
         .await?
             > 0;
-    let fields: Vec<String> = ds.fields.iter().map(|f| f.name.clone()).collect();
-    let personal = personal_columns(ds);
     // A physical plan executes once (repartitioning keeps state): one per pass.
     let sorted = async || -> Result<Arc<dyn ExecutionPlan>> {
         ctx.sql(
@@ -295,12 +351,71 @@ pub async fn fold(lake: &LakeLocation, ds: &Dataset, opts: &FoldOptions) -> Resu
     let plan = resolved(&ctx, sorted().await?, Keep::Current, &fields, name)?;
     let table = write_plan(&ctx, plan, current, &current_url, txn(), name, &personal).await?;
     report.rows = stats_rows(&table);
+    report.written = report.rows + report.deleted;
+    record_lag(&mut report, oldest_ms, ds);
+    Ok(report)
+}
+
+/// Records how long the oldest change waited (incremental folds only).
+fn record_lag(report: &mut FoldReport, oldest_ms: Option<i64>, ds: &Dataset) {
     if let Some(ms) = oldest_ms {
         let lag = (chrono::Utc::now().timestamp_millis() - ms).max(0) as f64 / 1000.0;
         report.lag_seconds = Some(lag);
         metrics::histogram!("gdx_fold_lag_seconds", "dataset" => ds.id.to_string()).record(lag);
     }
-    Ok(report)
+}
+
+/// A merging fold holds the change set in memory and leaves the stored files as they are:
+/// it is taken while the change is small beside the table and the tables are still in
+/// shape. Otherwise the fold rewrites both tables, which also compacts them.
+pub const MERGE_MAX_SHARE: f64 = 0.2;
+/// Most new event rows a merging fold takes in (beyond: a rewrite, which streams and spills).
+pub const MERGE_MAX_ROWS: u64 = 2_000_000;
+/// Most data files `current` may hold before the next fold rewrites it (each merge adds one).
+pub const MERGE_MAX_FILES: usize = 128;
+
+fn merge_fits(
+    events: &DeltaTable,
+    paths: &[String],
+    current: &DeltaTable,
+    deleted: Option<&DeltaTable>,
+    target: &SchemaRef,
+) -> bool {
+    let Ok(snapshot) = events.snapshot() else {
+        return false;
+    };
+    let wanted: HashSet<&str> = paths.iter().map(String::as_str).collect();
+    let new_rows: u64 = snapshot
+        .log_data()
+        .iter()
+        .filter(|f| wanted.contains(f.path().as_ref()))
+        .map(|f| f.num_records().unwrap_or(usize::MAX / 4) as u64)
+        .sum();
+    let shape = |t: &DeltaTable| -> Option<(u64, u64, usize)> {
+        let s = t.snapshot().ok()?;
+        let (mut physical, mut removed, mut files) = (0u64, 0u64, 0usize);
+        for f in s.log_data().iter() {
+            physical += f.num_records()? as u64;
+            removed += f
+                .deletion_vector_descriptor()
+                .map_or(0, |d| d.cardinality.max(0) as u64);
+            files += 1;
+        }
+        Some((physical, removed, files))
+    };
+    let Some((physical, removed, files)) = shape(current) else {
+        return false;
+    };
+    let live = physical.saturating_sub(removed);
+    let healthy = |(physical, removed, files): (u64, u64, usize)| {
+        (removed as f64) <= MERGE_MAX_SHARE * physical as f64 && files <= MERGE_MAX_FILES
+    };
+    live > 0
+        && new_rows <= MERGE_MAX_ROWS
+        && (new_rows as f64) <= MERGE_MAX_SHARE * live as f64
+        && healthy((physical, removed, files))
+        && merge::same_columns(current, target)
+        && deleted.is_none_or(|d| shape(d).is_some_and(healthy) && merge::same_columns(d, target))
 }
 
 /// The decided rows of `sorted` as a logical plan the Delta writer can pull from.

@@ -360,7 +360,11 @@ pub(crate) fn stats_rows(table: &DeltaTable) -> u64 {
         .map(|s| {
             s.log_data()
                 .iter()
-                .map(|f| f.num_records().unwrap_or(0) as u64)
+                .map(|f| {
+                    // Rows a deletion vector removes are no longer in the table.
+                    let removed = f.deletion_vector_descriptor().map_or(0, |d| d.cardinality);
+                    (f.num_records().unwrap_or(0) as u64).saturating_sub(removed.max(0) as u64)
+                })
                 .sum()
         })
         .unwrap_or(0)
