@@ -621,15 +621,18 @@ fn outcomes_reach_kafka_once_each_and_the_payments_land_in_the_lake() {
         &headers,
         body,
     );
+    // Asked again only while the key is unknown (a run that answered is not run twice).
     assert!(
         common::exchange::eventually(20, || {
-            r3 = common::exchange::http(
-                &served.addr,
-                "POST",
-                "/v1/scenarios/elderly-allowance/runs",
-                &headers,
-                body,
-            );
+            if r3.status == 401 {
+                r3 = common::exchange::http(
+                    &served.addr,
+                    "POST",
+                    "/v1/scenarios/elderly-allowance/runs",
+                    &headers,
+                    body,
+                );
+            }
             r3.status != 401
         }),
         "the exchange never learned the key"

@@ -50,7 +50,11 @@ pub fn use_spill_dir(dir: &Path) -> std::io::Result<PathBuf> {
         };
         let running = Path::new("/proc").join(pid.to_string()).exists();
         if !running || pid == std::process::id() {
-            std::fs::remove_dir_all(entry.path())?;
+            match std::fs::remove_dir_all(entry.path()) {
+                // Another process starting beside this one removed it first.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                done => done?,
+            }
         }
     }
     let mine = dir.join(std::process::id().to_string());

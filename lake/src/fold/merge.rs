@@ -552,7 +552,9 @@ async fn scan_file(
     // still the one that reads ranges of an object store file, which is all this needs.
     #[allow(deprecated)]
     let mut reader = ParquetObjectReader::new(store, path).with_file_size(size);
-    let meta = ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await?;
+    // The page index lets the row filter's selection skip whole pages of the other columns.
+    let options = ArrowReaderOptions::new().with_page_index(true);
+    let meta = ArrowReaderMetadata::load_async(&mut reader, options).await?;
     let descr = meta.metadata().file_metadata().schema_descr_ptr();
     let key_leaf = descr
         .columns()
