@@ -8,10 +8,16 @@ use gdx_lake::LakeLocation;
 use gdx_lake::fold::{FoldOptions, fold};
 use gdx_lake::location::TableKind;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_latest_event_per_key_wins_and_folds_are_incremental_and_idempotent() {
+/// A lake in a new temp dir (removed when the guard drops).
+fn fresh_lake() -> (tempfile::TempDir, LakeLocation) {
     let dir = tempfile::tempdir().unwrap();
     let lake = LakeLocation::parse(dir.path().to_str().unwrap()).unwrap();
+    (dir, lake)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_latest_event_per_key_wins_and_folds_are_incremental_and_idempotent() {
+    let (_dir, lake) = fresh_lake();
     let ds = dataset();
     let opts = FoldOptions::default();
     let current = lake.current(&ds.id);
@@ -178,8 +184,7 @@ fn last_logged_stats_columns(table: &std::path::Path) -> std::collections::BTree
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fold_over_a_current_table_that_logs_personal_statistics_sets_it_right_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = LakeLocation::parse(dir.path().to_str().unwrap()).unwrap();
+    let (_dir, lake) = fresh_lake();
     let ds = dataset();
     let opts = FoldOptions::default();
     append(&lake, &ds, &[("k1", "A", "09:00", 0, 0, "upsert")]).await;
@@ -266,8 +271,7 @@ async fn full_fold_of(
     Vec<(String, Option<String>, i64)>,
     Vec<(String, Option<String>, i64)>,
 ) {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = LakeLocation::parse(dir.path().to_str().unwrap()).unwrap();
+    let (_dir, lake) = fresh_lake();
     let ds = dataset();
     let rewrite = FoldOptions {
         merge: false,
@@ -306,8 +310,7 @@ async fn files_and_vectors(url: url::Url) -> Vec<(String, i64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_change_is_merged_into_the_stored_files_and_equals_a_full_fold() {
-    let dir = tempfile::tempdir().unwrap();
-    let lake = LakeLocation::parse(dir.path().to_str().unwrap()).unwrap();
+    let (_dir, lake) = fresh_lake();
     let ds = dataset();
     let opts = FoldOptions::default();
     let current = lake.current(&ds.id);
@@ -443,12 +446,10 @@ async fn merging_folds_of_random_changes_equal_rewriting_folds_of_the_same_histo
                 .wrapping_add(1_442_695_040_888_963_407);
             (state >> 33) % n
         };
-        let dir = tempfile::tempdir().unwrap();
-        let lake = LakeLocation::parse(dir.path().to_str().unwrap()).unwrap();
+        let (_dir, lake) = fresh_lake();
         let ds = dataset();
         // The oracle: the same events, every fold a rewrite.
-        let oracle_dir = tempfile::tempdir().unwrap();
-        let oracle = LakeLocation::parse(oracle_dir.path().to_str().unwrap()).unwrap();
+        let (_oracle_dir, oracle) = fresh_lake();
         let rewrite = FoldOptions {
             merge: false,
             ..FoldOptions::default()

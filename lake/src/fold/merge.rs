@@ -143,10 +143,11 @@ pub(super) async fn merge(
         name,
     )?;
     let sorted = ctx
-        .sql(
-            "select * from merge_cur union all select * from merge_del union all select * from merge_new \
-             order by _key, _event_time desc, _partition desc, _offset desc, _src asc",
-        )
+        .sql(&super::candidates_sql(
+            "merge_cur",
+            "merge_del",
+            "merge_new",
+        ))
         .await
         .map_err(|e| df_err(name, e))?
         .collect()
@@ -300,23 +301,16 @@ fn new_rows(decided: &[RecordBatch], target: &SchemaRef, name: &str) -> Result<V
         .collect()
 }
 
-/// The stored positions the decisions keep, per file index.
-fn kept_positions(decided: &[RecordBatch]) -> HashSet<(i32, u64)> {
-    let mut kept = HashSet::new();
-    for b in decided {
-        let file = b
-            .column(b.num_columns() - 2)
-            .as_primitive::<datafusion::arrow::datatypes::Int32Type>();
-        let row = b
-            .column(b.num_columns() - 1)
-            .as_primitive::<datafusion::arrow::datatypes::UInt64Type>();
-        for i in 0..b.num_rows() {
-            if file.is_valid(i) {
-                kept.insert((file.value(i), row.value(i)));
-            }
-        }
-    }
-    kept
+/// The stored place ([`FILE`], [`ROW`]: its last two columns) of each row of `b`; `None`
+/// for a new row.
+fn places(b: &RecordBatch) -> impl Iterator<Item = Option<(i32, u64)>> + '_ {
+    let file = b
+        .column(b.num_columns() - 2)
+        .as_primitive::<datafusion::arrow::datatypes::Int32Type>();
+    let row = b
+        .column(b.num_columns() - 1)
+        .as_primitive::<datafusion::arrow::datatypes::UInt64Type>();
+    (0..b.num_rows()).map(move |i| file.is_valid(i).then(|| (file.value(i), row.value(i))))
 }
 
 /// Writes the new rows of `decided` into `table` and marks the found rows it does not keep
@@ -332,20 +326,13 @@ async fn apply(
 ) -> Result<(DeltaTable, Merged)> {
     let url = table.table_url().clone();
     let rows = new_rows(&decided, target, name)?;
-    let kept = kept_positions(&decided);
+    let kept: HashSet<(i32, u64)> = decided.iter().flat_map(places).flatten().collect();
     // Found rows not kept: superseded, per file.
     let mut superseded: BTreeMap<i32, Vec<u64>> = BTreeMap::new();
     for b in &found.rows {
-        let file = b
-            .column(b.num_columns() - 2)
-            .as_primitive::<datafusion::arrow::datatypes::Int32Type>();
-        let row = b
-            .column(b.num_columns() - 1)
-            .as_primitive::<datafusion::arrow::datatypes::UInt64Type>();
-        for i in 0..b.num_rows() {
-            let at = (file.value(i), row.value(i));
-            if !kept.contains(&at) {
-                superseded.entry(at.0).or_default().push(at.1);
+        for (file, row) in places(b).flatten() {
+            if !kept.contains(&(file, row)) {
+                superseded.entry(file).or_default().push(row);
             }
         }
     }

@@ -333,15 +333,12 @@ pub async fn fold(lake: &LakeLocation, ds: &Dataset, opts: &FoldOptions) -> Resu
             > 0;
     // A physical plan executes once (repartitioning keeps state): one per pass.
     let sorted = async || -> Result<Arc<dyn ExecutionPlan>> {
-        ctx.sql(
-            "select * from fold_cur union all select * from fold_del union all select * from fold_new \
-             order by _key, _event_time desc, _partition desc, _offset desc, _src asc",
-        )
-        .await
-        .map_err(|e| df_err(name, e))?
-        .create_physical_plan()
-        .await
-        .map_err(|e| df_err(name, e))
+        ctx.sql(&candidates_sql("fold_cur", "fold_del", "fold_new"))
+            .await
+            .map_err(|e| df_err(name, e))?
+            .create_physical_plan()
+            .await
+            .map_err(|e| df_err(name, e))
     };
     if has_deletes {
         let plan = resolved(&ctx, sorted().await?, Keep::Deleted, &fields, name)?;
@@ -354,6 +351,15 @@ pub async fn fold(lake: &LakeLocation, ds: &Dataset, opts: &FoldOptions) -> Resu
     report.written = report.rows + report.deleted;
     record_lag(&mut report, oldest_ms, ds);
     Ok(report)
+}
+
+/// The candidates of a fold (stored rows of `current` and `deleted`, new events), sorted by
+/// key, then newest first; on a tie a stored row before a new event.
+fn candidates_sql(current: &str, deleted: &str, new: &str) -> String {
+    format!(
+        "select * from {current} union all select * from {deleted} union all select * from {new} \
+         order by _key, _event_time desc, _partition desc, _offset desc, _src asc"
+    )
 }
 
 /// Records how long the oldest change waited (incremental folds only).
