@@ -1,7 +1,7 @@
 //! A lookup by key on `current` reads what can hold the key, not the table: the fold writes
 //! `current` sorted by key with statistics in its Parquet files, and a lookup's row filter,
-//! handed to the scan, skips the row groups whose key range cannot hold the key and decodes
-//! only the key column of the others until a row matches. `EXPLAIN ANALYZE` says so. After
+//! handed to the scan, skips the row groups and pages whose key range cannot hold the key and
+//! decodes only the key column of the rest until a row matches. `EXPLAIN ANALYZE` says so. After
 //! a merged fold the answers stay those of the newest rows.
 
 mod common;
@@ -14,9 +14,8 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use gdx_lake::fold::{FoldOptions, fold};
 use gdx_lake::policy::{Access, AllowAll, TableInfo};
-use gdx_lake::schema::events_schema;
 use gdx_lake::sql::{LakeSession, SessionOptions};
-use gdx_lake::{EventTable, LakeLocation, PartitionTxn, TablePolicy, TableRegistry};
+use gdx_lake::{LakeLocation, TablePolicy, TableRegistry};
 
 const KEYS: usize = 60_000;
 
@@ -45,23 +44,6 @@ impl TablePolicy for OneKey {
     fn label(&self) -> String {
         "one-key".into()
     }
-}
-
-/// `events` appended in one commit (a JSON batch holds at most 1,024 of them).
-async fn append_all(lake: &LakeLocation, ds: &gdx_catalog::Dataset, events: &[common::Ev<'_>]) {
-    let mut t = EventTable::open_or_create(lake.events(&ds.id), events_schema(ds), "t")
-        .await
-        .unwrap();
-    let batches = events.chunks(1000).map(|c| common::batch(ds, c)).collect();
-    t.append(
-        batches,
-        &[PartitionTxn {
-            app_id: "test/c/ps.household_registration/0".into(),
-            offset: events.iter().map(|e| e.4).max().unwrap(),
-        }],
-    )
-    .await
-    .unwrap();
 }
 
 /// Column `c` of `b` as text.
@@ -94,7 +76,7 @@ async fn folded() -> (tempfile::TempDir, LakeLocation, Vec<String>) {
             )
         })
         .collect();
-    append_all(&lake, &ds, &events).await;
+    append(&lake, &ds, &events).await;
     assert!(
         fold(&lake, &ds, &FoldOptions::default())
             .await

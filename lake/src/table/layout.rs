@@ -164,14 +164,15 @@ impl ColumnLayout {
     /// files 0.7 % larger.
     pub(crate) fn writer_properties(&self) -> WriterProperties {
         use crate::schema::provenance as p;
+        let level = if self.page_statistics {
+            EnabledStatistics::Page
+        } else {
+            EnabledStatistics::Chunk
+        };
         let mut b = WriterProperties::builder()
             .set_created_by(format!("gdx {}", env!("CARGO_PKG_VERSION")))
             .set_compression(Compression::SNAPPY)
-            .set_statistics_enabled(if self.page_statistics {
-                EnabledStatistics::Page
-            } else {
-                EnabledStatistics::Chunk
-            });
+            .set_statistics_enabled(level);
         let provenance = [p::OFFSET, p::KAFKA_TS, p::EVENT_TIME, p::KEY, p::EVENT_ID];
         for c in provenance
             .into_iter()
@@ -182,10 +183,7 @@ impl ColumnLayout {
         if let Some(listed) = &self.statistics {
             b = b.set_statistics_enabled(EnabledStatistics::None);
             for c in listed {
-                b = b.set_column_statistics_enabled(
-                    ColumnPath::from(c.as_str()),
-                    EnabledStatistics::Chunk,
-                );
+                b = b.set_column_statistics_enabled(ColumnPath::from(c.as_str()), level);
             }
         }
         if !self.personal_file_statistics {

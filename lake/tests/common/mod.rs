@@ -61,8 +61,9 @@ pub(crate) async fn append(lake: &LakeLocation, ds: &Dataset, events: &[Ev<'_>])
         .await
         .unwrap();
     let last = events.iter().map(|e| e.4).max().unwrap();
+    // One JSON batch holds at most 1,024 events.
     t.append(
-        vec![batch(ds, events)],
+        events.chunks(1000).map(|c| batch(ds, c)).collect(),
         &[PartitionTxn {
             app_id: "test/c/ps.household_registration/0".into(),
             offset: last,
